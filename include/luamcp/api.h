@@ -1,0 +1,19 @@
+/* api — the `mcp` module seen by scripts (see README.md, "The Lua API").
+ * The same code backs the server's states and the loadable mcp.so used by busted specs;
+ * the difference is whether the registry holds a vm ("luamcp.vm"). */
+#ifndef LUAMCP_API_H
+#define LUAMCP_API_H
+
+#include <lua.h>
+
+#define API_CONTENT_MT "mcp.content"
+#define API_RESULT_MT "mcp.result"
+
+/* Pushes a new mcp module table. */
+void api_push_mcp(lua_State *L);
+
+/* Registry list of tools declared by mcp.tool and not yet collected by the host:
+ * each entry is { def = table, file = string, line = integer }. */
+#define API_PENDING "luamcp.pending"
+
+#endif

@@ -1,0 +1,53 @@
+/* rpc — JSON-RPC 2.0 envelopes and the MCP methods, with no HTTP in sight. The transport
+ * parses the body, asks rpc_classify what it holds, and hands requests to rpc_dispatch. */
+#ifndef LUAMCP_RPC_H
+#define LUAMCP_RPC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "luamcp/bundle.h"
+#include "luamcp/config.h"
+
+/* JSON-RPC 2.0 and MCP error codes */
+#define RPC_PARSE_ERROR -32700
+#define RPC_INVALID_REQUEST -32600
+#define RPC_METHOD_NOT_FOUND -32601
+#define RPC_INVALID_PARAMS -32602
+#define RPC_INTERNAL_ERROR -32603
+#define RPC_SESSION_NOT_FOUND -32001
+
+#define RPC_LATEST_VERSION "2025-11-25"
+#define RPC_DEFAULT_VERSION "2025-03-26" /* assumed when a client sends no version header */
+
+typedef enum rpc_kind { RPC_REQUEST, RPC_NOTIFICATION, RPC_RESPONSE } rpc_kind_t;
+
+typedef struct rpc_msg {
+    rpc_kind_t kind;
+    const char *method; /* borrowed from the message; NULL for responses */
+    json_t *id;         /* borrowed; NULL for notifications */
+    json_t *params;     /* borrowed; may be NULL */
+} rpc_msg_t;
+
+/* Checks the envelope of msg (borrowed). 0 and *out filled, or -1 with *error set to a new
+ * JSON-RPC error response (id echoed when it was valid, else null). */
+int rpc_classify(json_t *msg, rpc_msg_t *out, json_t **error);
+
+/* The supported version string equal to v, or NULL. */
+const char *rpc_version_supported(const char *v);
+extern const char *const rpc_versions[]; /* NULL-terminated, newest first */
+
+typedef struct rpc_env {
+    const config_t *cfg;
+    bundle_t *bundle;
+    const char *negotiated;     /* out: set by initialize (static string) */
+    json_t *notifications;      /* out: new array of notifications emitted, or NULL */
+    bool progress_ok;           /* the transport can deliver notifications (SSE) */
+} rpc_env_t;
+
+/* Runs one request and returns the new JSON-RPC response (result or error). */
+json_t *rpc_dispatch(rpc_env_t *env, const rpc_msg_t *msg);
+
+json_t *rpc_error(json_t *id, int code, const char *message);
+
+#endif

@@ -1,0 +1,32 @@
+/* session — Mcp-Session-Id table shared by all workers (one mutex; a lookup is a hash probe).
+ * Ids are 32 hex characters from OpenSSL's CSPRNG. Idle sessions expire; the table is
+ * bounded. Each session may carry one attached object (the GET stream), opaque here. */
+#ifndef LUAMCP_SESSION_H
+#define LUAMCP_SESSION_H
+
+#include <stdbool.h>
+
+#define SESSION_ID_LEN 32
+
+typedef struct session_store session_store_t;
+
+session_store_t *session_store_new(unsigned max_sessions, unsigned idle_s);
+/* Frees the table; calls on_drop for every attached object still there. */
+void session_store_free(session_store_t *st, void (*on_drop)(void *attached));
+
+/* Creates a session for protocol version (a static string). 0, or -1 when full. */
+int session_create(session_store_t *st, const char *version, char id[SESSION_ID_LEN + 1]);
+/* True when id is a live session; *version gets its version. Refreshes its idle timer. */
+bool session_touch(session_store_t *st, const char *id, const char **version);
+/* Ends a session. Returns false when unknown. *attached gets what was attached (or NULL),
+ * now the caller's to close. */
+bool session_delete(session_store_t *st, const char *id, void **attached);
+/* Attaches obj. 0; -1 unknown session; -2 something is already attached. */
+int session_attach(session_store_t *st, const char *id, void *obj);
+/* Detaches obj if it is still the one attached; true when it was. */
+bool session_detach(session_store_t *st, const char *id, void *obj);
+/* Frees sessions idle past the limit (never one with something attached). */
+void session_sweep(session_store_t *st);
+unsigned session_count(session_store_t *st);
+
+#endif

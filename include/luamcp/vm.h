@@ -1,0 +1,55 @@
+/* vm — one sandboxed lua_State: allocator cap, per-call budget, pure-Lua require from a lib
+ * directory, and a run function that returns what happened as an enum.
+ *
+ * A vm belongs to one thread. Each script file gets its own global table (writes stay in
+ * it); reads fall through to a shared, read-only base of safe libraries. */
+#ifndef LUAMCP_VM_H
+#define LUAMCP_VM_H
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "luamcp/config.h"
+
+typedef struct vm vm_t;
+
+typedef enum vm_status {
+    VM_OK,      /* finished; results on the thread's stack */
+    VM_ERROR,   /* raised an error; message in *msg */
+    VM_TIMEOUT, /* instruction or time budget exhausted */
+    VM_NOMEM,   /* the state's memory cap was hit */
+    VM_YIELD,   /* yielded to the host */
+} vm_status_t;
+
+typedef enum vm_phase { VM_PHASE_IDLE, VM_PHASE_LOAD, VM_PHASE_TOOL } vm_phase_t;
+
+/* lib_dir: where require looks for NAME.lua (may be NULL). Returns NULL with *err. */
+vm_t *vm_new(const config_limits_t *limits, const char *lib_dir, char **err);
+void vm_free(vm_t *vm);
+lua_State *vm_lua(vm_t *vm);
+
+vm_phase_t vm_phase(const vm_t *vm);
+/* The file being loaded (during VM_PHASE_LOAD), borrowed. */
+const char *vm_loading_file(const vm_t *vm);
+
+/* Runs one script file with its own global table, in the load phase. Returns 0, or -1 with
+ * *err = "file:line: message" (caller frees). */
+int vm_load_file(vm_t *vm, const char *path, char **err);
+
+/* Resumes co (a thread of this vm with function and nargs pushed, or a yielded thread with
+ * nargs values pushed) under a fresh budget of the configured limits. On VM_OK *nres results
+ * are on co's stack. On VM_ERROR, VM_TIMEOUT and VM_NOMEM *msg holds one formatted message
+ * (caller frees) and, for VM_ERROR, *trace the traceback when one exists (caller frees). */
+vm_status_t vm_resume(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg, char **trace);
+
+/* Memory in use by the state, in bytes. */
+size_t vm_memory(const vm_t *vm);
+/* The vm of a lua_State (any thread of it). */
+vm_t *vm_of(lua_State *L);
+
+/* Per-call data that host functions (ctx.*) reach; the serial guards stale closures. */
+void vm_set_call(vm_t *vm, void *call, unsigned long long serial);
+void *vm_call(vm_t *vm, unsigned long long serial);
+
+#endif

@@ -1,0 +1,211 @@
+#include "luamcp/bundle.h"
+
+#include <dirent.h>
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luamcp/api.h"
+#include "luamcp/log.h"
+
+#define MAX_SCRIPTS 4096
+#define MAX_ERRORS_TEXT 16384
+
+typedef struct errs {
+    char *text;
+    size_t len;
+} errs_t;
+
+__attribute__((format(printf, 2, 3)))
+static void add_err(errs_t *e, const char *fmt, ...)
+{
+    if (!e->text && !(e->text = calloc(1, MAX_ERRORS_TEXT)))
+        return;
+    if (e->len + 2 >= MAX_ERRORS_TEXT)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(e->text + e->len, MAX_ERRORS_TEXT - e->len - 1, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        e->len += (size_t)n < MAX_ERRORS_TEXT - e->len - 1 ? (size_t)n : MAX_ERRORS_TEXT - e->len - 2;
+    e->text[e->len++] = '\n';
+    e->text[e->len] = '\0';
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_tool(const void *a, const void *b)
+{
+    return strcmp(((const tool_t *)a)->name, ((const tool_t *)b)->name);
+}
+
+/* Sorted *.lua names in dir; caller frees each and the array. -1 when dir can't be read. */
+static int list_scripts(const char *dir, char ***out, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    size_t cap = 16;
+    char **names = malloc(cap * sizeof *names);
+    *n = 0;
+    struct dirent *de;
+    while (names && (de = readdir(d)) && *n < MAX_SCRIPTS) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0)
+            continue;
+        if (*n == cap) {
+            char **grown = realloc(names, (cap *= 2) * sizeof *names);
+            if (!grown)
+                break;
+            names = grown;
+        }
+        names[(*n)++] = strdup(de->d_name);
+    }
+    closedir(d);
+    if (names)
+        qsort(names, *n, sizeof *names, cmp_str);
+    *out = names;
+    return names ? 0 : -1;
+}
+
+/* Moves the tools declared by the file just loaded (API_PENDING) into b. */
+static void collect(bundle_t *b, size_t *cap, errs_t *e)
+{
+    lua_State *L = vm_lua(b->vm);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, API_PENDING) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);           /* pending, entry */
+        lua_getfield(L, -1, "file");
+        lua_getfield(L, -2, "line");
+        const char *file = lua_tostring(L, -2);
+        int line = (int)lua_tointeger(L, -1);
+        lua_getfield(L, -3, "def");      /* pending, entry, file, line, def */
+        tool_t t;
+        char *err = NULL;
+        if (tool_from_def(L, -1, &t, &err) != 0) {
+            add_err(e, "%s:%d: %s", file, line, err);
+            free(err);
+            lua_pop(L, 4);
+            continue;
+        }
+        const tool_t *dup = NULL;
+        for (size_t k = 0; k < b->n_tools && !dup; k++)
+            if (strcmp(b->tools[k].name, t.name) == 0)
+                dup = &b->tools[k];
+        if (dup) {
+            add_err(e, "%s:%d: duplicate tool name '%s' (first defined at %s:%d)", file, line,
+                    t.name, dup->file, dup->line);
+            tool_clear(&t);
+            lua_pop(L, 4);
+            continue;
+        }
+        t.file = strdup(file);
+        t.line = line;
+        lua_getfield(L, -1, "handler");
+        t.handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        if (b->n_tools == *cap) {
+            tool_t *grown = realloc(b->tools, (*cap = *cap ? *cap * 2 : 16) * sizeof *grown);
+            if (!grown) {
+                tool_clear(&t);
+                add_err(e, "out of memory");
+                lua_pop(L, 4);
+                break;
+            }
+            b->tools = grown;
+        }
+        b->tools[b->n_tools++] = t;
+        lua_pop(L, 4);                   /* pending */
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, API_PENDING);
+}
+
+bundle_t *bundle_load(const config_t *cfg, char **err)
+{
+    errs_t e = {0};
+    char **names = NULL;
+    size_t n_names = 0, cap = 0;
+    char lib[4096];
+    snprintf(lib, sizeof lib, "%s/lib", cfg->scripts_dir);
+
+    bundle_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        *err = strdup("out of memory");
+        return NULL;
+    }
+    char *why = NULL;
+    b->vm = vm_new(&cfg->limits, lib, &why);
+    if (!b->vm) {
+        add_err(&e, "%s", why);
+        free(why);
+        goto done;
+    }
+    if (list_scripts(cfg->scripts_dir, &names, &n_names) != 0) {
+        add_err(&e, "%s: cannot read the scripts directory", cfg->scripts_dir);
+        goto done;
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", cfg->scripts_dir, names[i]);
+        if (vm_load_file(b->vm, path, &why) != 0) {
+            add_err(&e, "%s", why);
+            free(why);
+            lua_pushnil(vm_lua(b->vm)); /* drop what the broken file declared */
+            lua_setfield(vm_lua(b->vm), LUA_REGISTRYINDEX, API_PENDING);
+            continue;
+        }
+        collect(b, &cap, &e);
+    }
+    if (b->n_tools)
+        qsort(b->tools, b->n_tools, sizeof *b->tools, cmp_tool);
+done:
+    for (size_t i = 0; i < n_names; i++)
+        free(names[i]);
+    free(names);
+    if (e.text) {
+        if (e.len && e.text[e.len - 1] == '\n')
+            e.text[--e.len] = '\0';
+        *err = e.text;
+        bundle_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void bundle_free(bundle_t *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n_tools; i++)
+        tool_clear(&b->tools[i]);
+    free(b->tools);
+    vm_free(b->vm);
+    free(b);
+}
+
+const tool_t *bundle_find(const bundle_t *b, const char *name)
+{
+    size_t lo = 0, hi = b->n_tools;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, b->tools[mid].name);
+        if (c == 0)
+            return &b->tools[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}

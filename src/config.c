@@ -1,0 +1,303 @@
+#include "luamcp/config.h"
+#include "luamcp/log.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void config_set_str(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = value ? strdup(value) : NULL;
+}
+
+void config_defaults(config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    config_set_str(&c->listen, "127.0.0.1:8080");
+    config_set_str(&c->scripts_dir, "scripts");
+    config_set_str(&c->policies_dir, "policies");
+    config_set_str(&c->endpoint, "/mcp");
+    config_set_str(&c->log_level, "info");
+    c->max_body_bytes = 1 << 20;
+    c->page_size = 100;
+    c->max_connections = 1024;
+    c->idle_timeout_s = 30;
+    c->session_idle_s = 1800;
+    c->max_sessions = 10000;
+    c->grace_s = 10;
+    c->limits.cpu_ms = 1000;
+    c->limits.instructions = 0;
+    c->limits.memory_bytes = 64u << 20;
+}
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+void config_free(config_t *c)
+{
+    free(c->listen); free(c->scripts_dir); free(c->policies_dir); free(c->endpoint);
+    free(c->tls_cert); free(c->tls_key); free(c->instructions); free(c->log_level);
+    free_list(c->allowed_origins, c->n_allowed_origins);
+    free_list(c->allowed_hosts, c->n_allowed_hosts);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- reading the file ---------------------------------------------------------------- */
+
+typedef struct reader {
+    lua_State *L;
+    const char *path;
+    char *dir;  /* the file's directory, for relative paths */
+    char *err;
+} reader_t;
+
+__attribute__((format(printf, 3, 4)))
+static int fail(reader_t *r, const char *key, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(r->path) + strlen(key) + strlen(msg) + 16;
+    r->err = malloc(n);
+    if (r->err)
+        snprintf(r->err, n, "%s: %s: %s", r->path, key, msg);
+    return -1;
+}
+
+/* stack: ..., value */
+static int get_string(reader_t *r, const char *key, char **slot, int is_path)
+{
+    if (lua_type(r->L, -1) != LUA_TSTRING)
+        return fail(r, key, "expected a string, got %s", luaL_typename(r->L, -1));
+    const char *s = lua_tostring(r->L, -1);
+    if (is_path && s[0] != '/' && r->dir) {
+        size_t n = strlen(r->dir) + strlen(s) + 2;
+        char *p = malloc(n);
+        if (!p)
+            return fail(r, key, "out of memory");
+        snprintf(p, n, "%s/%s", r->dir, s);
+        free(*slot);
+        *slot = p;
+    } else {
+        config_set_str(slot, s);
+    }
+    return 0;
+}
+
+static int get_bool(reader_t *r, const char *key, bool *slot)
+{
+    if (!lua_isboolean(r->L, -1))
+        return fail(r, key, "expected a boolean, got %s", luaL_typename(r->L, -1));
+    *slot = lua_toboolean(r->L, -1);
+    return 0;
+}
+
+static int get_int(reader_t *r, const char *key, long long lo, long long hi, long long *out)
+{
+    if (!lua_isinteger(r->L, -1))
+        return fail(r, key, "expected an integer, got %s", luaL_typename(r->L, -1));
+    long long v = lua_tointeger(r->L, -1);
+    if (v < lo || v > hi)
+        return fail(r, key, "must be between %lld and %lld", lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int get_list(reader_t *r, const char *key, char ***list, size_t *n)
+{
+    lua_State *L = r->L;
+    if (!lua_istable(L, -1))
+        return fail(r, key, "expected a list of strings");
+    size_t len = (size_t)lua_rawlen(L, -1);
+    if (len > 256)
+        return fail(r, key, "at most 256 entries");
+    char **out = calloc(len + 1, sizeof *out);
+    if (!out)
+        return fail(r, key, "out of memory");
+    for (size_t i = 0; i < len; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            free_list(out, i);
+            return fail(r, key, "entry %zu is not a string", i + 1);
+        }
+        out[i] = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    free_list(*list, *n);
+    *list = out;
+    *n = len;
+    return 0;
+}
+
+static int read_limits(reader_t *r, config_t *c)
+{
+    lua_State *L = r->L;
+    if (!lua_istable(L, -1))
+        return fail(r, "limits", "expected a table");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        /* stack: limits, key, value */
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        long long v = 0;
+        int rc;
+        if (strcmp(k, "cpu_ms") == 0) {
+            rc = get_int(r, "limits.cpu_ms", 1, 600000, &v);
+            c->limits.cpu_ms = (int)v;
+        } else if (strcmp(k, "instructions") == 0) {
+            rc = get_int(r, "limits.instructions", 0, LLONG_MAX, &v);
+            c->limits.instructions = v;
+        } else if (strcmp(k, "memory_mb") == 0) {
+            rc = get_int(r, "limits.memory_mb", 4, 65536, &v);
+            c->limits.memory_bytes = (size_t)v << 20;
+        } else {
+            rc = fail(r, "limits", "unknown key '%s' (known: cpu_ms, instructions, memory_mb)", k);
+        }
+        lua_pop(L, 1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int read_tls(reader_t *r, config_t *c)
+{
+    lua_State *L = r->L;
+    if (!lua_istable(L, -1))
+        return fail(r, "tls", "expected a table { cert = FILE, key = FILE }");
+    lua_getfield(L, -1, "cert");
+    int rc = lua_isnil(L, -1) ? 0 : get_string(r, "tls.cert", &c->tls_cert, 1);
+    lua_pop(L, 1);
+    if (rc)
+        return rc;
+    lua_getfield(L, -1, "key");
+    rc = lua_isnil(L, -1) ? 0 : get_string(r, "tls.key", &c->tls_key, 1);
+    lua_pop(L, 1);
+    return rc;
+}
+
+/* stack: ..., key, value */
+static int read_key(reader_t *r, config_t *c, const char *k)
+{
+    long long v = 0;
+    int rc;
+#define INT_KEY(name, lo, hi, field)                                                           \
+    if (strcmp(k, name) == 0) {                                                                \
+        rc = get_int(r, name, lo, hi, &v);                                                     \
+        c->field = v;                                                                          \
+        return rc;                                                                             \
+    }
+    INT_KEY("workers", 0, 256, workers)
+    INT_KEY("max_body_bytes", 1024, 1LL << 30, max_body_bytes)
+    INT_KEY("page_size", 1, 10000, page_size)
+    INT_KEY("max_connections", 1, 1000000, max_connections)
+    INT_KEY("idle_timeout_s", 1, 86400, idle_timeout_s)
+    INT_KEY("session_idle_s", 1, 7 * 86400, session_idle_s)
+    INT_KEY("max_sessions", 1, 10000000, max_sessions)
+    INT_KEY("grace_s", 0, 3600, grace_s)
+#undef INT_KEY
+    if (strcmp(k, "listen") == 0) return get_string(r, k, &c->listen, 0);
+    if (strcmp(k, "scripts") == 0) return get_string(r, k, &c->scripts_dir, 1);
+    if (strcmp(k, "policies") == 0) return get_string(r, k, &c->policies_dir, 1);
+    if (strcmp(k, "endpoint") == 0) return get_string(r, k, &c->endpoint, 0);
+    if (strcmp(k, "instructions") == 0) return get_string(r, k, &c->instructions, 0);
+    if (strcmp(k, "log_level") == 0) return get_string(r, k, &c->log_level, 0);
+    if (strcmp(k, "stateless") == 0) return get_bool(r, k, &c->stateless);
+    if (strcmp(k, "dev") == 0) return get_bool(r, k, &c->dev);
+    if (strcmp(k, "allowed_origins") == 0)
+        return get_list(r, k, &c->allowed_origins, &c->n_allowed_origins);
+    if (strcmp(k, "allowed_hosts") == 0)
+        return get_list(r, k, &c->allowed_hosts, &c->n_allowed_hosts);
+    if (strcmp(k, "limits") == 0) return read_limits(r, c);
+    if (strcmp(k, "tls") == 0) return read_tls(r, c);
+    return fail(r, k, "unknown key (see README.md, Configuration)");
+}
+
+/* The file runs with no libraries at all and a small instruction budget: it can compute
+ * values but cannot reach the system, and cannot hang the start. */
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    luaL_error(L, "configuration file runs too long");
+}
+
+int config_load_file(config_t *c, const char *path, char **err)
+{
+    reader_t r = {.path = path};
+    int rc = -1;
+    r.L = luaL_newstate();
+    if (!r.L) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    const char *slash = strrchr(path, '/');
+    r.dir = slash ? strndup(path, (size_t)(slash - path)) : NULL;
+
+    if (luaL_loadfilex(r.L, path, "t") != LUA_OK) {
+        fail(&r, "load", "%s", lua_tostring(r.L, -1));
+        goto done;
+    }
+    /* stack: chunk. Give it an empty environment; globals it sets become the config. */
+    lua_newtable(r.L);
+    lua_pushvalue(r.L, -1);
+    lua_insert(r.L, -3); /* stack: env, chunk, env */
+    lua_setupvalue(r.L, -2, 1);
+    lua_sethook(r.L, budget_hook, LUA_MASKCOUNT, 10000000);
+    if (lua_pcall(r.L, 0, 1, 0) != LUA_OK) {
+        fail(&r, "run", "%s", lua_tostring(r.L, -1));
+        goto done;
+    }
+    /* stack: env, result. A returned table wins; otherwise the globals it set. */
+    if (lua_isnil(r.L, -1))
+        lua_pop(r.L, 1);
+    else if (!lua_istable(r.L, -1)) {
+        fail(&r, "result", "must return a table (or set globals), returned %s",
+             luaL_typename(r.L, -1));
+        goto done;
+    }
+    lua_pushnil(r.L);
+    while (lua_next(r.L, -2)) {
+        if (lua_type(r.L, -2) != LUA_TSTRING) {
+            fail(&r, "?", "keys must be strings");
+            goto done;
+        }
+        if (read_key(&r, c, lua_tostring(r.L, -2)))
+            goto done;
+        lua_pop(r.L, 1);
+    }
+    rc = 0;
+done:
+    if (rc)
+        *err = r.err ? r.err : strdup("invalid configuration");
+    free(r.dir);
+    lua_close(r.L);
+    return rc;
+}
+
+int config_validate(const config_t *c, char **err)
+{
+    const char *msg = NULL;
+    if (c->endpoint[0] != '/')
+        msg = "endpoint must start with '/'";
+    else if (!!c->tls_cert != !!c->tls_key)
+        msg = "tls needs both cert and key";
+    else if (log_level_parse(c->log_level) < 0)
+        msg = "log_level must be one of debug, info, notice, warning, error";
+    if (msg) {
+        *err = strdup(msg);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,666 @@
+/* What one HTTP request gets: routing, the Streamable HTTP rules (Host/Origin, methods,
+ * media types, protocol version, sessions), JSON or SSE answers, and GET streams.
+ *
+ * libmicrohttpd calls the handler several times per request. The first call only sets up
+ * (a response queued then would go out with "Connection: close"); later calls carry the
+ * body; the last one, with no data, answers. */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "luamcp/log.h"
+#include "luamcp/rpc.h"
+#include "luamcp/version.h"
+#include "server_int.h"
+
+#define ACCEPT_JSON 1
+#define ACCEPT_SSE 2
+#define KEEPALIVE_MS 15000
+#define STREAM_MAX_BUFFER (4u << 20) /* a GET stream whose client stopped reading is closed */
+
+typedef struct req {
+    worker_t *w;
+    bool started;
+    bool answered;
+    char *body;
+    size_t len, cap;
+} req_t;
+
+struct stream {
+    pthread_mutex_t mu;
+    int refs;                  /* the MHD response and the session each hold one */
+    worker_t *w;
+    struct MHD_Connection *conn;
+    char *buf;
+    size_t len, off, cap;
+    bool closed, suspended;
+    char session[SESSION_ID_LEN + 1];
+    stream_t *next;            /* w->streams, worker thread only */
+};
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status, char *body,
+                             size_t len, const char *ctype, const char *h1, const char *v1)
+{
+    struct MHD_Response *resp =
+        body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (h1)
+        MHD_add_response_header(resp, h1, v1);
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, json_t *v,
+                                  const char *h1, const char *v1)
+{
+    char *s = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    if (!s)
+        return MHD_NO;
+    return queue(conn, status, s, strlen(s), "application/json", h1, v1);
+}
+
+static enum MHD_Result fail(req_t *r, struct MHD_Connection *conn, unsigned status, int code,
+                            const char *msg, const char *h1, const char *v1)
+{
+    r->answered = true;
+    return queue_json(conn, status, rpc_error(NULL, code, msg), h1, v1);
+}
+
+/* "event: message\ndata: JSON\n\n" for each notification, then the response. */
+static char *sse_body(json_t *notes, json_t *resp, size_t *len)
+{
+    size_t cap = 256, n = 0;
+    char *out = malloc(cap);
+    size_t count = json_array_size(notes);
+    for (size_t i = 0; out && i <= count; i++) {
+        char *js = json_dumps(i < count ? json_array_get(notes, i) : resp, JSON_COMPACT);
+        if (!js) {
+            free(out);
+            return NULL;
+        }
+        size_t need = strlen(js) + 32;
+        if (n + need > cap) {
+            while (n + need > cap)
+                cap *= 2;
+            char *grown = realloc(out, cap);
+            if (!grown) {
+                free(js);
+                free(out);
+                return NULL;
+            }
+            out = grown;
+        }
+        n += (size_t)sprintf(out + n, "event: message\ndata: %s\n\n", js);
+        free(js);
+    }
+    *len = n;
+    return out;
+}
+
+/* ---- request checks ------------------------------------------------------------------------ */
+
+static const char *header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+static bool is_loopback_name(const char *host, size_t len)
+{
+    return (len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+           (len == 9 && strncmp(host, "127.0.0.1", 9) == 0) ||
+           (len == 5 && strncmp(host, "[::1]", 5) == 0) || (len == 3 && strncmp(host, "::1", 3) == 0);
+}
+
+/* Length of the host part of "host[:port]" or "[v6][:port]". */
+static size_t host_part(const char *hp)
+{
+    if (hp[0] == '[') {
+        const char *end = strchr(hp, ']');
+        return end ? (size_t)(end - hp) + 1 : strlen(hp);
+    }
+    const char *colon = strchr(hp, ':');
+    return colon ? (size_t)(colon - hp) : strlen(hp);
+}
+
+static bool listed(char *const *list, size_t n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], "*") == 0 || (strlen(list[i]) == len && strncasecmp(list[i], s, len) == 0))
+            return true;
+    return false;
+}
+
+/* DNS rebinding defence: a page on an attacker's domain resolving to 127.0.0.1 sends its own
+ * name as Host. Loopback servers accept loopback names only, unless configured. */
+static bool host_ok(const server_t *srv, const char *host)
+{
+    const config_t *c = srv->cfg;
+    if (!host)
+        return true; /* HTTP/1.0; libmicrohttpd refuses HTTP/1.1 without Host */
+    size_t hl = host_part(host);
+    if (listed(c->allowed_hosts, c->n_allowed_hosts, host, strlen(host)) ||
+        listed(c->allowed_hosts, c->n_allowed_hosts, host, hl))
+        return true;
+    if (srv->loopback)
+        return is_loopback_name(host, hl);
+    return c->n_allowed_hosts == 0;
+}
+
+static bool origin_ok(const server_t *srv, const char *origin)
+{
+    const config_t *c = srv->cfg;
+    if (!origin)
+        return true; /* not a browser */
+    if (listed(c->allowed_origins, c->n_allowed_origins, origin, strlen(origin)))
+        return true;
+    const char *hp = NULL;
+    if (strncmp(origin, "http://", 7) == 0)
+        hp = origin + 7;
+    else if (strncmp(origin, "https://", 8) == 0)
+        hp = origin + 8;
+    if (!hp || strchr(hp, '/'))
+        return false;
+    return srv->loopback && is_loopback_name(hp, host_part(hp));
+}
+
+/* Which of JSON and SSE the Accept header allows (q=0 excludes). */
+static int accept_flags(const char *accept)
+{
+    if (!accept || !*accept)
+        return ACCEPT_JSON | ACCEPT_SSE;
+    int flags = 0;
+    const char *p = accept;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *semi = memchr(p, ';', len);
+        size_t tlen = semi ? (size_t)(semi - p) : len;
+        while (tlen && p[tlen - 1] == ' ')
+            tlen--;
+        bool zero = false;
+        for (const char *q = semi; q && q < p + len; q = memchr(q + 1, ';', (size_t)(p + len - q - 1))) {
+            const char *v = q + 1;
+            while (*v == ' ')
+                v++;
+            if ((v[0] == 'q' || v[0] == 'Q') && v[1] == '=' && strtod(v + 2, NULL) == 0.0)
+                zero = true;
+        }
+        if (!zero) {
+#define IS(s) (tlen == sizeof(s) - 1 && strncasecmp(p, s, tlen) == 0)
+            if (IS("*/*"))
+                flags |= ACCEPT_JSON | ACCEPT_SSE;
+            else if (IS("application/json") || IS("application/*"))
+                flags |= ACCEPT_JSON;
+            else if (IS("text/event-stream") || IS("text/*"))
+                flags |= ACCEPT_SSE;
+#undef IS
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return flags;
+}
+
+static bool json_content_type(const char *ct)
+{
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
+}
+
+/* NULL when the MCP-Protocol-Version header is absent or supported; else a message. */
+static const char *version_problem(const char *v, char *buf, size_t n)
+{
+    if (!v || rpc_version_supported(v))
+        return NULL;
+    snprintf(buf, n, "Unsupported protocol version: %.40s (supported: 2025-11-25, 2025-06-18, "
+             "2025-03-26)", v);
+    return buf;
+}
+
+/* ---- GET streams --------------------------------------------------------------------------- */
+
+static void stream_release(stream_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->mu);
+    if (left == 0) {
+        pthread_mutex_destroy(&s->mu);
+        free(s->buf);
+        free(s);
+    }
+}
+
+static void stream_append(stream_t *s, const char *data, size_t n)
+{
+    if (s->closed)
+        return;
+    if (s->off == s->len)
+        s->off = s->len = 0;
+    if (s->len + n > STREAM_MAX_BUFFER) {
+        s->closed = true; /* the client is not reading: end the stream, not the server */
+        return;
+    }
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 1024;
+        while (cap < s->len + n)
+            cap *= 2;
+        char *grown = realloc(s->buf, cap);
+        if (!grown) {
+            s->closed = true;
+            return;
+        }
+        s->buf = grown;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, n);
+    s->len += n;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    stream_t *s = cls;
+    pthread_mutex_lock(&s->mu);
+    if (s->off < s->len) {
+        size_t n = s->len - s->off < max ? s->len - s->off : max;
+        memcpy(out, s->buf + s->off, n);
+        s->off += n;
+        pthread_mutex_unlock(&s->mu);
+        return (ssize_t)n;
+    }
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    /* Nothing to send: park the connection until the worker resumes it. */
+    s->suspended = true;
+    pthread_mutex_unlock(&s->mu);
+    MHD_suspend_connection(s->conn);
+    return 0;
+}
+
+/* The response is gone (connection closed or finished): worker thread. */
+static void stream_done(void *cls)
+{
+    stream_t *s = cls;
+    worker_t *w = s->w;
+    for (stream_t **pp = &w->streams; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    if (session_detach(w->srv->sessions, s->session, s))
+        stream_release(s); /* the session's reference */
+    stream_release(s);     /* the response's */
+}
+
+void http_stream_close(void *obj)
+{
+    stream_t *s = obj;
+    pthread_mutex_lock(&s->mu);
+    s->closed = true;
+    pthread_mutex_unlock(&s->mu);
+    worker_wake(s->w);
+    stream_release(s); /* the session's reference, handed to whoever detached it */
+}
+
+void http_service_streams(worker_t *w, long long now, bool closing)
+{
+    bool ping = now >= w->next_keepalive_ms;
+    if (ping)
+        w->next_keepalive_ms = now + KEEPALIVE_MS;
+    for (stream_t *s = w->streams; s; s = s->next) {
+        pthread_mutex_lock(&s->mu);
+        if (closing)
+            s->closed = true;
+        if (ping)
+            stream_append(s, ": keepalive\n\n", 13);
+        bool resume = s->suspended && (s->off < s->len || s->closed);
+        if (resume)
+            s->suspended = false;
+        pthread_mutex_unlock(&s->mu);
+        if (resume)
+            MHD_resume_connection(s->conn);
+    }
+}
+
+static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const char *sid)
+{
+    stream_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return MHD_NO;
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 2;
+    s->w = r->w;
+    s->conn = conn;
+    memcpy(s->session, sid, SESSION_ID_LEN + 1);
+    stream_append(s, ": stream open\n\n", 15);
+    int rc = session_attach(r->w->srv->sessions, sid, s);
+    if (rc != 0) {
+        stream_release(s);
+        stream_release(s);
+        if (rc == -1)
+            return fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found",
+                        NULL, NULL);
+        return fail(r, conn, MHD_HTTP_CONFLICT, RPC_INVALID_REQUEST,
+                    "Conflict: this session already has an open GET stream", NULL, NULL);
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_done);
+    if (!resp) {
+        if (session_detach(r->w->srv->sessions, sid, s))
+            stream_release(s);
+        stream_release(s);
+        return MHD_NO;
+    }
+    s->next = r->w->streams;
+    r->w->streams = s;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    r->answered = true;
+    enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+/* ---- the MCP endpoint ------------------------------------------------------------------------ */
+
+/* Session rules for a non-initialize message. NULL when fine (and *version set), else the
+ * answer has been queued and its result is in *rc. */
+static bool session_check(req_t *r, struct MHD_Connection *conn, const char **version,
+                          enum MHD_Result *rc)
+{
+    const config_t *c = r->w->srv->cfg;
+    const char *hv = header(conn, "MCP-Protocol-Version");
+    *version = hv ? rpc_version_supported(hv) : RPC_DEFAULT_VERSION;
+    if (c->stateless)
+        return true;
+    const char *sid = header(conn, "Mcp-Session-Id");
+    if (!sid) {
+        *rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
+                   "Bad Request: Mcp-Session-Id header is required", NULL, NULL);
+        return false;
+    }
+    const char *sv = NULL;
+    if (!session_touch(r->w->srv->sessions, sid, &sv)) {
+        *rc = fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found", NULL,
+                   NULL);
+        return false;
+    }
+    if (hv && strcmp(hv, sv) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Unsupported protocol version: %.40s does not match the "
+                 "session's version %s", hv, sv);
+        *rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, msg, NULL, NULL);
+        return false;
+    }
+    *version = sv;
+    return true;
+}
+
+static enum MHD_Result answer(req_t *r, struct MHD_Connection *conn, json_t *resp,
+                              json_t *notes, int accept, const char *sid)
+{
+    r->answered = true;
+    bool sse = !(accept & ACCEPT_JSON) || (notes && (accept & ACCEPT_SSE));
+    if (!sse) {
+        json_decref(notes);
+        return queue_json(conn, MHD_HTTP_OK, resp, sid ? "Mcp-Session-Id" : NULL, sid);
+    }
+    size_t len = 0;
+    char *body = sse_body(notes, resp, &len);
+    json_decref(notes);
+    json_decref(resp);
+    if (!body)
+        return MHD_NO;
+    return queue(conn, MHD_HTTP_OK, body, len, "text/event-stream",
+                 sid ? "Mcp-Session-Id" : NULL, sid);
+}
+
+static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
+{
+    server_t *srv = r->w->srv;
+    char buf[200];
+    if (!json_content_type(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        return fail(r, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, RPC_INVALID_REQUEST,
+                    "Unsupported Media Type: Content-Type must be application/json", NULL, NULL);
+    int accept = accept_flags(header(conn, MHD_HTTP_HEADER_ACCEPT));
+    if (!accept)
+        return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
+                    "Not Acceptable: Accept must allow application/json or text/event-stream",
+                    NULL, NULL);
+    const char *problem = version_problem(header(conn, "MCP-Protocol-Version"), buf, sizeof buf);
+    if (problem)
+        return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
+
+    json_error_t je;
+    json_t *msg = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je);
+    if (!msg)
+        return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_PARSE_ERROR, "Parse error", NULL, NULL);
+    rpc_msg_t m;
+    json_t *err = NULL;
+    enum MHD_Result rc;
+    if (rpc_classify(msg, &m, &err) != 0) {
+        r->answered = true;
+        rc = queue_json(conn, MHD_HTTP_BAD_REQUEST, err, NULL, NULL);
+        goto done;
+    }
+    bool init = m.kind == RPC_REQUEST && strcmp(m.method, "initialize") == 0;
+    const char *version = NULL;
+    if (init && !srv->cfg->stateless && header(conn, "Mcp-Session-Id")) {
+        rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
+                  "Invalid Request: session already initialized", NULL, NULL);
+        goto done;
+    }
+    if (!init && !session_check(r, conn, &version, &rc))
+        goto done;
+    if (m.kind != RPC_REQUEST) {
+        r->answered = true;
+        rc = queue(conn, MHD_HTTP_ACCEPTED, NULL, 0, NULL, NULL, NULL);
+        goto done;
+    }
+    rpc_env_t env = {.cfg = srv->cfg, .bundle = r->w->bundle,
+                     .progress_ok = (accept & ACCEPT_SSE) != 0};
+    json_t *resp = rpc_dispatch(&env, &m);
+    char sid[SESSION_ID_LEN + 1];
+    bool with_sid = false;
+    if (init && env.negotiated && !srv->cfg->stateless) {
+        if (session_create(srv->sessions, env.negotiated, sid) != 0) {
+            json_decref(resp);
+            json_decref(env.notifications);
+            rc = fail(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, RPC_INTERNAL_ERROR,
+                      "Service Unavailable: too many sessions", NULL, NULL);
+            goto done;
+        }
+        with_sid = true;
+    }
+    rc = answer(r, conn, resp, env.notifications, accept, with_sid ? sid : NULL);
+done:
+    json_decref(msg);
+    return rc;
+}
+
+static enum MHD_Result mcp_get(req_t *r, struct MHD_Connection *conn)
+{
+    if (r->w->srv->cfg->stateless)
+        return fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, RPC_INVALID_REQUEST,
+                    "Method not allowed: this server is stateless and has no GET stream",
+                    MHD_HTTP_HEADER_ALLOW, "POST");
+    if (!(accept_flags(header(conn, MHD_HTTP_HEADER_ACCEPT)) & ACCEPT_SSE))
+        return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
+                    "Not Acceptable: Accept must allow text/event-stream", NULL, NULL);
+    char buf[200];
+    const char *problem = version_problem(header(conn, "MCP-Protocol-Version"), buf, sizeof buf);
+    if (problem)
+        return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
+    const char *version;
+    enum MHD_Result rc;
+    if (!session_check(r, conn, &version, &rc))
+        return rc;
+    return open_stream(r, conn, header(conn, "Mcp-Session-Id"));
+}
+
+static enum MHD_Result mcp_delete(req_t *r, struct MHD_Connection *conn)
+{
+    if (r->w->srv->cfg->stateless)
+        return fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, RPC_INVALID_REQUEST,
+                    "Method not allowed: this server is stateless", MHD_HTTP_HEADER_ALLOW,
+                    "POST");
+    const char *sid = header(conn, "Mcp-Session-Id");
+    if (!sid)
+        return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
+                    "Bad Request: Mcp-Session-Id header is required", NULL, NULL);
+    void *stream = NULL;
+    if (!session_delete(r->w->srv->sessions, sid, &stream))
+        return fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found",
+                    NULL, NULL);
+    if (stream)
+        http_stream_close(stream);
+    r->answered = true;
+    return queue(conn, MHD_HTTP_OK, NULL, 0, NULL, NULL, NULL);
+}
+
+/* Checks that need no body. True when the request may go on; else answered. */
+static bool preflight(req_t *r, struct MHD_Connection *conn, const char *method,
+                      enum MHD_Result *rc)
+{
+    server_t *srv = r->w->srv;
+    if (!host_ok(srv, header(conn, MHD_HTTP_HEADER_HOST))) {
+        *rc = fail(r, conn, MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST, "Forbidden: Host not allowed",
+                   NULL, NULL);
+        return false;
+    }
+    if (!origin_ok(srv, header(conn, MHD_HTTP_HEADER_ORIGIN))) {
+        *rc = fail(r, conn, MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST,
+                   "Forbidden: Origin not allowed", NULL, NULL);
+        return false;
+    }
+    bool stateless = srv->cfg->stateless;
+    if (strcmp(method, "POST") && strcmp(method, "GET") && strcmp(method, "DELETE")) {
+        *rc = fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, RPC_INVALID_REQUEST, "Method not allowed",
+                   MHD_HTTP_HEADER_ALLOW, stateless ? "POST" : "GET, POST, DELETE");
+        return false;
+    }
+    const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > srv->cfg->max_body_bytes) {
+        *rc = fail(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, RPC_INVALID_REQUEST,
+                   "Request body too large", NULL, NULL);
+        return false;
+    }
+    return true;
+}
+
+static enum MHD_Result health(req_t *r, struct MHD_Connection *conn, const char *method)
+{
+    r->answered = true;
+    if (strcmp(method, "GET") != 0)
+        return queue_json(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          json_pack("{ss}", "error", "method not allowed"), MHD_HTTP_HEADER_ALLOW,
+                          "GET");
+    return queue_json(conn, MHD_HTTP_OK,
+                      json_pack("{sssssI}", "status", "ok", "version", LUAMCP_VERSION, "tools",
+                                (json_int_t)r->w->bundle->n_tools),
+                      NULL, NULL);
+}
+
+static bool append_body(req_t *r, const char *data, size_t n, size_t max)
+{
+    if (r->len + n > max)
+        return false;
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        char *grown = realloc(r->body, cap);
+        if (!grown)
+            return false;
+        r->body = grown;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    return true;
+}
+
+enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *http_version, const char *upload,
+                             size_t *upload_size, void **req_cls)
+{
+    (void)http_version;
+    worker_t *w = cls;
+    req_t *r = *req_cls;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r)))
+            return MHD_NO;
+        r->w = w;
+        w->inflight++;
+        *req_cls = r;
+        return MHD_YES;
+    }
+    if (r->answered) {
+        *upload_size = 0; /* answered early (e.g. 413): drop the rest */
+        return MHD_YES;
+    }
+    bool mcp = strcmp(url, w->srv->cfg->endpoint) == 0;
+    if (!r->started) {
+        r->started = true;
+        enum MHD_Result rc;
+        if (mcp && !preflight(r, conn, method, &rc))
+            return rc;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (!append_body(r, upload, n, w->srv->cfg->max_body_bytes))
+            return fail(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, RPC_INVALID_REQUEST,
+                        "Request body too large", NULL, NULL);
+        return MHD_YES;
+    }
+    if (mcp) {
+        if (strcmp(method, "POST") == 0)
+            return mcp_post(r, conn);
+        if (strcmp(method, "GET") == 0)
+            return mcp_get(r, conn);
+        return mcp_delete(r, conn);
+    }
+    if (strcmp(url, "/healthz") == 0)
+        return health(r, conn, method);
+    r->answered = true;
+    return queue_json(conn, MHD_HTTP_NOT_FOUND, json_pack("{ss}", "error", "not found"), NULL,
+                      NULL);
+}
+
+void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                    enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    worker_t *w = cls;
+    req_t *r = *req_cls;
+    if (!r)
+        return;
+    w->inflight--;
+    free(r->body);
+    free(r);
+    *req_cls = NULL;
+}

@@ -1,0 +1,48 @@
+#include "luamcp/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static enum log_level min_level = LOG_INFO;
+static const char *const names[] = {"debug", "info", "notice", "warning", "error"};
+
+void log_set_level(enum log_level level) { min_level = level; }
+enum log_level log_get_level(void) { return min_level; }
+const char *log_level_name(enum log_level level) { return names[level]; }
+
+int log_level_parse(const char *name)
+{
+    for (int i = 0; i < 5; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    if (level < min_level)
+        return;
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ %s ", ts.tv_nsec / 1000000,
+                  names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2)
+        len = sizeof line - 2; /* truncated: a log line is bounded like everything else */
+    /* Control characters from untrusted text cannot forge extra log lines. */
+    for (size_t i = (size_t)n; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
+            line[i] = ' ';
+    line[len++] = '\n';
+    fwrite(line, 1, len, stderr); /* one write per line: stdio locks the stream */
+}

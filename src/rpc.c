@@ -1,0 +1,188 @@
+#include "luamcp/rpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "luamcp/log.h"
+#include "luamcp/version.h"
+
+const char *const rpc_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
+
+const char *rpc_version_supported(const char *v)
+{
+    for (int i = 0; rpc_versions[i]; i++)
+        if (strcmp(v, rpc_versions[i]) == 0)
+            return rpc_versions[i];
+    return NULL;
+}
+
+json_t *rpc_error(json_t *id, int code, const char *message)
+{
+    return json_pack("{sssOs{siss}}", "jsonrpc", "2.0", "id", id ? id : json_null(), "error",
+                     "code", code, "message", message);
+}
+
+static json_t *rpc_result(json_t *id, json_t *result)
+{
+    return json_pack("{sssOso}", "jsonrpc", "2.0", "id", id, "result", result);
+}
+
+static bool valid_id(const json_t *id)
+{
+    return json_is_string(id) || json_is_integer(id);
+}
+
+int rpc_classify(json_t *msg, rpc_msg_t *out, json_t **error)
+{
+    memset(out, 0, sizeof *out);
+    if (json_is_array(msg)) {
+        *error = rpc_error(NULL, RPC_INVALID_REQUEST,
+                           "Invalid Request: batches are not supported");
+        return -1;
+    }
+    if (!json_is_object(msg)) {
+        *error = rpc_error(NULL, RPC_INVALID_REQUEST, "Invalid Request: expected an object");
+        return -1;
+    }
+    json_t *id = json_object_get(msg, "id");
+    json_t *echo = valid_id(id) ? id : NULL;
+    json_t *jsonrpc = json_object_get(msg, "jsonrpc");
+    if (!json_is_string(jsonrpc) || strcmp(json_string_value(jsonrpc), "2.0") != 0) {
+        *error = rpc_error(echo, RPC_INVALID_REQUEST, "Invalid Request: jsonrpc must be \"2.0\"");
+        return -1;
+    }
+    json_t *method = json_object_get(msg, "method");
+    if (!method) {
+        /* a response from the client (to a server request) */
+        if (!valid_id(id) || (!json_object_get(msg, "result") && !json_object_get(msg, "error"))) {
+            *error = rpc_error(echo, RPC_INVALID_REQUEST,
+                               "Invalid Request: a message needs a method, or an id with a "
+                               "result or error");
+            return -1;
+        }
+        out->kind = RPC_RESPONSE;
+        out->id = id;
+        return 0;
+    }
+    if (!json_is_string(method)) {
+        *error = rpc_error(echo, RPC_INVALID_REQUEST, "Invalid Request: method must be a string");
+        return -1;
+    }
+    if (id && !valid_id(id)) {
+        *error = rpc_error(NULL, RPC_INVALID_REQUEST,
+                           "Invalid Request: id must be a string or an integer");
+        return -1;
+    }
+    json_t *params = json_object_get(msg, "params");
+    if (params && !json_is_object(params)) {
+        *error = rpc_error(echo, RPC_INVALID_PARAMS, "Invalid params: params must be an object");
+        return -1;
+    }
+    out->kind = id ? RPC_REQUEST : RPC_NOTIFICATION;
+    out->method = json_string_value(method);
+    out->id = id;
+    out->params = params;
+    return 0;
+}
+
+/* ---- methods ----------------------------------------------------------------------------- */
+
+static json_t *m_initialize(rpc_env_t *env, const rpc_msg_t *m)
+{
+    json_t *pv = json_object_get(m->params, "protocolVersion");
+    if (!json_is_string(pv))
+        return rpc_error(m->id, RPC_INVALID_PARAMS,
+                         "Invalid params: protocolVersion must be a string");
+    const char *v = rpc_version_supported(json_string_value(pv));
+    env->negotiated = v ? v : RPC_LATEST_VERSION;
+    json_t *result = json_pack("{sss{s{sb}}s{ssss}}", "protocolVersion", env->negotiated,
+                               "capabilities", "tools", "listChanged", 1, "serverInfo", "name", "luamcp", "version", LUAMCP_VERSION);
+    if (env->cfg->instructions)
+        json_object_set_new(result, "instructions", json_string(env->cfg->instructions));
+    return rpc_result(m->id, result);
+}
+
+static json_t *m_tools_list(rpc_env_t *env, const rpc_msg_t *m)
+{
+    size_t offset = 0, n = env->bundle->n_tools, page = (size_t)env->cfg->page_size;
+    json_t *cursor = json_object_get(m->params, "cursor");
+    if (cursor && !json_is_null(cursor)) {
+        const char *c = json_string_value(cursor);
+        char *end = NULL;
+        unsigned long long v = c && c[0] >= '0' && c[0] <= '9' ? strtoull(c, &end, 10) : 0;
+        if (!c || !end || *end || v == 0 || v >= n)
+            return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: invalid cursor");
+        offset = (size_t)v;
+    }
+    json_t *tools = json_array();
+    size_t stop = offset + page < n ? offset + page : n;
+    for (size_t i = offset; i < stop; i++)
+        json_array_append(tools, env->bundle->tools[i].descriptor);
+    json_t *result = json_pack("{so}", "tools", tools);
+    if (stop < n) {
+        char next[32];
+        snprintf(next, sizeof next, "%zu", stop);
+        json_object_set_new(result, "nextCursor", json_string(next));
+    }
+    return rpc_result(m->id, result);
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
+{
+    static _Thread_local unsigned long long serial;
+    json_t *name = json_object_get(m->params, "name");
+    if (!json_is_string(name))
+        return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: name must be a string");
+    json_t *args = json_object_get(m->params, "arguments");
+    if (args && !json_is_object(args) && !json_is_null(args))
+        return rpc_error(m->id, RPC_INVALID_PARAMS,
+                         "Invalid params: arguments must be an object");
+    json_t *token = json_object_get(json_object_get(m->params, "_meta"), "progressToken");
+    if (token && !json_is_string(token) && !json_is_integer(token))
+        return rpc_error(m->id, RPC_INVALID_PARAMS,
+                         "Invalid params: progressToken must be a string or an integer");
+    const tool_t *t = bundle_find(env->bundle, json_string_value(name));
+    if (!t) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Unknown tool: %.128s", json_string_value(name));
+        return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+    }
+    tool_call_t call = {
+        .request_id = m->id,
+        .progress_token = env->progress_ok ? token : NULL,
+        .notifications = json_array(),
+        .deadline = wall_now() + env->cfg->limits.cpu_ms / 1000.0,
+        .serial = ++serial,
+    };
+    json_t *result = tool_run(env->bundle->vm, t, json_is_object(args) ? args : NULL, &call);
+    if (json_array_size(call.notifications))
+        env->notifications = call.notifications;
+    else
+        json_decref(call.notifications);
+    return rpc_result(m->id, result);
+}
+
+json_t *rpc_dispatch(rpc_env_t *env, const rpc_msg_t *m)
+{
+    const char *method = m->method;
+    if (strcmp(method, "tools/call") == 0)
+        return m_tools_call(env, m);
+    if (strcmp(method, "tools/list") == 0)
+        return m_tools_list(env, m);
+    if (strcmp(method, "ping") == 0)
+        return rpc_result(m->id, json_object());
+    if (strcmp(method, "initialize") == 0)
+        return m_initialize(env, m);
+    char msg[200];
+    snprintf(msg, sizeof msg, "Method not found: %.128s", method);
+    return rpc_error(m->id, RPC_METHOD_NOT_FOUND, msg);
+}

@@ -1,0 +1,56 @@
+/* Shared by server.c (threads, loops, daemons) and http.c (what one request gets). */
+#ifndef LUAMCP_SERVER_INT_H
+#define LUAMCP_SERVER_INT_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "luamcp/bundle.h"
+#include "luamcp/config.h"
+#include "luamcp/session.h"
+
+typedef struct server server_t;
+typedef struct stream stream_t;
+
+typedef struct worker {
+    server_t *srv;
+    int index;
+    pthread_t thread;
+    struct MHD_Daemon *daemon;
+    int epfd;
+    int wakefd;             /* eventfd: other threads poke this worker */
+    bundle_t *bundle;
+    stream_t *streams;      /* open SSE streams served by this worker (its thread only) */
+    unsigned inflight;      /* requests between first call and completion */
+    long long next_keepalive_ms;
+} worker_t;
+
+struct server {
+    const config_t *cfg;
+    worker_t *workers;
+    int n_workers;
+    session_store_t *sessions;
+    atomic_bool stopping;
+    struct sockaddr_storage addr;
+    bool loopback;          /* bound to a loopback address */
+    char *tls_cert_pem, *tls_key_pem;
+};
+
+/* http.c */
+enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *version, const char *upload,
+                             size_t *upload_size, void **req_cls);
+void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                    enum MHD_RequestTerminationCode toe);
+/* Worker thread: resumes streams with data or closed; sends keepalives when due. */
+void http_service_streams(worker_t *w, long long now_ms, bool closing);
+/* Any thread: closes a stream detached from its session (DELETE, shutdown). */
+void http_stream_close(void *stream);
+
+long long now_ms(void);
+void worker_wake(worker_t *w);
+
+#endif

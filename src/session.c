@@ -1,0 +1,212 @@
+#include "luamcp/session.h"
+
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct session {
+    char id[SESSION_ID_LEN + 1];
+    const char *version;
+    time_t last_used;
+    void *attached;
+    struct session *next;
+} session_t;
+
+struct session_store {
+    pthread_mutex_t mu;
+    session_t **buckets;
+    size_t n_buckets; /* a power of two */
+    unsigned count, max;
+    unsigned idle_s;
+};
+
+static time_t now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return ts.tv_sec;
+}
+
+/* Ids are uniformly random, so their leading hex digits are already a good hash. */
+static size_t bucket_of(const session_store_t *st, const char *id)
+{
+    uint64_t h = 0;
+    for (int i = 0; i < 16 && id[i]; i++)
+        h = h * 131 + (unsigned char)id[i];
+    return (size_t)(h & (st->n_buckets - 1));
+}
+
+session_store_t *session_store_new(unsigned max_sessions, unsigned idle_s)
+{
+    session_store_t *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->n_buckets = 64;
+    while (st->n_buckets < max_sessions && st->n_buckets < (1u << 20))
+        st->n_buckets <<= 1;
+    st->buckets = calloc(st->n_buckets, sizeof *st->buckets);
+    if (!st->buckets) {
+        free(st);
+        return NULL;
+    }
+    st->max = max_sessions;
+    st->idle_s = idle_s;
+    pthread_mutex_init(&st->mu, NULL);
+    return st;
+}
+
+static void drop_all(session_store_t *st, bool expired_only, void (*on_drop)(void *))
+{
+    time_t cutoff = now_s() - (time_t)st->idle_s;
+    for (size_t b = 0; b < st->n_buckets; b++) {
+        session_t **pp = &st->buckets[b];
+        while (*pp) {
+            session_t *s = *pp;
+            if (expired_only && (s->last_used >= cutoff || s->attached)) {
+                pp = &s->next;
+                continue;
+            }
+            *pp = s->next;
+            if (s->attached && on_drop)
+                on_drop(s->attached);
+            free(s);
+            st->count--;
+        }
+    }
+}
+
+void session_store_free(session_store_t *st, void (*on_drop)(void *attached))
+{
+    if (!st)
+        return;
+    drop_all(st, false, on_drop);
+    pthread_mutex_destroy(&st->mu);
+    free(st->buckets);
+    free(st);
+}
+
+static session_t *find(session_store_t *st, const char *id, session_t ***link)
+{
+    if (strlen(id) != SESSION_ID_LEN)
+        return NULL;
+    session_t **pp = &st->buckets[bucket_of(st, id)];
+    for (; *pp; pp = &(*pp)->next) {
+        if (memcmp((*pp)->id, id, SESSION_ID_LEN) == 0) {
+            if (link)
+                *link = pp;
+            return *pp;
+        }
+    }
+    return NULL;
+}
+
+int session_create(session_store_t *st, const char *version, char id[SESSION_ID_LEN + 1])
+{
+    unsigned char raw[SESSION_ID_LEN / 2];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return -1;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof raw; i++) {
+        id[2 * i] = hex[raw[i] >> 4];
+        id[2 * i + 1] = hex[raw[i] & 15];
+    }
+    id[SESSION_ID_LEN] = '\0';
+    session_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return -1;
+    memcpy(s->id, id, SESSION_ID_LEN + 1);
+    s->version = version;
+    s->last_used = now_s();
+    pthread_mutex_lock(&st->mu);
+    if (st->count >= st->max)
+        drop_all(st, true, NULL); /* make room from idle ones first */
+    int rc = -1;
+    if (st->count < st->max) {
+        size_t b = bucket_of(st, id);
+        s->next = st->buckets[b];
+        st->buckets[b] = s;
+        st->count++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (rc)
+        free(s);
+    return rc;
+}
+
+bool session_touch(session_store_t *st, const char *id, const char **version)
+{
+    pthread_mutex_lock(&st->mu);
+    session_t *s = find(st, id, NULL);
+    time_t now = now_s();
+    if (s && now - s->last_used > (time_t)st->idle_s && !s->attached)
+        s = NULL; /* expired; the sweep frees it */
+    if (s) {
+        s->last_used = now;
+        if (version)
+            *version = s->version;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return s != NULL;
+}
+
+bool session_delete(session_store_t *st, const char *id, void **attached)
+{
+    *attached = NULL;
+    pthread_mutex_lock(&st->mu);
+    session_t **link = NULL;
+    session_t *s = find(st, id, &link);
+    if (s) {
+        *link = s->next;
+        *attached = s->attached;
+        st->count--;
+        free(s);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return s != NULL;
+}
+
+int session_attach(session_store_t *st, const char *id, void *obj)
+{
+    pthread_mutex_lock(&st->mu);
+    session_t *s = find(st, id, NULL);
+    int rc = !s ? -1 : s->attached ? -2 : 0;
+    if (rc == 0) {
+        s->attached = obj;
+        s->last_used = now_s();
+    }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+bool session_detach(session_store_t *st, const char *id, void *obj)
+{
+    pthread_mutex_lock(&st->mu);
+    session_t *s = find(st, id, NULL);
+    bool was = s && s->attached == obj;
+    if (was) {
+        s->attached = NULL;
+        s->last_used = now_s();
+    }
+    pthread_mutex_unlock(&st->mu);
+    return was;
+}
+
+void session_sweep(session_store_t *st)
+{
+    /* A session with an open stream is in use, however quiet: it stays. */
+    pthread_mutex_lock(&st->mu);
+    drop_all(st, true, NULL);
+    pthread_mutex_unlock(&st->mu);
+}
+
+unsigned session_count(session_store_t *st)
+{
+    pthread_mutex_lock(&st->mu);
+    unsigned n = st->count;
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}

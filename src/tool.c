@@ -1,0 +1,524 @@
+#include "luamcp/tool.h"
+
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "luamcp/api.h"
+#include "luamcp/conv.h"
+#include "luamcp/log.h"
+
+/* ---- declaration ------------------------------------------------------------------------- */
+
+bool tool_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > TOOL_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+__attribute__((format(printf, 1, 2)))
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(NULL, 0, f, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s) {
+        va_start(ap, f);
+        vsnprintf(s, (size_t)n + 1, f, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+/* Converts field `key` of the table at idx (an object schema) and compiles it. */
+static int schema_field(lua_State *L, int idx, const char *key, json_t *desc, schema_t **out,
+                        char **err)
+{
+    int rc = -1;
+    char *why = NULL;
+    json_t *js = NULL;
+    lua_getfield(L, idx, key);
+    if (!lua_istable(L, -1)) {
+        *err = fmt("'%s' must be a table (a JSON Schema object)", key);
+        goto done;
+    }
+    js = conv_to_json(L, -1, &why);
+    if (!js) {
+        *err = fmt("'%s': %s", key, why);
+        goto done;
+    }
+    json_t *type = json_object_get(js, "type");
+    if (!json_is_object(js) || !json_is_string(type) || strcmp(json_string_value(type), "object")) {
+        *err = fmt("'%s' must have type = \"object\"", key);
+        goto done;
+    }
+    *out = schema_compile(js, &why);
+    if (!*out) {
+        *err = fmt("'%s': %s", key, why);
+        goto done;
+    }
+    json_object_set_new(desc, key, js);
+    js = NULL;
+    rc = 0;
+done:
+    json_decref(js);
+    free(why);
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int string_field(lua_State *L, int idx, const char *key, bool required, json_t *desc,
+                        char **err)
+{
+    int t = lua_getfield(L, idx, key);
+    int rc = 0;
+    if (t == LUA_TSTRING) {
+        json_t *s = json_string(lua_tostring(L, -1));
+        if (!s) {
+            *err = fmt("'%s' is not valid UTF-8", key);
+            rc = -1;
+        } else {
+            json_object_set_new(desc, key, s);
+        }
+    } else if (t != LUA_TNIL || required) {
+        *err = fmt("'%s' must be a string", key);
+        rc = -1;
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int check_keys(lua_State *L, int idx, char **err)
+{
+    static const char *const known[] = {"name", "title", "description", "inputSchema",
+                                        "outputSchema", "annotations", "handler", "icons",
+                                        "_meta", NULL};
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            *err = strdup("tool fields must have string names");
+            return -1;
+        }
+        const char *k = lua_tostring(L, -1);
+        bool ok = false;
+        for (int i = 0; known[i] && !ok; i++)
+            ok = strcmp(k, known[i]) == 0;
+        if (!ok) {
+            *err = fmt("unknown field '%s' (fields: name, title, description, inputSchema, "
+                       "outputSchema, annotations, handler, icons, _meta)", k);
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Plain tables converted as they are (annotations, icons, _meta). */
+static int json_field(lua_State *L, int idx, const char *key, json_t *desc, char **err)
+{
+    if (lua_getfield(L, idx, key) == LUA_TNIL)
+        return lua_pop(L, 1), 0;
+    char *why = NULL;
+    json_t *v = lua_istable(L, -1) ? conv_to_json(L, -1, &why) : NULL;
+    lua_pop(L, 1);
+    if (!v) {
+        *err = fmt("'%s' must be a table convertible to JSON%s%s", key, why ? ": " : "",
+                   why ? why : "");
+        free(why);
+        return -1;
+    }
+    json_object_set_new(desc, key, v);
+    return 0;
+}
+
+int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
+{
+    idx = lua_absindex(L, idx);
+    memset(out, 0, sizeof *out);
+    out->handler_ref = LUA_NOREF;
+    out->descriptor = json_object();
+    *err = NULL;
+    if (!out->descriptor || check_keys(L, idx, err))
+        goto fail;
+
+    if (lua_getfield(L, idx, "name") != LUA_TSTRING) {
+        lua_pop(L, 1);
+        *err = strdup("'name' must be a string");
+        goto fail;
+    }
+    out->name = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!tool_name_valid(out->name)) {
+        *err = fmt("invalid tool name '%.200s': use 1 to 128 of A-Z a-z 0-9 _ - .",
+                   out->name);
+        goto fail;
+    }
+    json_object_set_new(out->descriptor, "name", json_string(out->name));
+    if (string_field(L, idx, "title", false, out->descriptor, err) ||
+        string_field(L, idx, "description", true, out->descriptor, err) ||
+        schema_field(L, idx, "inputSchema", out->descriptor, &out->input, err))
+        goto fail;
+    lua_getfield(L, idx, "outputSchema");
+    bool has_output = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (has_output && schema_field(L, idx, "outputSchema", out->descriptor, &out->output, err))
+        goto fail;
+    if (json_field(L, idx, "annotations", out->descriptor, err) ||
+        json_field(L, idx, "icons", out->descriptor, err) ||
+        json_field(L, idx, "_meta", out->descriptor, err))
+        goto fail;
+    if (lua_getfield(L, idx, "handler") != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        *err = strdup("'handler' must be a function(args, ctx)");
+        goto fail;
+    }
+    lua_pop(L, 1);
+    return 0;
+fail:
+    if (!*err)
+        *err = strdup("out of memory");
+    if (out->name && strncmp(*err, "invalid tool name", 17) != 0) {
+        char *m = fmt("tool '%s': %s", out->name, *err);
+        free(*err);
+        *err = m;
+    }
+    tool_clear(out);
+    return -1;
+}
+
+void tool_clear(tool_t *t)
+{
+    free(t->name);
+    free(t->file);
+    json_decref(t->descriptor);
+    schema_free(t->input);
+    schema_free(t->output);
+    memset(t, 0, sizeof *t);
+    t->handler_ref = LUA_NOREF;
+}
+
+/* ---- ctx --------------------------------------------------------------------------------- */
+
+static tool_call_t *ctx_call(lua_State *L)
+{
+    unsigned long long serial = (unsigned long long)lua_tointeger(L, lua_upvalueindex(1));
+    tool_call_t *call = vm_call(vm_of(L), serial);
+    if (!call)
+        luaL_error(L, "ctx used outside the call it belongs to");
+    return call;
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int ctx_remaining_ms(lua_State *L)
+{
+    tool_call_t *call = ctx_call(L);
+    double ms = (call->deadline - wall_now()) * 1000.0;
+    lua_pushinteger(L, ms > 0 ? (lua_Integer)ms : 0);
+    return 1;
+}
+
+static int ctx_log(lua_State *L)
+{
+    ctx_call(L);
+    const char *level = luaL_checkstring(L, 1);
+    const char *msg = luaL_checkstring(L, 2);
+    int lv = log_level_parse(level);
+    if (lv < 0)
+        return luaL_argerror(L, 1, "level must be debug, info, notice, warning or error");
+    lua_getfield(L, lua_upvalueindex(2), "tool");
+    log_msg((enum log_level)lv, "tool %s: %s", lua_tostring(L, -1), msg);
+    return 0;
+}
+
+static int ctx_progress(lua_State *L)
+{
+    tool_call_t *call = ctx_call(L);
+    lua_Number progress = luaL_checknumber(L, 1);
+    bool has_total = !lua_isnoneornil(L, 2);
+    lua_Number total = has_total ? luaL_checknumber(L, 2) : 0;
+    const char *message = luaL_optstring(L, 3, NULL);
+    if (!call->progress_token)
+        return 0;
+    if (json_array_size(call->notifications) >= 1000)
+        return luaL_error(L, "ctx.progress: too many notifications in one call (1000)");
+    json_t *params = json_pack("{sOsf}", "progressToken", call->progress_token, "progress",
+                               (double)progress);
+    if (has_total)
+        json_object_set_new(params, "total", json_real(total));
+    if (message)
+        json_object_set_new(params, "message", json_string(message));
+    json_array_append_new(call->notifications,
+                          json_pack("{sssso}", "jsonrpc", "2.0", "method",
+                                    "notifications/progress", "params", params));
+    return 0;
+}
+
+/* pushes the ctx table for this call onto co */
+static void push_ctx(lua_State *co, const tool_t *t, tool_call_t *call)
+{
+    lua_createtable(co, 0, 7);
+    char *err = NULL;
+    if (!call->request_id || conv_push_json(co, call->request_id, &err) != 0) {
+        free(err);
+        lua_pushnil(co);
+    }
+    lua_setfield(co, -2, "request_id");
+    lua_pushstring(co, t->name);
+    lua_setfield(co, -2, "tool");
+    lua_pushnumber(co, call->deadline);
+    lua_setfield(co, -2, "deadline");
+    static const struct { const char *name; lua_CFunction fn; } fns[] = {
+        {"remaining_ms", ctx_remaining_ms}, {"log", ctx_log}, {"progress", ctx_progress}};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        lua_pushinteger(co, (lua_Integer)call->serial);
+        lua_pushvalue(co, -2); /* the ctx table, for ctx.tool */
+        lua_pushcclosure(co, fns[i].fn, 2);
+        lua_setfield(co, -2, fns[i].name);
+    }
+}
+
+/* ---- results ---------------------------------------------------------------------------- */
+
+static json_t *error_result(const char *msg)
+{
+    return json_pack("{s[{ssss}]sb}", "content", "type", "text", "text", msg, "isError", 1);
+}
+
+static json_t *text_result(const char *s, size_t len)
+{
+    json_t *text = json_stringn(s, len);
+    if (!text)
+        return error_result("tool returned text that is not valid UTF-8");
+    return json_pack("{s[{ssso}]}", "content", "type", "text", "text", text);
+}
+
+static bool has_mt(lua_State *L, int idx, const char *name)
+{
+    if (!lua_getmetatable(L, idx))
+        return false;
+    luaL_getmetatable(L, name);
+    bool eq = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return eq;
+}
+
+/* Adds structuredContent, checked against the output schema, plus its text rendering. */
+static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
+{
+    if (t->output) {
+        char buf[512];
+        if (schema_validate(t->output, obj, buf, sizeof buf) != 0) {
+            log_error("tool %s: result does not match its outputSchema: %s", t->name, buf);
+            json_decref(obj);
+            json_decref(content);
+            char msg[600];
+            snprintf(msg, sizeof msg, "Invalid result: %s", buf);
+            return error_result(msg);
+        }
+    }
+    if (!content) {
+        char *s = json_dumps(obj, JSON_COMPACT);
+        content = json_pack("[{ssss}]", "type", "text", "text", s ? s : "");
+        free(s);
+    }
+    return json_pack("{soso}", "content", content, "structuredContent", obj);
+}
+
+static json_t *convert_failed(const tool_t *t, char *why)
+{
+    log_error("tool %s: result not convertible: %s", t->name, why ? why : "?");
+    free(why);
+    return error_result("tool returned a value that cannot be converted to an MCP result");
+}
+
+static json_t *result_table(lua_State *co, int idx, const tool_t *t)
+{
+    char *why = NULL;
+    json_t *content = NULL, *structured = NULL;
+    if (lua_getfield(co, idx, "content") != LUA_TNIL) {
+        content = conv_to_json(co, -1, &why);
+        if (!content || !json_is_array(content)) {
+            lua_pop(co, 1);
+            json_decref(content);
+            return convert_failed(t, why ? why : strdup("mcp.result: content must be a list"));
+        }
+    }
+    lua_pop(co, 1);
+    lua_getfield(co, idx, "isError");
+    bool is_error = lua_toboolean(co, -1);
+    lua_pop(co, 1);
+    if (lua_getfield(co, idx, "structuredContent") != LUA_TNIL) {
+        structured = conv_to_json(co, -1, &why);
+        if (!structured || !json_is_object(structured)) {
+            lua_pop(co, 1);
+            json_decref(content);
+            json_decref(structured);
+            return convert_failed(t, why ? why : strdup("structuredContent must be an object"));
+        }
+    }
+    lua_pop(co, 1);
+    json_t *res;
+    if (structured && !is_error)
+        res = structured_result(t, structured, content);
+    else {
+        res = json_pack("{so}", "content", content ? content : json_array());
+        if (structured)
+            json_object_set_new(res, "structuredContent", structured);
+    }
+    if (is_error)
+        json_object_set_new(res, "isError", json_true());
+    return res;
+}
+
+/* An array whose every element is a content item. */
+static bool content_list(lua_State *co, int idx)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(co, idx);
+    if (n == 0)
+        return false;
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(co, idx, i);
+        bool ok = lua_istable(co, -1) && has_mt(co, -1, API_CONTENT_MT);
+        lua_pop(co, 1);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
+{
+    int base = lua_gettop(co) - nres + 1;
+    if (nres == 0 || lua_isnil(co, base)) {
+        if (nres >= 2 && !lua_isnil(co, base + 1)) {
+            const char *m = luaL_tolstring(co, base + 1, NULL);
+            return error_result(m);
+        }
+        if (t->output)
+            return error_result("tool declared an outputSchema but returned no result");
+        return json_pack("{s[]}", "content");
+    }
+    size_t len;
+    char *why = NULL;
+    switch (lua_type(co, base)) {
+    case LUA_TSTRING: {
+        const char *s = lua_tolstring(co, base, &len);
+        return text_result(s, len);
+    }
+    case LUA_TNUMBER:
+    case LUA_TBOOLEAN: {
+        const char *s = luaL_tolstring(co, base, &len);
+        return text_result(s, len);
+    }
+    case LUA_TTABLE:
+        break;
+    default:
+        return convert_failed(t, fmt("handler returned a %s", luaL_typename(co, base)));
+    }
+    if (has_mt(co, base, API_RESULT_MT))
+        return result_table(co, base, t);
+    bool item = has_mt(co, base, API_CONTENT_MT);
+    if (item || content_list(co, base)) {
+        json_t *v = conv_to_json(co, base, &why);
+        if (!v)
+            return convert_failed(t, why);
+        if (item) {
+            json_t *arr = json_array();
+            json_array_append_new(arr, v);
+            v = arr;
+        }
+        return json_pack("{so}", "content", v);
+    }
+    json_t *v = conv_to_json(co, base, &why);
+    if (!v)
+        return convert_failed(t, why);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return convert_failed(t, strdup("handler returned a list; return an object, text or "
+                                        "content items"));
+    }
+    return structured_result(t, v, NULL);
+}
+
+/* ---- running ---------------------------------------------------------------------------- */
+
+json_t *tool_run(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
+{
+    char buf[512];
+    json_t *empty = NULL;
+    if (!args)
+        args = empty = json_object();
+    if (schema_validate(t->input, args, buf, sizeof buf) != 0) {
+        json_decref(empty);
+        char msg[600];
+        snprintf(msg, sizeof msg, "Invalid arguments: %s", buf);
+        return error_result(msg);
+    }
+
+    lua_State *L = vm_lua(vm);
+    int top = lua_gettop(L);
+    json_t *res = NULL;
+    lua_State *co = lua_newthread(L); /* anchored on L's stack while it runs */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->handler_ref);
+    lua_xmove(L, co, 1);
+    char *err = NULL;
+    if (conv_push_json(co, args, &err) != 0) {
+        res = error_result("arguments cannot be given to Lua");
+        log_error("tool %s: %s", t->name, err);
+        free(err);
+        goto done;
+    }
+    push_ctx(co, t, call);
+
+    vm_set_call(vm, call, call->serial);
+    int nres = 0;
+    char *msg = NULL, *trace = NULL;
+    vm_status_t st = vm_resume(vm, co, 2, &nres, &msg, &trace);
+    vm_set_call(vm, NULL, 0);
+    switch (st) {
+    case VM_OK:
+        res = convert_results(co, nres, t);
+        break;
+    case VM_YIELD:
+        res = error_result("tool yielded, which is not supported here");
+        break;
+    case VM_ERROR:
+        log_error("tool %s failed: %s", t->name, trace ? trace : msg);
+        snprintf(buf, sizeof buf, "tool '%s' failed (see server log)", t->name);
+        res = error_result(buf);
+        break;
+    case VM_TIMEOUT:
+    case VM_NOMEM:
+        log_warn("tool %s %s", t->name, msg);
+        snprintf(buf, sizeof buf, "tool '%s' %s", t->name, msg);
+        res = error_result(buf);
+        break;
+    }
+    free(msg);
+    free(trace);
+done:
+    json_decref(empty);
+    lua_settop(L, top);
+    return res ? res : error_result("out of memory");
+}

@@ -1,0 +1,438 @@
+#include "luamcp/vm.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "luamcp/api.h"
+#include "luamcp/log.h"
+
+#define HOOK_EVERY 1000 /* instructions between budget checks */
+#define MAX_MODULE_NAME 128
+
+struct vm {
+    lua_State *L;
+    config_limits_t limits;
+    size_t mem_used;
+    bool mem_hit;       /* an allocation was refused during this run */
+    long long instr_used;
+    long long deadline_ns;
+    bool budget_hit;    /* once set, the hook raises on every instruction until unwound */
+    vm_phase_t phase;
+    const char *loading_file;
+    char *lib_dir;
+    void *call;
+    unsigned long long call_serial;
+};
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- allocator with a cap ------------------------------------------------------------- */
+
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    vm_t *vm = ud;
+    size_t old = ptr ? osize : 0; /* with ptr NULL, osize is a type tag, not a size */
+    if (nsize == 0) {
+        free(ptr);
+        vm->mem_used -= old;
+        return NULL;
+    }
+    /* Lua requires shrinking to succeed; only growth is refused past the cap. */
+    if (nsize > old && vm->mem_used + (nsize - old) > vm->limits.memory_bytes) {
+        vm->mem_hit = true;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return NULL;
+    vm->mem_used = vm->mem_used - old + nsize;
+    return p;
+}
+
+/* ---- budget ---------------------------------------------------------------------------- */
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    vm_t *vm = vm_of(L);
+    if (!vm->budget_hit) {
+        vm->instr_used += HOOK_EVERY;
+        bool over = (vm->limits.instructions > 0 && vm->instr_used > vm->limits.instructions) ||
+                    now_ns() > vm->deadline_ns;
+        if (!over)
+            return;
+        vm->budget_hit = true;
+    }
+    /* Re-arm on every instruction: a pcall in the script may catch this error, but the very
+     * next instruction outside it raises again, so the kill always reaches the host. */
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "budget exceeded");
+}
+
+/* ---- sandbox --------------------------------------------------------------------------- */
+
+vm_t *vm_of(lua_State *L) { return *(vm_t **)lua_getextraspace(L); }
+lua_State *vm_lua(vm_t *vm) { return vm->L; }
+vm_phase_t vm_phase(const vm_t *vm) { return vm->phase; }
+const char *vm_loading_file(const vm_t *vm) { return vm->loading_file; }
+size_t vm_memory(const vm_t *vm) { return vm->mem_used; }
+
+void vm_set_call(vm_t *vm, void *call, unsigned long long serial)
+{
+    vm->call = call;
+    vm->call_serial = serial;
+}
+
+void *vm_call(vm_t *vm, unsigned long long serial)
+{
+    return vm->call && vm->call_serial == serial ? vm->call : NULL;
+}
+
+static int readonly_newindex(lua_State *L)
+{
+    return luaL_error(L, "attempt to modify a read-only table");
+}
+
+/* stack: table -> proxy whose reads reach the table and whose writes fail */
+static void make_readonly(lua_State *L)
+{
+    lua_newtable(L);             /* table, proxy */
+    lua_newtable(L);             /* table, proxy, mt */
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, readonly_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);     /* table, proxy */
+    lua_remove(L, -2);           /* proxy */
+}
+
+static int sandbox_print(lua_State *L)
+{
+    luaL_Buffer b;
+    int n = lua_gettop(L);
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    log_info("lua: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+/* load(chunk [, name [, mode [, env]]]) — text chunks only, and env defaults to the caller's
+ * script environment rather than the shared base. */
+static int sandbox_load(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    const char *mode = luaL_optstring(L, 3, "t");
+    if (strcmp(mode, "t") != 0)
+        return luaL_error(L, "load: only text chunks are allowed (mode \"t\")");
+    if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (!lua_isnone(L, 4)) {
+        lua_pushvalue(L, 4);
+        lua_setupvalue(L, -2, 1);
+    }
+    return 1;
+}
+
+static int sandbox_collectgarbage(lua_State *L)
+{
+    const char *opt = luaL_optstring(L, 1, "collect");
+    if (strcmp(opt, "count") == 0) {
+        lua_pushnumber(L, (lua_Number)lua_gc(L, LUA_GCCOUNT) + lua_gc(L, LUA_GCCOUNTB) / 1024.0);
+        return 1;
+    }
+    if (strcmp(opt, "collect") == 0 || strcmp(opt, "step") == 0) {
+        lua_gc(L, strcmp(opt, "collect") == 0 ? LUA_GCCOLLECT : LUA_GCSTEP, 0);
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    return luaL_error(L, "collectgarbage: option '%s' is not available in the sandbox", opt);
+}
+
+static bool module_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > MAX_MODULE_NAME || name[0] == '.' || name[n - 1] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || (c == '.' && name[i + 1] != '.');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* require(name): "mcp", or a pure-Lua module NAME.lua (dots are folders) under the lib dir,
+ * run once per state with its own environment and cached. */
+static int sandbox_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    vm_t *vm = vm_of(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.loaded");
+    if (lua_getfield(L, -1, name) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1); /* stack: name, loaded */
+    if (!module_name_ok(name))
+        return luaL_error(L, "require: invalid module name '%s'", name);
+    if (!vm->lib_dir)
+        return luaL_error(L, "require: module '%s' not found (no lib directory)", name);
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/", vm->lib_dir);
+    for (const char *p = name; *p && n < (int)sizeof path - 8; p++)
+        path[n++] = *p == '.' ? '/' : *p;
+    snprintf(path + n, sizeof path - (size_t)n, ".lua");
+    int lrc = luaL_loadfilex(L, path, "t");
+    if (lrc != LUA_OK) {
+        if (lrc == LUA_ERRFILE)
+            return luaL_error(L, "require: module '%s' not found in %s", name, vm->lib_dir);
+        return lua_error(L);
+    }
+    /* stack: name, loaded, chunk — give the module its own globals over the base */
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.base");
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_setupvalue(L, -2, 1);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, name); /* loaded[name] = result */
+    return 1;
+}
+
+/* Builds the read-only base environment and stores it in the registry as "luamcp.base". */
+static void build_base(lua_State *L)
+{
+    static const char *const keep_base[] = {
+        "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawequal",
+        "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type",
+        "xpcall", "_VERSION", NULL};
+    static const struct { const char *name; lua_CFunction open; } libs[] = {
+        {"string", luaopen_string}, {"table", luaopen_table}, {"math", luaopen_math},
+        {"utf8", luaopen_utf8}, {"coroutine", luaopen_coroutine}, {NULL, NULL}};
+
+    luaL_requiref(L, "_G", luaopen_base, 0); /* the real globals: we copy from them */
+    lua_newtable(L);                        /* stack: G, base */
+    for (int i = 0; keep_base[i]; i++) {
+        lua_getfield(L, -2, keep_base[i]);
+        lua_setfield(L, -2, keep_base[i]);
+    }
+    for (int i = 0; libs[i].name; i++) {
+        luaL_requiref(L, libs[i].name, libs[i].open, 0);
+        make_readonly(L);
+        lua_setfield(L, -2, libs[i].name);
+    }
+    /* os: the clock only */
+    luaL_requiref(L, "os", luaopen_os, 0);
+    lua_newtable(L);
+    static const char *const keep_os[] = {"time", "clock", "date", "difftime", NULL};
+    for (int i = 0; keep_os[i]; i++) {
+        lua_getfield(L, -2, keep_os[i]);
+        lua_setfield(L, -2, keep_os[i]);
+    }
+    lua_remove(L, -2);
+    make_readonly(L);
+    lua_setfield(L, -2, "os");
+
+    lua_pushcfunction(L, sandbox_print);
+    lua_setfield(L, -2, "print");
+    lua_pushcfunction(L, sandbox_load);
+    lua_setfield(L, -2, "load");
+    lua_pushcfunction(L, sandbox_collectgarbage);
+    lua_setfield(L, -2, "collectgarbage");
+    lua_pushcfunction(L, sandbox_require);
+    lua_setfield(L, -2, "require");
+
+    api_push_mcp(L); /* the mcp module, shared by every script and so read-only */
+    make_readonly(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "mcp");
+    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.loaded");
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "mcp");
+    lua_pop(L, 1); /* stack: G, base */
+
+    make_readonly(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.base");
+    lua_pop(L, 1);
+
+    /* Strings index the real string table through their metatable; hide it so scripts
+     * cannot reach that table and change what every other script sees. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+}
+
+static int build_state(lua_State *L)
+{
+    lua_pushlightuserdata(L, vm_of(L));
+    lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.vm");
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.loaded");
+    build_base(L);
+    return 0;
+}
+
+vm_t *vm_new(const config_limits_t *limits, const char *lib_dir, char **err)
+{
+    vm_t *vm = calloc(1, sizeof *vm);
+    if (!vm)
+        goto nomem;
+    vm->limits = *limits;
+    vm->lib_dir = lib_dir ? strdup(lib_dir) : NULL;
+    vm->L = lua_newstate(vm_alloc, vm);
+    if (!vm->L)
+        goto nomem;
+    *(vm_t **)lua_getextraspace(vm->L) = vm;
+    lua_atpanic(vm->L, NULL);
+    lua_pushcfunction(vm->L, build_state);
+    if (lua_pcall(vm->L, 0, 0, 0) != LUA_OK) {
+        *err = strdup(lua_tostring(vm->L, -1));
+        vm_free(vm);
+        return NULL;
+    }
+    lua_gc(vm->L, LUA_GCGEN, 0, 0); /* many short-lived call tables: generational suits */
+    return vm;
+nomem:
+    vm_free(vm);
+    *err = strdup("out of memory creating a Lua state");
+    return NULL;
+}
+
+void vm_free(vm_t *vm)
+{
+    if (!vm)
+        return;
+    if (vm->L)
+        lua_close(vm->L);
+    free(vm->lib_dir);
+    free(vm);
+}
+
+/* ---- running --------------------------------------------------------------------------- */
+
+static void arm_budget(vm_t *vm, lua_State *co)
+{
+    vm->instr_used = 0;
+    vm->budget_hit = false;
+    vm->mem_hit = false;
+    vm->deadline_ns = now_ns() + (long long)vm->limits.cpu_ms * 1000000LL;
+    lua_sethook(co, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+}
+
+static char *dup_msg(lua_State *co)
+{
+    const char *m = lua_tostring(co, -1);
+    return strdup(m ? m : "(error object is not a string)");
+}
+
+vm_status_t vm_resume(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg, char **trace)
+{
+    *msg = NULL;
+    if (trace)
+        *trace = NULL;
+    arm_budget(vm, co);
+    int rc = lua_resume(co, vm->L, nargs, nres);
+    lua_sethook(co, NULL, 0, 0);
+    if (rc == LUA_OK)
+        return VM_OK;
+    if (rc == LUA_YIELD)
+        return VM_YIELD;
+    if (vm->budget_hit) {
+        char buf[160];
+        snprintf(buf, sizeof buf, "exceeded its budget (cpu_ms=%d, instructions=%lld)",
+                 vm->limits.cpu_ms, vm->limits.instructions);
+        *msg = strdup(buf);
+        return VM_TIMEOUT;
+    }
+    if (rc == LUA_ERRMEM || vm->mem_hit) {
+        char buf[120];
+        snprintf(buf, sizeof buf, "ran out of memory (memory_mb=%zu)",
+                 vm->limits.memory_bytes >> 20);
+        *msg = strdup(buf);
+        lua_gc(vm->L, LUA_GCCOLLECT, 0);
+        return VM_NOMEM;
+    }
+    *msg = dup_msg(co);
+    if (trace) {
+        luaL_traceback(vm->L, co, *msg, 0);
+        *trace = strdup(lua_tostring(vm->L, -1));
+        lua_pop(vm->L, 1);
+    }
+    return VM_ERROR;
+}
+
+int vm_load_file(vm_t *vm, const char *path, char **err)
+{
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    int rc = -1;
+    if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+        *err = dup_msg(L);
+        goto done;
+    }
+    /* stack: chunk — its own globals, reads falling through to the base */
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.base");
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_setupvalue(L, -2, 1);
+
+    lua_State *co = lua_newthread(L);
+    lua_insert(L, -2);
+    lua_xmove(L, co, 1); /* stack: thread; co: chunk */
+    vm->phase = VM_PHASE_LOAD;
+    vm->loading_file = path;
+    int nres = 0;
+    char *trace = NULL;
+    vm_status_t st = vm_resume(vm, co, 0, &nres, err, &trace);
+    vm->phase = VM_PHASE_IDLE;
+    vm->loading_file = NULL;
+    free(trace);
+    if (st == VM_OK) {
+        rc = 0;
+    } else if (st == VM_YIELD) {
+        *err = strdup("a script may not yield while loading");
+    } else if (st != VM_ERROR) {
+        char *m = *err;
+        size_t n = strlen(path) + strlen(m) + 32;
+        *err = malloc(n);
+        if (*err)
+            snprintf(*err, n, "%s: loading %s", path, m);
+        free(m);
+    }
+done:
+    lua_settop(L, top);
+    return rc;
+}
