@@ -2,6 +2,7 @@
 #include "luamcp/api.h"
 
 #include <lauxlib.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -169,12 +170,14 @@ static void new_content(lua_State *L, const char *type, int nfields)
 static int l_text(lua_State *L)
 {
     luaL_checkstring(L, 1);
-    if (!lua_isnoneornil(L, 2))
+    bool annotated = !lua_isnoneornil(L, 2);
+    if (annotated)
         luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2); /* stack: text, annotations|nil */
     new_content(L, "text", 2);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "text");
-    if (!lua_isnoneornil(L, 2)) {
+    if (annotated) {
         lua_pushvalue(L, 2);
         lua_setfield(L, -2, "annotations");
     }

@@ -4,20 +4,19 @@
  * libmicrohttpd calls the handler several times per request. The first call only sets up
  * (a response queued then would go out with "Connection: close"); later calls carry the
  * body; the last one, with no data, answers. */
-#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "luamcp/hdr.h"
 #include "luamcp/log.h"
 #include "luamcp/rpc.h"
 #include "luamcp/version.h"
 #include "server_int.h"
 
-#define ACCEPT_JSON 1
-#define ACCEPT_SSE 2
+#define ACCEPT_JSON HDR_ACCEPT_JSON
+#define ACCEPT_SSE HDR_ACCEPT_SSE
 #define KEEPALIVE_MS 15000
 #define STREAM_MAX_BUFFER (4u << 20) /* a GET stream whose client stopped reading is closed */
 
@@ -115,113 +114,6 @@ static char *sse_body(json_t *notes, json_t *resp, size_t *len)
 static const char *header(struct MHD_Connection *conn, const char *name)
 {
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
-}
-
-static bool is_loopback_name(const char *host, size_t len)
-{
-    return (len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
-           (len == 9 && strncmp(host, "127.0.0.1", 9) == 0) ||
-           (len == 5 && strncmp(host, "[::1]", 5) == 0) || (len == 3 && strncmp(host, "::1", 3) == 0);
-}
-
-/* Length of the host part of "host[:port]" or "[v6][:port]". */
-static size_t host_part(const char *hp)
-{
-    if (hp[0] == '[') {
-        const char *end = strchr(hp, ']');
-        return end ? (size_t)(end - hp) + 1 : strlen(hp);
-    }
-    const char *colon = strchr(hp, ':');
-    return colon ? (size_t)(colon - hp) : strlen(hp);
-}
-
-static bool listed(char *const *list, size_t n, const char *s, size_t len)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], "*") == 0 || (strlen(list[i]) == len && strncasecmp(list[i], s, len) == 0))
-            return true;
-    return false;
-}
-
-/* DNS rebinding defence: a page on an attacker's domain resolving to 127.0.0.1 sends its own
- * name as Host. Loopback servers accept loopback names only, unless configured. */
-static bool host_ok(const server_t *srv, const char *host)
-{
-    const config_t *c = srv->cfg;
-    if (!host)
-        return true; /* HTTP/1.0; libmicrohttpd refuses HTTP/1.1 without Host */
-    size_t hl = host_part(host);
-    if (listed(c->allowed_hosts, c->n_allowed_hosts, host, strlen(host)) ||
-        listed(c->allowed_hosts, c->n_allowed_hosts, host, hl))
-        return true;
-    if (srv->loopback)
-        return is_loopback_name(host, hl);
-    return c->n_allowed_hosts == 0;
-}
-
-static bool origin_ok(const server_t *srv, const char *origin)
-{
-    const config_t *c = srv->cfg;
-    if (!origin)
-        return true; /* not a browser */
-    if (listed(c->allowed_origins, c->n_allowed_origins, origin, strlen(origin)))
-        return true;
-    const char *hp = NULL;
-    if (strncmp(origin, "http://", 7) == 0)
-        hp = origin + 7;
-    else if (strncmp(origin, "https://", 8) == 0)
-        hp = origin + 8;
-    if (!hp || strchr(hp, '/'))
-        return false;
-    return srv->loopback && is_loopback_name(hp, host_part(hp));
-}
-
-/* Which of JSON and SSE the Accept header allows (q=0 excludes). */
-static int accept_flags(const char *accept)
-{
-    if (!accept || !*accept)
-        return ACCEPT_JSON | ACCEPT_SSE;
-    int flags = 0;
-    const char *p = accept;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *semi = memchr(p, ';', len);
-        size_t tlen = semi ? (size_t)(semi - p) : len;
-        while (tlen && p[tlen - 1] == ' ')
-            tlen--;
-        bool zero = false;
-        for (const char *q = semi; q && q < p + len; q = memchr(q + 1, ';', (size_t)(p + len - q - 1))) {
-            const char *v = q + 1;
-            while (*v == ' ')
-                v++;
-            if ((v[0] == 'q' || v[0] == 'Q') && v[1] == '=' && strtod(v + 2, NULL) == 0.0)
-                zero = true;
-        }
-        if (!zero) {
-#define IS(s) (tlen == sizeof(s) - 1 && strncasecmp(p, s, tlen) == 0)
-            if (IS("*/*"))
-                flags |= ACCEPT_JSON | ACCEPT_SSE;
-            else if (IS("application/json") || IS("application/*"))
-                flags |= ACCEPT_JSON;
-            else if (IS("text/event-stream") || IS("text/*"))
-                flags |= ACCEPT_SSE;
-#undef IS
-        }
-        if (!end)
-            break;
-        p = end + 1;
-    }
-    return flags;
-}
-
-static bool json_content_type(const char *ct)
-{
-    if (!ct || strncasecmp(ct, "application/json", 16) != 0)
-        return false;
-    return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
 }
 
 /* NULL when the MCP-Protocol-Version header is absent or supported; else a message. */
@@ -439,10 +331,10 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
 {
     server_t *srv = r->w->srv;
     char buf[200];
-    if (!json_content_type(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
+    if (!hdr_is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
         return fail(r, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, RPC_INVALID_REQUEST,
                     "Unsupported Media Type: Content-Type must be application/json", NULL, NULL);
-    int accept = accept_flags(header(conn, MHD_HTTP_HEADER_ACCEPT));
+    int accept = hdr_accept(header(conn, MHD_HTTP_HEADER_ACCEPT));
     if (!accept)
         return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
                     "Not Acceptable: Accept must allow application/json or text/event-stream",
@@ -452,7 +344,8 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
 
     json_error_t je;
-    json_t *msg = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je);
+    json_t *msg = json_loadb(r->body ? r->body : "", r->len,
+                            JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!msg)
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_PARSE_ERROR, "Parse error", NULL, NULL);
     rpc_msg_t m;
@@ -504,7 +397,7 @@ static enum MHD_Result mcp_get(req_t *r, struct MHD_Connection *conn)
         return fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, RPC_INVALID_REQUEST,
                     "Method not allowed: this server is stateless and has no GET stream",
                     MHD_HTTP_HEADER_ALLOW, "POST");
-    if (!(accept_flags(header(conn, MHD_HTTP_HEADER_ACCEPT)) & ACCEPT_SSE))
+    if (!(hdr_accept(header(conn, MHD_HTTP_HEADER_ACCEPT)) & ACCEPT_SSE))
         return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
                     "Not Acceptable: Accept must allow text/event-stream", NULL, NULL);
     char buf[200];
@@ -543,12 +436,14 @@ static bool preflight(req_t *r, struct MHD_Connection *conn, const char *method,
                       enum MHD_Result *rc)
 {
     server_t *srv = r->w->srv;
-    if (!host_ok(srv, header(conn, MHD_HTTP_HEADER_HOST))) {
+    if (!hdr_host_allowed(header(conn, MHD_HTTP_HEADER_HOST), srv->loopback,
+                          srv->cfg->allowed_hosts, srv->cfg->n_allowed_hosts)) {
         *rc = fail(r, conn, MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST, "Forbidden: Host not allowed",
                    NULL, NULL);
         return false;
     }
-    if (!origin_ok(srv, header(conn, MHD_HTTP_HEADER_ORIGIN))) {
+    if (!hdr_origin_allowed(header(conn, MHD_HTTP_HEADER_ORIGIN), srv->loopback,
+                            srv->cfg->allowed_origins, srv->cfg->n_allowed_origins)) {
         *rc = fail(r, conn, MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST,
                    "Forbidden: Origin not allowed", NULL, NULL);
         return false;

@@ -18,10 +18,25 @@ const char *rpc_version_supported(const char *v)
     return NULL;
 }
 
+/* A JSON string of s; bytes that would make it invalid UTF-8 (a name cut mid-character, a
+ * hostile header) become '?', so an error message can always be sent. */
+static json_t *safe_string(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    char buf[512];
+    size_t n = 0;
+    for (; s[n] && n < sizeof buf - 1; n++)
+        buf[n] = (unsigned char)s[n] < 0x80 ? s[n] : '?';
+    buf[n] = '\0';
+    return json_string(buf);
+}
+
 json_t *rpc_error(json_t *id, int code, const char *message)
 {
-    return json_pack("{sssOs{siss}}", "jsonrpc", "2.0", "id", id ? id : json_null(), "error",
-                     "code", code, "message", message);
+    return json_pack("{sssOs{siso}}", "jsonrpc", "2.0", "id", id ? id : json_null(), "error",
+                     "code", code, "message", safe_string(message));
 }
 
 static json_t *rpc_result(json_t *id, json_t *result)

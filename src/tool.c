@@ -269,7 +269,7 @@ static int ctx_progress(lua_State *L)
     if (message)
         json_object_set_new(params, "message", json_string(message));
     json_array_append_new(call->notifications,
-                          json_pack("{sssso}", "jsonrpc", "2.0", "method",
+                          json_pack("{ssssso}", "jsonrpc", "2.0", "method",
                                     "notifications/progress", "params", params));
     return 0;
 }
@@ -302,7 +302,10 @@ static void push_ctx(lua_State *co, const tool_t *t, tool_call_t *call)
 
 static json_t *error_result(const char *msg)
 {
-    return json_pack("{s[{ssss}]sb}", "content", "type", "text", "text", msg, "isError", 1);
+    json_t *text = json_string(msg);
+    if (!text)
+        text = json_string("tool failed with a message that is not valid UTF-8");
+    return json_pack("{s[{ssso}]sb}", "content", "type", "text", "text", text, "isError", 1);
 }
 
 static json_t *text_result(const char *s, size_t len)

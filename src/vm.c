@@ -133,6 +133,26 @@ static int sandbox_print(lua_State *L)
     return 0;
 }
 
+/* Pushes the _ENV of the Lua function that called us; false when it has none. */
+static bool push_caller_env(lua_State *L)
+{
+    lua_Debug ar;
+    if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "f", &ar))
+        return false;
+    for (int i = 1;; i++) {
+        const char *name = lua_getupvalue(L, -1, i);
+        if (!name)
+            break;
+        if (strcmp(name, "_ENV") == 0) {
+            lua_remove(L, -2);
+            return true;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return false;
+}
+
 /* load(chunk [, name [, mode [, env]]]) — text chunks only, and env defaults to the caller's
  * script environment rather than the shared base. */
 static int sandbox_load(lua_State *L)
@@ -150,8 +170,10 @@ static int sandbox_load(lua_State *L)
     }
     if (!lua_isnone(L, 4)) {
         lua_pushvalue(L, 4);
-        lua_setupvalue(L, -2, 1);
+    } else if (!push_caller_env(L)) {
+        lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.base");
     }
+    lua_setupvalue(L, -2, 1);
     return 1;
 }
 
@@ -247,6 +269,11 @@ static void build_base(lua_State *L)
     }
     for (int i = 0; libs[i].name; i++) {
         luaL_requiref(L, libs[i].name, libs[i].open, 0);
+        if (strcmp(libs[i].name, "string") == 0) {
+            /* strings index this very table: remove dump here, not in a copy */
+            lua_pushnil(L);
+            lua_setfield(L, -2, "dump");
+        }
         make_readonly(L);
         lua_setfield(L, -2, libs[i].name);
     }
@@ -281,7 +308,11 @@ static void build_base(lua_State *L)
     lua_pop(L, 1); /* stack: G, base */
 
     make_readonly(L);
+    lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.base");
+    /* Anything loaded without an explicit environment sees the base, never the real globals
+     * (which hold dofile, loadfile and the rest). */
+    lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
     lua_pop(L, 1);
 
     /* Strings index the real string table through their metatable; hide it so scripts
