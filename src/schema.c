@@ -735,6 +735,27 @@ static schema_t *new_node(void)
     return node;
 }
 
+/* Validation keywords this validator does not implement. Ignoring them would let through
+ * arguments the author meant to refuse, so a schema using one is refused at load. */
+static int refuse_unsupported(compile_ctx *cc, const json_t *schema)
+{
+    static const char *const unsupported[] = {
+        "anyOf", "oneOf", "allOf", "not", "$ref", "$dynamicRef", "if", "then", "else",
+        "patternProperties", "propertyNames", "minProperties", "maxProperties", "uniqueItems",
+        "multipleOf", "prefixItems", "additionalItems", "contains", "minContains",
+        "maxContains", "dependentRequired", "dependentSchemas", "dependencies",
+        "unevaluatedProperties", "unevaluatedItems", NULL};
+    for (int i = 0; unsupported[i]; i++)
+        if (json_object_get(schema, unsupported[i]))
+            return compile_error(cc, unsupported[i],
+                                 "keyword not supported by luamcp's validator (supported: type, "
+                                 "enum, const, minimum, maximum, exclusiveMinimum, "
+                                 "exclusiveMaximum, minLength, maxLength, pattern, items, "
+                                 "minItems, maxItems, required, properties, "
+                                 "additionalProperties); check it in the handler instead");
+    return 0;
+}
+
 static schema_t *compile_node(compile_ctx *cc, const json_t *schema)
 {
     if (cc->depth > SCHEMA_MAX_DEPTH) {
@@ -754,7 +775,8 @@ static schema_t *compile_node(compile_ctx *cc, const json_t *schema)
         node->reject_all = json_is_false(schema);
         return node;
     }
-    if (compile_type(cc, node, schema) != 0 || compile_enum_const(cc, node, schema) != 0 ||
+    if (refuse_unsupported(cc, schema) != 0 || compile_type(cc, node, schema) != 0 ||
+        compile_enum_const(cc, node, schema) != 0 ||
         compile_bound(cc, schema, "minimum", &node->minimum) != 0 ||
         compile_bound(cc, schema, "maximum", &node->maximum) != 0 ||
         compile_bound(cc, schema, "exclusiveMinimum", &node->exclusive_minimum) != 0 ||

@@ -4,8 +4,10 @@
  * fractional part), required, properties, additionalProperties (bool or schema), enum, const,
  * minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength, maxLength (in Unicode code
  * points), pattern (POSIX extended regex, unanchored as JSON Schema says), items (schema),
- * minItems, maxItems, and nesting of all of these. Other keywords ("description", "title",
- * "default", "$schema", "format", ...) are accepted and ignored.
+ * minItems, maxItems, and nesting of all of these. Validation keywords outside this set (anyOf,
+ * $ref, uniqueItems, ...) are refused at compile: ignoring them would accept what the author
+ * meant to refuse. Annotations ("description", "title", "default", "$schema", "format", ...)
+ * are accepted and ignored.
  */
 #ifndef LUAMCP_SCHEMA_H
 #define LUAMCP_SCHEMA_H

@@ -67,6 +67,18 @@ static const char *validate_text(const char *schema_text, const char *instance_t
         free(err_);                                                                           \
     } while (0)
 
+#define EXPECT_BAD_SCHEMA_PREFIX(schema, prefix)                                              \
+    do {                                                                                      \
+        char *err_ = NULL;                                                                    \
+        schema_t *s_ = compile_text((schema), &err_);                                         \
+        CHECK(s_ == NULL);                                                                    \
+        if (!CHECK(err_ && strncmp(err_, (prefix), strlen(prefix)) == 0))                     \
+            fprintf(stderr, "    got: %s\n    want prefix: %s\n", err_ ? err_ : "NULL",       \
+                    (prefix));                                                                \
+        schema_free(s_);                                                                      \
+        free(err_);                                                                           \
+    } while (0)
+
 static bool valid_utf8(const char *s)
 {
     json_t *v = json_string(s); /* jansson refuses invalid UTF-8 */
@@ -375,6 +387,21 @@ static void test_bad_schemas(void)
                       "additionalProperties: must be a boolean or a schema object");
 }
 
+static void test_unsupported_keywords(void)
+{
+    static const char *const kw[] = {"anyOf", "oneOf", "allOf", "not", "$ref", "uniqueItems",
+                                     "multipleOf", "patternProperties", "prefixItems",
+                                     "minProperties", "if", NULL};
+    char schema[128], want[64];
+    for (int i = 0; kw[i]; i++) {
+        snprintf(schema, sizeof schema, "{\"%s\": 1}", kw[i]);
+        snprintf(want, sizeof want, "%s: keyword not supported", kw[i]);
+        EXPECT_BAD_SCHEMA_PREFIX(schema, want);
+    }
+    EXPECT_BAD_SCHEMA_PREFIX("{\"properties\": {\"a\": {\"anyOf\": []}}}",
+                             "properties.a.anyOf: keyword not supported");
+}
+
 static void test_bad_nested_schemas(void)
 {
     EXPECT_BAD_SCHEMA("{\"properties\": {\"n\": {\"minimum\": \"x\"}}}",
@@ -578,6 +605,7 @@ int main(void)
     test_boolean_schemas();
     test_ignored_keywords();
     test_bad_schemas();
+    test_unsupported_keywords();
     test_bad_nested_schemas();
     test_bad_patterns();
     test_depth_limits();
