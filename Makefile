@@ -1,0 +1,34 @@
+# A thin wrapper over CMake (as Neovim does): the two commands of the README, and a few more.
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+ARGS ?=
+
+.PHONY: all deps build run test bench clean
+
+all: build
+
+deps:
+	@./.ci/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+# Serves scripts/ on 127.0.0.1:8080 in development mode and prints how to call it.
+run: build
+	./$(BUILD)/luamcp serve --dev $(ARGS)
+
+# Every test (unit, busted specs, integration with real clients), plain and under
+# ASan+UBSan, in one ctest run.
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+bench: deps
+	@./.ci/install-deps wrk
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS) --target luamcp
+	./bench/run.sh ./$(BUILD)/luamcp
+
+clean:
+	rm -rf $(BUILD)

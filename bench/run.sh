@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# make bench: luamcp under wrk (keep-alive, -t2 -c32), beside a ceiling measured in the same
+# run (/healthz: HTTP + routing, no JSON-RPC, no Lua), so the ratio holds on a noisy machine.
+# Prints req/s, p50, p99 and the server's RSS (peak, from VmHWM) for each row.
+set -euo pipefail
+bin=${1:-./build/luamcp}
+duration=${DURATION:-10s}
+conns=${CONNS:-32}
+here=$(cd "$(dirname "$0")" && pwd)
+log=$(mktemp)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -f "$log"; }
+trap cleanup EXIT
+
+start() { # start [flags...]: a server on a free port; sets pid and port
+    "$bin" serve --listen 127.0.0.1:0 --scripts "$here/../scripts" --log-level notice "$@" \
+        2>"$log" &
+    pid=$!
+    for _ in $(seq 100); do
+        port=$(sed -n 's/.*listening on .* port \([0-9]*\),.*/\1/p' "$log" | head -1)
+        [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return
+        sleep 0.05
+    done
+    echo "server did not start:"; cat "$log"; exit 1
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$pid/status"; }
+
+# row NAME URL [wrk args...]: runs wrk, prints one table row, remembers req/s in $rps
+row() {
+    local name=$1 url=$2; shift 2
+    local out
+    out=$(wrk -t2 -c"$conns" -d"$duration" --latency "$@" "$url")
+    if echo "$out" | grep -q "Non-2xx"; then
+        echo "$out"; echo "bench: $name got non-2xx answers"; exit 1
+    fi
+    rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%d", $2}')
+    local p50 p99
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    printf "| %-34s | %9s | %8s | %8s | %7s MiB |\n" "$name" "$rps" "$p50" "$p99" \
+        "$(( $(hwm_kib) / 1024 ))"
+}
+
+echo "luamcp bench — $(date -u +%Y-%m-%d) — $(nproc) cores — wrk -t2 -c$conns -d$duration"
+echo
+printf "| %-34s | %9s | %8s | %8s | %11s |\n" "what" "req/s" "p50" "p99" "peak RSS"
+printf "|%s|%s|%s|%s|%s|\n" "------------------------------------" "-----------" \
+    "----------" "----------" "-------------"
+
+start --stateless
+base_rss=$(rss_kib)
+row "GET /healthz (ceiling)" "http://127.0.0.1:$port/healthz"
+ceiling=$rps
+row "tools/call echo, stateless" "http://127.0.0.1:$port/mcp" -s "$here/echo.lua"
+echo_rps=$rps
+row "tools/list, stateless" "http://127.0.0.1:$port/mcp" -s "$here/tools_list.lua"
+stop
+
+start
+sid=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/mcp" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    | tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}')
+LUAMCP_SESSION=$sid row "tools/call echo, with a session" "http://127.0.0.1:$port/mcp" \
+    -s "$here/echo.lua"
+stop
+
+echo
+echo "idle RSS at start: $((base_rss / 1024)) MiB"
+awk -v e="$echo_rps" -v c="$ceiling" \
+    'BEGIN {printf "echo / ceiling: %.2f (tools/call echo runs at %.0f%% of bare HTTP)\n", e / c, 100 * e / c}'

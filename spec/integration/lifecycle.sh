@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The server's life from outside: the command line, configuration errors, refusing unsafe
+# listen addresses and busy ports, HTTPS, and graceful shutdown that finishes requests in
+# flight. Usage: lifecycle.sh LUAMCP_BINARY
+set -u
+bin=$1
+here=$(cd "$(dirname "$0")" && pwd)
+t=$(mktemp -d)
+pids=()
+pass=0 fail=0
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$t"; }
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+not_ok() { fail=$((fail + 1)); echo "not ok - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+check() { # check NAME CONDITION-COMMAND...
+    local name=$1; shift
+    if "$@"; then ok "$name"; else not_ok "$name" "failed: $*"; fi
+}
+contains() { [[ $1 == *"$2"* ]]; }
+
+# start NAME ARGS...: a server on a free port; sets port and pid, log in $t/NAME.log
+start() {
+    local name=$1; shift
+    "$bin" serve --listen 127.0.0.1:0 --scripts "$here/lifecycle" --workers 2 "$@" \
+        >"$t/$name.out" 2>"$t/$name.log" &
+    pid=$!
+    pids+=("$pid")
+    port=""
+    for _ in $(seq 200); do
+        port=$(sed -n 's/.*listening on .* port \([0-9]*\),.*/\1/p' "$t/$name.log" | head -1)
+        [[ -n $port ]] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "# server $name did not start:"; sed 's/^/#   /' "$t/$name.log"
+    return 1
+}
+
+rpc() { # rpc URL BODY [curl args...]: stateless JSON-RPC POST, prints the body
+    local url=$1 body=$2; shift 2
+    curl -s --max-time 10 "$url" -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -d "$body" "$@"
+}
+call_slow() {
+    rpc "$1" "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"slow\",\"arguments\":{\"ms\":$2}}}" "${@:3}"
+}
+
+# ---- command line -------------------------------------------------------------------------
+out=$("$bin" --help); rc=$?
+check "--help exits 0 and shows usage" test $rc -eq 0
+check "--help names serve and check" contains "$out" "luamcp serve [options]"
+out=$("$bin" --version); check "--version prints the version" contains "$out" "luamcp 0."
+out=$("$bin" frobnicate 2>&1); rc=$?
+check "unknown command exits 2" test $rc -eq 2
+check "unknown command is named" contains "$out" "unknown command 'frobnicate'"
+out=$("$bin" serve --bogus 2>&1); rc=$?
+check "unknown flag exits 2" test $rc -eq 2
+out=$("$bin" serve --workers 0 2>&1); rc=$?
+check "--workers 0 is refused" contains "$out" "--workers must be 1..256"
+
+# ---- configuration errors ------------------------------------------------------------------
+printf 'return { listen = "127.0.0.1:0", colour = "blue" }\n' >"$t/unknown.lua"
+out=$("$bin" serve --config "$t/unknown.lua" 2>&1); rc=$?
+check "unknown config key exits 2" test $rc -eq 2
+check "unknown config key is named with the file" contains "$out" "$t/unknown.lua: colour: unknown key"
+printf 'return { limits = { cpu_ms = "fast" } }\n' >"$t/type.lua"
+out=$("$bin" serve --config "$t/type.lua" 2>&1)
+check "wrong config type is explained" contains "$out" "limits.cpu_ms: expected an integer, got string"
+printf 'return {\n  listen = \n' >"$t/syntax.lua"
+out=$("$bin" serve --config "$t/syntax.lua" 2>&1)
+check "config syntax error names file and line" contains "$out" "syntax.lua:3:"
+printf 'return { workers = os.exit(1) }\n' >"$t/sandbox.lua"
+out=$("$bin" serve --config "$t/sandbox.lua" 2>&1); rc=$?
+check "config file has no libraries" test $rc -eq 2
+printf 'while true do end\n' >"$t/loop.lua"
+out=$("$bin" serve --config "$t/loop.lua" 2>&1); rc=$?
+check "a config file that loops is stopped" contains "$out" "runs too long"
+
+# ---- unsafe or busy addresses --------------------------------------------------------------
+out=$("$bin" serve --listen 0.0.0.0:0 --scripts "$here/lifecycle" 2>&1); rc=$?
+check "non-loopback listen is refused without auth" test $rc -eq 1
+check "the refusal says why" contains "$out" "no authentication"
+start busy || exit 1
+busy_port=$port
+out=$("$bin" serve --listen "127.0.0.1:$busy_port" --scripts "$here/lifecycle" 2>&1); rc=$?
+check "a busy port is an error, not a shared port" test $rc -eq 1
+check "busy port error explains" contains "$out" "cannot bind"
+kill "$pid"; wait "$pid" 2>/dev/null
+
+# ---- check ---------------------------------------------------------------------------------
+mkdir -p "$t/bad"
+printf 'mcp.tool{name="ok", description="d", inputSchema={type="object"}, handler=function() end}\n\nmcp.tool{name="ok", description="d", inputSchema={type="object"}, handler=function() end}\n' >"$t/bad/dup.lua"
+out=$("$bin" check --scripts "$t/bad" 2>&1); rc=$?
+check "check fails on a broken script" test $rc -eq 1
+check "check reports file:line" contains "$out" "dup.lua:3: duplicate tool name 'ok'"
+out=$("$bin" serve --listen 127.0.0.1:0 --scripts "$t/bad" 2>&1); rc=$?
+check "serve refuses to start with a broken script" test $rc -eq 1
+out=$("$bin" check --scripts "$here/lifecycle"); rc=$?
+check "check passes on good scripts" test $rc -eq 0
+check "check lists the tools" contains "$out" "slow"
+
+# ---- graceful shutdown ---------------------------------------------------------------------
+printf 'return { limits = { cpu_ms = 10000 }, grace_s = 10 }\n' >"$t/slow.lua"
+for sig in TERM INT; do
+    start "graceful_$sig" --stateless --config "$t/slow.lua" || exit 1
+    url="http://127.0.0.1:$port/mcp"
+    call_slow "$url" 1500 >"$t/inflight_$sig.json" &
+    client=$!
+    sleep 0.5
+    kill -"$sig" "$pid"
+    wait "$client"
+    body=$(cat "$t/inflight_$sig.json")
+    check "SIG$sig: the request in flight is answered" contains "$body" "done after 1500 ms"
+    wait "$pid"; rc=$?
+    check "SIG$sig: the server exits 0 after draining" test $rc -eq 0
+    check "SIG$sig: the log says it stopped" grep -q "stopped" "$t/graceful_$sig.log"
+    out=$(curl -s --max-time 2 "http://127.0.0.1:$port/healthz"); rc=$?
+    check "SIG$sig: nothing listens afterwards" test $rc -ne 0
+done
+
+# A client that sent half a body holds its request open: shutdown waits grace_s for it,
+# not the 30 s idle timeout.
+printf 'return { grace_s = 1 }\n' >"$t/short.lua"
+start grace_limit --stateless --config "$t/short.lua" || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"jsonrpc"' >&3
+sleep 0.3
+begin=$(date +%s%N)
+kill -TERM "$pid"
+wait "$pid"; rc=$?
+elapsed_ms=$(( ($(date +%s%N) - begin) / 1000000 ))
+exec 3>&-
+check "a stalled upload delays shutdown by grace_s only (${elapsed_ms} ms)" \
+    test "$elapsed_ms" -ge 900 -a "$elapsed_ms" -lt 5000
+check "the grace_s expiry is logged" grep -q "still in flight after grace_s" "$t/grace_limit.log"
+
+# ---- HTTPS ---------------------------------------------------------------------------------
+if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$t/key.pem" -out "$t/cert.pem" \
+    -days 1 -subj /CN=localhost >/dev/null 2>&1; then
+    printf 'return { tls = { cert = "cert.pem", key = "key.pem" } }\n' >"$t/tls.lua"
+    start tls --stateless --config "$t/tls.lua" || exit 1
+    body=$(call_slow "https://127.0.0.1:$port/mcp" 1 --cacert "$t/cert.pem" \
+        --resolve "localhost:$port:127.0.0.1" --url "https://localhost:$port/mcp")
+    check "HTTPS answers a tools/call" contains "$body" "done after 1 ms"
+    conns=$(curl -s --cacert "$t/cert.pem" -o /dev/null -o /dev/null -w '%{num_connects}\n' \
+        --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/healthz" \
+        "https://localhost:$port/healthz" | awk '{s += $1} END {print s}')
+    check "HTTPS keeps the connection alive (1 connect for 2 requests)" test "$conns" -eq 1
+    out=$(curl -s --max-time 3 "http://127.0.0.1:$port/healthz"); rc=$?
+    check "plain HTTP on the TLS port gets no answer" test -z "$out"
+    kill "$pid"; wait "$pid" 2>/dev/null
+    printf 'return { tls = { cert = "cert.pem" } }\n' >"$t/half.lua"
+    out=$("$bin" serve --listen 127.0.0.1:0 --config "$t/half.lua" 2>&1)
+    check "tls needs both cert and key" contains "$out" "tls needs both cert and key"
+else
+    not_ok "HTTPS" "openssl could not make a test certificate"
+fi
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
