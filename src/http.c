@@ -20,10 +20,20 @@
 #define KEEPALIVE_MS 15000
 #define STREAM_MAX_BUFFER (4u << 20) /* a GET stream whose client stopped reading is closed */
 
+/* A refusal decided before the body arrived, answered once it has been read (libmicrohttpd
+ * accepts a response only before the upload starts or after it ends). Strings are static. */
+typedef struct refusal {
+    unsigned status;
+    int code;
+    const char *message;
+    const char *h1, *v1;
+} refusal_t;
+
 typedef struct req {
     worker_t *w;
-    bool started;
     bool answered;
+    refusal_t refused;   /* status 0 when none */
+    size_t discarded;    /* body bytes dropped after a refusal */
     char *body;
     size_t len, cap;
 } req_t;
@@ -245,16 +255,18 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
     s->conn = conn;
     memcpy(s->session, sid, SESSION_ID_LEN + 1);
     stream_append(s, ": stream open\n\n", 15);
-    int rc = session_attach(r->w->srv->sessions, sid, s);
-    if (rc != 0) {
+    /* A new GET replaces the session's previous stream: a client reconnecting after a network
+     * drop must not wait for the dead stream to be noticed (only the session's holder can do
+     * this, and server messages still go to exactly one stream). */
+    void *previous = NULL;
+    if (session_attach(r->w->srv->sessions, sid, s, &previous) != 0) {
         stream_release(s);
         stream_release(s);
-        if (rc == -1)
-            return fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found",
-                        NULL, NULL);
-        return fail(r, conn, MHD_HTTP_CONFLICT, RPC_INVALID_REQUEST,
-                    "Conflict: this session already has an open GET stream", NULL, NULL);
+        return fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found",
+                    NULL, NULL);
     }
+    if (previous)
+        http_stream_close(previous);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_done);
     if (!resp) {
@@ -431,36 +443,41 @@ static enum MHD_Result mcp_delete(req_t *r, struct MHD_Connection *conn)
     return queue(conn, MHD_HTTP_OK, NULL, 0, NULL, NULL, NULL);
 }
 
-/* Checks that need no body. True when the request may go on; else answered. */
-static bool preflight(req_t *r, struct MHD_Connection *conn, const char *method,
-                      enum MHD_Result *rc)
+/* Checks that need no body. True when the request may go on; else *no says why. */
+static bool preflight(req_t *r, struct MHD_Connection *conn, const char *method, refusal_t *no)
 {
     server_t *srv = r->w->srv;
     if (!hdr_host_allowed(header(conn, MHD_HTTP_HEADER_HOST), srv->loopback,
                           srv->cfg->allowed_hosts, srv->cfg->n_allowed_hosts)) {
-        *rc = fail(r, conn, MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST, "Forbidden: Host not allowed",
-                   NULL, NULL);
+        *no = (refusal_t){MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST, "Forbidden: Host not allowed",
+                          NULL, NULL};
         return false;
     }
     if (!hdr_origin_allowed(header(conn, MHD_HTTP_HEADER_ORIGIN), srv->loopback,
                             srv->cfg->allowed_origins, srv->cfg->n_allowed_origins)) {
-        *rc = fail(r, conn, MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST,
-                   "Forbidden: Origin not allowed", NULL, NULL);
+        *no = (refusal_t){MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST,
+                          "Forbidden: Origin not allowed", NULL, NULL};
         return false;
     }
-    bool stateless = srv->cfg->stateless;
     if (strcmp(method, "POST") && strcmp(method, "GET") && strcmp(method, "DELETE")) {
-        *rc = fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, RPC_INVALID_REQUEST, "Method not allowed",
-                   MHD_HTTP_HEADER_ALLOW, stateless ? "POST" : "GET, POST, DELETE");
+        *no = (refusal_t){MHD_HTTP_METHOD_NOT_ALLOWED, RPC_INVALID_REQUEST, "Method not allowed",
+                          MHD_HTTP_HEADER_ALLOW,
+                          srv->cfg->stateless ? "POST" : "GET, POST, DELETE"};
         return false;
     }
     const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > srv->cfg->max_body_bytes) {
-        *rc = fail(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, RPC_INVALID_REQUEST,
-                   "Request body too large", NULL, NULL);
+        *no = (refusal_t){MHD_HTTP_CONTENT_TOO_LARGE, RPC_INVALID_REQUEST,
+                          "Request body too large", NULL, NULL};
         return false;
     }
     return true;
+}
+
+static enum MHD_Result refuse(req_t *r, struct MHD_Connection *conn)
+{
+    const refusal_t *no = &r->refused;
+    return fail(r, conn, no->status, no->code, no->message, no->h1, no->v1);
 }
 
 static enum MHD_Result health(req_t *r, struct MHD_Connection *conn, const char *method)
@@ -504,33 +521,39 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
     (void)http_version;
     worker_t *w = cls;
     req_t *r = *req_cls;
+    bool mcp = strcmp(url, w->srv->cfg->endpoint) == 0;
     if (!r) {
         if (!(r = calloc(1, sizeof *r)))
             return MHD_NO;
         r->w = w;
         w->inflight++;
         *req_cls = r;
+        if (mcp && !preflight(r, conn, method, &r->refused) &&
+            r->refused.status == MHD_HTTP_CONTENT_TOO_LARGE)
+            return refuse(r, conn); /* now, before reading it (the connection then closes) */
         return MHD_YES;
     }
     if (r->answered) {
-        *upload_size = 0; /* answered early (e.g. 413): drop the rest */
+        *upload_size = 0;
         return MHD_YES;
-    }
-    bool mcp = strcmp(url, w->srv->cfg->endpoint) == 0;
-    if (!r->started) {
-        r->started = true;
-        enum MHD_Result rc;
-        if (mcp && !preflight(r, conn, method, &rc))
-            return rc;
     }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (!append_body(r, upload, n, w->srv->cfg->max_body_bytes))
-            return fail(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, RPC_INVALID_REQUEST,
-                        "Request body too large", NULL, NULL);
+        if (r->refused.status) {
+            /* drain a refused request's body to answer it on this connection, within reason */
+            r->discarded += n;
+            return r->discarded > 16 * w->srv->cfg->max_body_bytes ? MHD_NO : MHD_YES;
+        }
+        if (!append_body(r, upload, n, w->srv->cfg->max_body_bytes)) {
+            r->refused = (refusal_t){MHD_HTTP_CONTENT_TOO_LARGE, RPC_INVALID_REQUEST,
+                                     "Request body too large", NULL, NULL};
+            r->discarded = r->len + n;
+        }
         return MHD_YES;
     }
+    if (r->refused.status)
+        return refuse(r, conn);
     if (mcp) {
         if (strcmp(method, "POST") == 0)
             return mcp_post(r, conn);

@@ -91,10 +91,6 @@ int rpc_classify(json_t *msg, rpc_msg_t *out, json_t **error)
         return -1;
     }
     json_t *params = json_object_get(msg, "params");
-    if (params && !json_is_object(params)) {
-        *error = rpc_error(echo, RPC_INVALID_PARAMS, "Invalid params: params must be an object");
-        return -1;
-    }
     out->kind = id ? RPC_REQUEST : RPC_NOTIFICATION;
     out->method = json_string_value(method);
     out->id = id;
@@ -189,6 +185,8 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
 json_t *rpc_dispatch(rpc_env_t *env, const rpc_msg_t *m)
 {
     const char *method = m->method;
+    if (m->params && !json_is_object(m->params))
+        return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: params must be an object");
     if (strcmp(method, "tools/call") == 0)
         return m_tools_call(env, m);
     if (strcmp(method, "tools/list") == 0)

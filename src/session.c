@@ -169,17 +169,18 @@ bool session_delete(session_store_t *st, const char *id, void **attached)
     return s != NULL;
 }
 
-int session_attach(session_store_t *st, const char *id, void *obj)
+int session_attach(session_store_t *st, const char *id, void *obj, void **previous)
 {
+    *previous = NULL;
     pthread_mutex_lock(&st->mu);
     session_t *s = find(st, id, NULL);
-    int rc = !s ? -1 : s->attached ? -2 : 0;
-    if (rc == 0) {
+    if (s) {
+        *previous = s->attached;
         s->attached = obj;
         s->last_used = now_s();
     }
     pthread_mutex_unlock(&st->mu);
-    return rc;
+    return s ? 0 : -1;
 }
 
 bool session_detach(session_store_t *st, const char *id, void *obj)

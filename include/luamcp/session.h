@@ -21,8 +21,9 @@ bool session_touch(session_store_t *st, const char *id, const char **version);
 /* Ends a session. Returns false when unknown. *attached gets what was attached (or NULL),
  * now the caller's to close. */
 bool session_delete(session_store_t *st, const char *id, void **attached);
-/* Attaches obj. 0; -1 unknown session; -2 something is already attached. */
-int session_attach(session_store_t *st, const char *id, void *obj);
+/* Attaches obj, replacing what was attached: *previous gets it (now the caller's to close).
+ * 0, or -1 for an unknown session. */
+int session_attach(session_store_t *st, const char *id, void *obj, void **previous);
 /* Detaches obj if it is still the one attached; true when it was. */
 bool session_detach(session_store_t *st, const char *id, void *obj);
 /* Frees sessions idle past the limit (never one with something attached). */
