@@ -4,19 +4,22 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 ARGS ?=
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps configure build run test bench clean
 
 all: build
 
 deps:
 	@./.ci/install-deps
 
-build: deps
+configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
 # Serves scripts/ on 127.0.0.1:8080 in development mode and prints how to call it.
-run: build
+run: configure
+	@cmake --build $(BUILD) -j$(JOBS) --target luamcp -- --no-print-directory
 	./$(BUILD)/luamcp serve --dev $(ARGS)
 
 # Every test (unit, busted specs, integration with real clients), plain and under
@@ -24,10 +27,9 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
 
-bench: deps
+bench: configure
 	@./.ci/install-deps wrk
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS) --target luamcp
+	@cmake --build $(BUILD) -j$(JOBS) --target luamcp -- --no-print-directory
 	./bench/run.sh ./$(BUILD)/luamcp
 
 clean:
