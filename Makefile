@@ -29,7 +29,7 @@ test: build
 
 bench: configure
 	@./.ci/install-deps wrk
-	@cmake --build $(BUILD) -j$(JOBS) --target luamcp -- --no-print-directory
+	@cmake --build $(BUILD) -j$(JOBS) --target luamcp jose_bench -- --no-print-directory
 	./bench/run.sh ./$(BUILD)/luamcp
 
 clean:

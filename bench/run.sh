@@ -7,10 +7,16 @@ bin=${1:-./build/luamcp}
 duration=${DURATION:-10s}
 conns=${CONNS:-32}
 here=$(cd "$(dirname "$0")" && pwd)
-log=$(mktemp)
+tmp=$(mktemp -d)
+log=$tmp/server.log
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -f "$log"; }
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
+
+printf 'return { auth = { enabled = false } }\n' >"$tmp/noauth.lua"
+printf 'return { auth = { dev_key_file = "%s/dev.json" } }\n' "$tmp" >"$tmp/dev.lua"
+printf 'return { auth = { dev_key_file = "%s/dev.json", cache_entries = 0 } }\n' "$tmp" \
+    >"$tmp/dev-nocache.lua"
 
 start() { # start [flags...]: a server on a free port; sets pid and port
     "$bin" serve --listen 127.0.0.1:0 --scripts "$here/../scripts" --log-level notice "$@" \
@@ -50,7 +56,7 @@ printf "| %-34s | %9s | %8s | %8s | %11s |\n" "what" "req/s" "p50" "p99" "peak R
 printf "|%s|%s|%s|%s|%s|\n" "------------------------------------" "-----------" \
     "----------" "----------" "-------------"
 
-start --stateless
+start --stateless --config "$tmp/noauth.lua"
 base_rss=$(rss_kib)
 row "GET /healthz (ceiling)" "http://127.0.0.1:$port/healthz"
 ceiling=$rps
@@ -59,7 +65,7 @@ echo_rps=$rps
 row "tools/list, stateless" "http://127.0.0.1:$port/mcp" -s "$here/tools_list.lua"
 stop
 
-start
+start --config "$tmp/noauth.lua"
 sid=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/mcp" \
     -H 'Content-Type: application/json' -H 'Accept: application/json' \
     -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
@@ -68,7 +74,29 @@ LUAMCP_SESSION=$sid row "tools/call echo, with a session" "http://127.0.0.1:$por
     -s "$here/echo.lua"
 stop
 
+# Authenticated: the development issuer signs RS256 tokens (2048-bit RSA).
+start --stateless --dev --config "$tmp/dev.lua"
+"$bin" token --config "$tmp/dev.lua" --scope "mcp:tools" >"$tmp/one.txt"
+LUAMCP_TOKENS=$tmp/one.txt row "tools/call echo, RS256, reused token" \
+    "http://127.0.0.1:$port/mcp" -s "$here/echo.lua"
+auth_reused=$rps
+stop
+start --stateless --dev --config "$tmp/dev-nocache.lua"
+"$bin" token --config "$tmp/dev-nocache.lua" --scope "mcp:tools" --count 2000 >"$tmp/many.txt"
+LUAMCP_TOKENS=$tmp/many.txt row "tools/call echo, RS256, verify each" \
+    "http://127.0.0.1:$port/mcp" -s "$here/echo.lua"
+auth_fresh=$rps
+stop
+
 echo
 echo "idle RSS at start: $((base_rss / 1024)) MiB"
+awk -v a="$auth_reused" -v e="$echo_rps" \
+    'BEGIN {printf "reused token / unauthenticated: %.2f (target >= 0.90)\n", a / e}'
+echo "verify each request: $auth_fresh req/s (target >= 15000)"
+jose_bench=$(dirname "$bin")/bench/jose_bench
+if [ -x "$jose_bench" ]; then
+    echo
+    "$jose_bench"
+fi
 awk -v e="$echo_rps" -v c="$ceiling" \
     'BEGIN {printf "echo / ceiling: %.2f (tools/call echo runs at %.0f%% of bare HTTP)\n", e / c, 100 * e / c}'

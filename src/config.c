@@ -1,4 +1,5 @@
 #include "luamcp/config.h"
+#include "luamcp/jose.h"
 #include "luamcp/log.h"
 
 #include <lauxlib.h>
@@ -34,6 +35,30 @@ void config_defaults(config_t *c)
     c->limits.cpu_ms = 1000;
     c->limits.instructions = 0;
     c->limits.memory_bytes = 64u << 20;
+    c->auth.enabled = true;
+    c->auth.leeway_s = 60;
+    c->auth.cache_entries = 4096;
+    c->auth.jwks_min_ttl_s = 300;
+    c->auth.jwks_max_ttl_s = 86400;
+    c->auth.jwks_refetch_s = 30;
+    c->auth.jwks_timeout_ms = 5000;
+    config_set_str(&c->auth.dev_key_file, ".luamcp/dev-issuer.json");
+}
+
+config_issuer_t *config_add_issuer(config_t *c, const char *issuer)
+{
+    config_auth_t *a = &c->auth;
+    if (a->n_issuers >= 64)
+        return NULL;
+    config_issuer_t *grown = realloc(a->issuers, (a->n_issuers + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    a->issuers = grown;
+    config_issuer_t *is = &a->issuers[a->n_issuers++];
+    memset(is, 0, sizeof *is);
+    config_set_str(&is->issuer, issuer);
+    config_set_str(&is->scope_claim, "scope");
+    return is;
 }
 
 static void free_list(char **list, size_t n)
@@ -43,8 +68,22 @@ static void free_list(char **list, size_t n)
     free(list);
 }
 
+static void free_issuer(config_issuer_t *is)
+{
+    free(is->issuer); free(is->jwks_uri); free(is->jwks_file); free(is->pem_file);
+    free(is->secret_env); free(is->audience); free(is->scope_claim);
+    free_list(is->client_ids, is->n_client_ids);
+    free_list(is->required_claims, is->n_required_claims);
+}
+
 void config_free(config_t *c)
 {
+    for (size_t i = 0; i < c->auth.n_issuers; i++)
+        free_issuer(&c->auth.issuers[i]);
+    free(c->auth.issuers);
+    free_list(c->auth.scopes, c->auth.n_scopes);
+    free(c->auth.resource); free(c->auth.ca_file); free(c->auth.resource_documentation);
+    free(c->auth.resource_name); free(c->auth.dev_key_file);
     free(c->listen); free(c->scripts_dir); free(c->policies_dir); free(c->endpoint);
     free(c->tls_cert); free(c->tls_key); free(c->instructions); free(c->log_level);
     free_list(c->allowed_origins, c->n_allowed_origins);
@@ -188,6 +227,148 @@ static int read_tls(reader_t *r, config_t *c)
     return rc;
 }
 
+/* Iterates the table on top, calling fn(r, ctx, key) with the value on top for each key. */
+typedef int (*field_fn)(reader_t *r, void *ctx, const char *key);
+static int each_field(reader_t *r, const char *what, void *ctx, field_fn fn)
+{
+    lua_State *L = r->L;
+    if (!lua_istable(L, -1))
+        return fail(r, what, "expected a table");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            return fail(r, what, "keys must be strings");
+        }
+        int rc = fn(r, ctx, lua_tostring(L, -2));
+        lua_pop(L, 1);
+        if (rc) {
+            lua_pop(L, 1);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int read_algorithms(reader_t *r, const char *key, unsigned *mask)
+{
+    char **list = NULL;
+    size_t n = 0;
+    if (get_list(r, key, &list, &n))
+        return -1;
+    unsigned m = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        unsigned a = jose_alg_parse(list[i]);
+        if (!a)
+            rc = fail(r, key, "unknown algorithm '%s' (RS256, RS384, RS512, PS256, PS384, "
+                              "PS512, ES256, ES384, ES512, EdDSA, HS256, HS384, HS512)", list[i]);
+        m |= a;
+    }
+    free_list(list, n);
+    if (!rc && !m)
+        rc = fail(r, key, "must name at least one algorithm");
+    *mask = m;
+    return rc;
+}
+
+static int issuer_field(reader_t *r, void *ctx, const char *k)
+{
+    config_issuer_t *is = ctx;
+    char key[64];
+    snprintf(key, sizeof key, "auth.issuers[].%s", k);
+    if (strcmp(k, "issuer") == 0) return get_string(r, key, &is->issuer, 0);
+    if (strcmp(k, "jwks_uri") == 0) return get_string(r, key, &is->jwks_uri, 0);
+    if (strcmp(k, "jwks_file") == 0) return get_string(r, key, &is->jwks_file, 1);
+    if (strcmp(k, "pem_file") == 0) return get_string(r, key, &is->pem_file, 1);
+    if (strcmp(k, "secret_env") == 0) return get_string(r, key, &is->secret_env, 0);
+    if (strcmp(k, "audience") == 0) return get_string(r, key, &is->audience, 0);
+    if (strcmp(k, "scope_claim") == 0) return get_string(r, key, &is->scope_claim, 0);
+    if (strcmp(k, "algorithms") == 0) return read_algorithms(r, key, &is->algorithms);
+    if (strcmp(k, "client_ids") == 0) return get_list(r, key, &is->client_ids, &is->n_client_ids);
+    if (strcmp(k, "required_claims") == 0)
+        return get_list(r, key, &is->required_claims, &is->n_required_claims);
+    if (strcmp(k, "preset") == 0) {
+        if (lua_type(r->L, -1) != LUA_TSTRING || strcmp(lua_tostring(r->L, -1), "cognito") != 0)
+            return fail(r, key, "the only preset is \"cognito\"");
+        is->cognito = true;
+        return 0;
+    }
+    return fail(r, key, "unknown key (issuer, jwks_uri, jwks_file, pem_file, secret_env, "
+                        "audience, algorithms, preset, client_ids, required_claims, scope_claim)");
+}
+
+static int read_issuers(reader_t *r, config_t *c)
+{
+    lua_State *L = r->L;
+    if (!lua_istable(L, -1))
+        return fail(r, "auth.issuers", "expected a list of tables");
+    size_t n = (size_t)lua_rawlen(L, -1);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i);
+        config_issuer_t *is = config_add_issuer(c, NULL);
+        int rc = is ? each_field(r, "auth.issuers[]", is, issuer_field)
+                    : fail(r, "auth.issuers", "too many issuers (64 at most)");
+        lua_pop(L, 1);
+        if (rc)
+            return rc;
+        if (!is->issuer)
+            return fail(r, "auth.issuers", "entry %zu has no 'issuer'", i);
+    }
+    return 0;
+}
+
+static int uint_field(reader_t *r, const char *key, long long lo, long long hi, unsigned *out)
+{
+    long long v;
+    if (get_int(r, key, lo, hi, &v))
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int jwks_field(reader_t *r, void *ctx, const char *k)
+{
+    config_auth_t *a = ctx;
+    char key[64];
+    snprintf(key, sizeof key, "auth.jwks.%s", k);
+    if (strcmp(k, "min_ttl_s") == 0) return uint_field(r, key, 1, 86400 * 7, &a->jwks_min_ttl_s);
+    if (strcmp(k, "max_ttl_s") == 0) return uint_field(r, key, 1, 86400 * 30, &a->jwks_max_ttl_s);
+    if (strcmp(k, "refetch_s") == 0) return uint_field(r, key, 0, 86400, &a->jwks_refetch_s);
+    if (strcmp(k, "timeout_ms") == 0)
+        return uint_field(r, key, 100, 60000, &a->jwks_timeout_ms);
+    return fail(r, key, "unknown key (min_ttl_s, max_ttl_s, refetch_s, timeout_ms)");
+}
+
+static int auth_field(reader_t *r, void *ctx, const char *k)
+{
+    config_t *c = ctx;
+    config_auth_t *a = &c->auth;
+    char key[64];
+    snprintf(key, sizeof key, "auth.%s", k);
+    long long v;
+    if (strcmp(k, "enabled") == 0) return get_bool(r, key, &a->enabled);
+    if (strcmp(k, "resource") == 0) return get_string(r, key, &a->resource, 0);
+    if (strcmp(k, "issuers") == 0) return read_issuers(r, c);
+    if (strcmp(k, "scopes") == 0) return get_list(r, key, &a->scopes, &a->n_scopes);
+    if (strcmp(k, "ca_file") == 0) return get_string(r, key, &a->ca_file, 1);
+    if (strcmp(k, "resource_documentation") == 0)
+        return get_string(r, key, &a->resource_documentation, 0);
+    if (strcmp(k, "resource_name") == 0) return get_string(r, key, &a->resource_name, 0);
+    if (strcmp(k, "dev_key_file") == 0) return get_string(r, key, &a->dev_key_file, 1);
+    if (strcmp(k, "jwks") == 0) return each_field(r, key, a, jwks_field);
+    if (strcmp(k, "cache_entries") == 0)
+        return uint_field(r, key, 0, 1 << 20, &a->cache_entries);
+    if (strcmp(k, "leeway_s") == 0) {
+        int rc = get_int(r, key, 0, 600, &v);
+        a->leeway_s = (int)v;
+        return rc;
+    }
+    return fail(r, key, "unknown key (enabled, resource, issuers, scopes, leeway_s, "
+                        "cache_entries, jwks, ca_file, resource_documentation, resource_name, "
+                        "dev_key_file)");
+}
+
 /* stack: ..., key, value */
 static int read_key(reader_t *r, config_t *c, const char *k)
 {
@@ -222,6 +403,7 @@ static int read_key(reader_t *r, config_t *c, const char *k)
         return get_list(r, k, &c->allowed_hosts, &c->n_allowed_hosts);
     if (strcmp(k, "limits") == 0) return read_limits(r, c);
     if (strcmp(k, "tls") == 0) return read_tls(r, c);
+    if (strcmp(k, "auth") == 0) return each_field(r, "auth", c, auth_field);
     return fail(r, k, "unknown key (see README.md, Configuration)");
 }
 
@@ -295,6 +477,26 @@ int config_validate(const config_t *c, char **err)
         msg = "tls needs both cert and key";
     else if (log_level_parse(c->log_level) < 0)
         msg = "log_level must be one of debug, info, notice, warning, error";
+    else if (c->auth.jwks_min_ttl_s > c->auth.jwks_max_ttl_s)
+        msg = "auth.jwks.min_ttl_s must not exceed max_ttl_s";
+    for (size_t i = 0; !msg && i < c->auth.n_issuers; i++) {
+        const config_issuer_t *is = &c->auth.issuers[i];
+        int sources = !!is->jwks_uri + !!is->jwks_file + !!is->pem_file + !!is->secret_env;
+        if (sources > 1)
+            msg = "an issuer takes one key source: jwks_uri, jwks_file, pem_file or secret_env";
+        else if (is->secret_env && (is->algorithms & ~(unsigned)(JOSE_HS256 | JOSE_HS384 |
+                                                                   JOSE_HS512)))
+            msg = "an issuer with secret_env verifies HS256/HS384/HS512 only: set algorithms";
+        else if (is->secret_env && !is->algorithms)
+            msg = "an issuer with secret_env must list its algorithms (HS256, HS384, HS512)";
+        else if (!is->secret_env && (is->algorithms & ~(unsigned)JOSE_ASYMMETRIC))
+            msg = "HS* algorithms need a shared secret (secret_env), never a public key";
+        else if (!is->cognito && !is->audience && !c->auth.resource && c->auth.enabled)
+            msg = "auth.resource (our own URL, the token audience) is required with issuers";
+        else if (strncmp(is->issuer, "https://", 8) != 0 && strncmp(is->issuer, "http://127.", 11) &&
+                 strncmp(is->issuer, "http://localhost", 16) && strncmp(is->issuer, "http://[::1]", 12))
+            msg = "an issuer must be an https:// URL (http:// only on loopback, for testing)";
+    }
     if (msg) {
         *err = strdup(msg);
         return -1;

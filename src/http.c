@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "luamcp/hdr.h"
 #include "luamcp/log.h"
@@ -29,14 +30,19 @@ typedef struct refusal {
     const char *h1, *v1;
 } refusal_t;
 
-typedef struct req {
+struct req {
     worker_t *w;
+    struct MHD_Connection *conn;
     bool answered;
+    bool auth_waiting;    /* parked until the issuer's keys are refetched */
+    req_t *next_waiter;   /* w->auth_waiters */
+    auth_caller_t *caller;
+    char *challenge;      /* WWW-Authenticate of a refusal */
     refusal_t refused;   /* status 0 when none */
     size_t discarded;    /* body bytes dropped after a refusal */
     char *body;
     size_t len, cap;
-} req_t;
+};
 
 struct stream {
     pthread_mutex_t mu;
@@ -224,8 +230,17 @@ void http_stream_close(void *obj)
     stream_release(s); /* the session's reference, handed to whoever detached it */
 }
 
-void http_service_streams(worker_t *w, long long now, bool closing)
+static void resume_auth_waiters(worker_t *w)
 {
+    req_t *r = w->auth_waiters;
+    w->auth_waiters = NULL;
+    for (; r; r = r->next_waiter)
+        MHD_resume_connection(r->conn); /* the handler runs again and re-checks the token */
+}
+
+void http_service(worker_t *w, long long now, bool closing)
+{
+    resume_auth_waiters(w);
     bool ping = now >= w->next_keepalive_ms;
     if (ping)
         w->next_keepalive_ms = now + KEEPALIVE_MS;
@@ -382,7 +397,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         rc = queue(conn, MHD_HTTP_ACCEPTED, NULL, 0, NULL, NULL, NULL);
         goto done;
     }
-    rpc_env_t env = {.cfg = srv->cfg, .bundle = r->w->bundle,
+    rpc_env_t env = {.cfg = srv->cfg, .bundle = r->w->bundle, .caller = r->caller,
                      .progress_ok = (accept & ACCEPT_SSE) != 0};
     json_t *resp = rpc_dispatch(&env, &m);
     char sid[SESSION_ID_LEN + 1];
@@ -443,8 +458,7 @@ static enum MHD_Result mcp_delete(req_t *r, struct MHD_Connection *conn)
     return queue(conn, MHD_HTTP_OK, NULL, 0, NULL, NULL, NULL);
 }
 
-/* Checks that need no body. True when the request may go on; else *no says why. */
-static bool preflight(req_t *r, struct MHD_Connection *conn, const char *method, refusal_t *no)
+static bool origin_checks(req_t *r, struct MHD_Connection *conn, refusal_t *no)
 {
     server_t *srv = r->w->srv;
     if (!hdr_host_allowed(header(conn, MHD_HTTP_HEADER_HOST), srv->loopback,
@@ -459,6 +473,70 @@ static bool preflight(req_t *r, struct MHD_Connection *conn, const char *method,
                           "Forbidden: Origin not allowed", NULL, NULL};
         return false;
     }
+    return true;
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
+        (*(int *)cls)++;
+    return MHD_YES;
+}
+
+static void wake_worker(void *arg) { worker_wake(arg); }
+
+/* The bearer token, before anything else is looked at. False when refused (*no) or parked
+ * (r->auth_waiting, connection suspended). */
+static bool authenticate(req_t *r, struct MHD_Connection *conn, bool may_wait, refusal_t *no)
+{
+    worker_t *w = r->w;
+    if (!auth_enabled(w->srv->auth))
+        return true;
+    int n_auth = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &n_auth);
+    auth_request_t areq = {
+        .authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+        .n_authorization = n_auth,
+        .token_in_query = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+                                                      "access_token") != NULL,
+        .may_wait = may_wait && !atomic_load(&w->srv->stopping),
+        .wake = wake_worker,
+        .wake_arg = w,
+    };
+    auth_result_t res;
+    auth_check(w->srv->auth, w->auth_cache, &areq, &res);
+    if (res.status == AUTH_OK) {
+        r->caller = res.caller;
+        return true;
+    }
+    if (res.status == AUTH_WAIT) {
+        r->auth_waiting = true;
+        r->next_waiter = w->auth_waiters;
+        w->auth_waiters = r;
+        MHD_suspend_connection(conn);
+        return false;
+    }
+    log_info("auth: refused (%s)", res.reason);
+    static const unsigned status[] = {
+        [AUTH_NO_TOKEN] = MHD_HTTP_UNAUTHORIZED, [AUTH_BAD_REQUEST] = MHD_HTTP_BAD_REQUEST,
+        [AUTH_INVALID] = MHD_HTTP_UNAUTHORIZED, [AUTH_FORBIDDEN] = MHD_HTTP_FORBIDDEN,
+        [AUTH_UNAVAILABLE] = MHD_HTTP_SERVICE_UNAVAILABLE};
+    free(r->challenge);
+    r->challenge = res.status == AUTH_UNAVAILABLE ? NULL : auth_challenge(w->srv->auth, &res);
+    *no = (refusal_t){status[res.status], RPC_INVALID_REQUEST,
+                      res.description ? res.description : "Unauthorized: a bearer token is "
+                                                          "required",
+                      r->challenge ? MHD_HTTP_HEADER_WWW_AUTHENTICATE : NULL, r->challenge};
+    return false;
+}
+
+static bool method_checks(req_t *r, struct MHD_Connection *conn, const char *method,
+                          refusal_t *no)
+{
+    server_t *srv = r->w->srv;
     if (strcmp(method, "POST") && strcmp(method, "GET") && strcmp(method, "DELETE")) {
         *no = (refusal_t){MHD_HTTP_METHOD_NOT_ALLOWED, RPC_INVALID_REQUEST, "Method not allowed",
                           MHD_HTTP_HEADER_ALLOW,
@@ -526,12 +604,21 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         if (!(r = calloc(1, sizeof *r)))
             return MHD_NO;
         r->w = w;
+        r->conn = conn;
         w->inflight++;
         *req_cls = r;
-        if (mcp && !preflight(r, conn, method, &r->refused) &&
+        if (mcp && origin_checks(r, conn, &r->refused) &&
+            authenticate(r, conn, true, &r->refused) &&
+            !method_checks(r, conn, method, &r->refused) &&
             r->refused.status == MHD_HTTP_CONTENT_TOO_LARGE)
             return refuse(r, conn); /* now, before reading it (the connection then closes) */
         return MHD_YES;
+    }
+    if (r->auth_waiting) {
+        /* resumed after a key refetch: check again, and this time do not wait */
+        r->auth_waiting = false;
+        if (authenticate(r, conn, false, &r->refused))
+            method_checks(r, conn, method, &r->refused);
     }
     if (r->answered) {
         *upload_size = 0;
@@ -563,6 +650,13 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
     }
     if (strcmp(url, "/healthz") == 0)
         return health(r, conn, method);
+    int status;
+    json_t *doc;
+    if (auth_route(w->srv->auth, url, method, r->body, r->len,
+                   header(conn, MHD_HTTP_HEADER_AUTHORIZATION), &status, &doc)) {
+        r->answered = true;
+        return queue_json(conn, (unsigned)status, doc, NULL, NULL);
+    }
     r->answered = true;
     return queue_json(conn, MHD_HTTP_NOT_FOUND, json_pack("{ss}", "error", "not found"), NULL,
                       NULL);
@@ -578,6 +672,14 @@ void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!r)
         return;
     w->inflight--;
+    if (r->auth_waiting) /* closed while parked (shutdown) */
+        for (req_t **pp = &w->auth_waiters; *pp; pp = &(*pp)->next_waiter)
+            if (*pp == r) {
+                *pp = r->next_waiter;
+                break;
+            }
+    auth_caller_unref(r->caller);
+    free(r->challenge);
     free(r->body);
     free(r);
     *req_cls = NULL;

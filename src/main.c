@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "luamcp/auth.h"
 #include "luamcp/bundle.h"
+#include "luamcp/jose.h"
 #include "luamcp/config.h"
 #include "luamcp/log.h"
 #include "luamcp/server.h"
@@ -15,6 +17,8 @@
 static const char usage[] =
     "usage: luamcp serve [options]   serve the tools in the scripts directory\n"
     "       luamcp check [options]   load the scripts as the server would and list the tools\n"
+    "       luamcp token [--scope S] [--sub ID] [--client-id ID] [--ttl SECONDS] [--count N]\n"
+    "                                mint tokens from the running `serve --dev` issuer\n"
     "       luamcp --help | --version\n"
     "\n"
     "options (each overrides the config file):\n"
@@ -25,10 +29,15 @@ static const char usage[] =
     "  --stateless         no sessions: every POST stands alone (for load balancers)\n"
     "  --workers N         worker threads (default: one per core)\n"
     "  --log-level LEVEL   debug, info, notice, warning or error (default info)\n"
-    "  --dev               development mode (loopback only)\n";
+    "  --dev               development mode: loopback only, with a built-in token issuer\n"
+    "  --issuer URL        trust tokens from this issuer (keys found through its metadata)\n"
+    "  --jwks-uri URL      the issuer's keys, when its metadata cannot be used\n"
+    "  --resource URL      this server's URL: the token audience and metadata resource\n"
+    "  --algorithms LIST   accepted signature algorithms, e.g. RS256,ES256\n";
 
 enum { OPT_CONFIG = 256, OPT_LISTEN, OPT_SCRIPTS, OPT_POLICIES, OPT_STATELESS, OPT_WORKERS,
-       OPT_LOG_LEVEL, OPT_DEV, OPT_HELP, OPT_VERSION };
+       OPT_LOG_LEVEL, OPT_DEV, OPT_HELP, OPT_VERSION, OPT_ISSUER, OPT_JWKS_URI, OPT_RESOURCE,
+       OPT_ALGORITHMS, OPT_SCOPE, OPT_SUB, OPT_CLIENT_ID, OPT_TTL, OPT_COUNT };
 
 static const struct option options[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
@@ -41,7 +50,33 @@ static const struct option options[] = {
     {"dev", no_argument, NULL, OPT_DEV},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"issuer", required_argument, NULL, OPT_ISSUER},
+    {"jwks-uri", required_argument, NULL, OPT_JWKS_URI},
+    {"resource", required_argument, NULL, OPT_RESOURCE},
+    {"algorithms", required_argument, NULL, OPT_ALGORITHMS},
+    {"scope", required_argument, NULL, OPT_SCOPE},
+    {"sub", required_argument, NULL, OPT_SUB},
+    {"client-id", required_argument, NULL, OPT_CLIENT_ID},
+    {"ttl", required_argument, NULL, OPT_TTL},
+    {"count", required_argument, NULL, OPT_COUNT},
     {NULL, 0, NULL, 0}};
+
+/* Options of `luamcp token`. */
+static struct {
+    const char *scope, *sub, *client_id;
+    long ttl, count;
+} mint_opts = {NULL, "dev-user", "dev-client", 3600, 1};
+
+static long number_arg(const char *flag, const char *v, long lo, long hi)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        fprintf(stderr, "luamcp: %s must be %ld..%ld\n", flag, lo, hi);
+        return -1;
+    }
+    return n;
+}
 
 /* Reads the config file first (wherever --config stands), then applies the other flags. */
 static int parse_args(int argc, char **argv, config_t *c)
@@ -70,6 +105,45 @@ static int parse_args(int argc, char **argv, config_t *c)
         case OPT_STATELESS: c->stateless = true; break;
         case OPT_DEV: c->dev = true; break;
         case OPT_LOG_LEVEL: config_set_str(&c->log_level, optarg); break;
+        case OPT_ISSUER:
+            if (!config_add_issuer(c, optarg)) {
+                fprintf(stderr, "luamcp: too many issuers\n");
+                return -1;
+            }
+            break;
+        case OPT_JWKS_URI:
+        case OPT_ALGORITHMS: {
+            if (!c->auth.n_issuers) {
+                fprintf(stderr, "luamcp: --jwks-uri and --algorithms apply to an --issuer given "
+                                "before them\n");
+                return -1;
+            }
+            config_issuer_t *is = &c->auth.issuers[c->auth.n_issuers - 1];
+            if (opt == OPT_JWKS_URI) {
+                config_set_str(&is->jwks_uri, optarg);
+                break;
+            }
+            char *why = NULL;
+            is->algorithms = jose_algs_parse(optarg, &why);
+            if (!is->algorithms) {
+                fprintf(stderr, "luamcp: --algorithms: %s\n", why ? why : "invalid");
+                free(why);
+                return -1;
+            }
+            break;
+        }
+        case OPT_RESOURCE: config_set_str(&c->auth.resource, optarg); break;
+        case OPT_SCOPE: mint_opts.scope = optarg; break;
+        case OPT_SUB: mint_opts.sub = optarg; break;
+        case OPT_CLIENT_ID: mint_opts.client_id = optarg; break;
+        case OPT_TTL:
+            if ((mint_opts.ttl = number_arg("--ttl", optarg, 1, 86400)) < 0)
+                return -1;
+            break;
+        case OPT_COUNT:
+            if ((mint_opts.count = number_arg("--count", optarg, 1, 1000000)) < 0)
+                return -1;
+            break;
         case OPT_WORKERS: {
             char *end;
             long n = strtol(optarg, &end, 10);
@@ -98,6 +172,23 @@ static int parse_args(int argc, char **argv, config_t *c)
     return 0;
 }
 
+static int cmd_token(config_t *c)
+{
+    for (long i = 0; i < mint_opts.count; i++) {
+        char *err = NULL;
+        char *token = auth_mint_dev_token(c->auth.dev_key_file, mint_opts.scope, mint_opts.sub,
+                                          mint_opts.client_id, mint_opts.ttl, &err);
+        if (!token) {
+            fprintf(stderr, "luamcp token: %s\n", err ? err : "failed");
+            free(err);
+            return 1;
+        }
+        puts(token);
+        free(token);
+    }
+    return 0;
+}
+
 static int cmd_check(config_t *c)
 {
     char *err = NULL;
@@ -114,43 +205,64 @@ static int cmd_check(config_t *c)
     return 0;
 }
 
+static bool loopback_listen(const char *listen)
+{
+    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]", 5) == 0 ||
+           strncmp(listen, "localhost:", 10) == 0;
+}
+
+static const char *progname = "luamcp";
+
 static void print_banner(const config_t *c, int port)
 {
     const char *host = strncmp(c->listen, "[::1]", 5) == 0 ? "[::1]" : "127.0.0.1";
-    if (strncmp(c->listen, "127.", 4) != 0 && strncmp(c->listen, "[::1]", 5) != 0)
+    if (!loopback_listen(c->listen))
         host = "HOST";
-    char url[128];
+    char url[160];
     snprintf(url, sizeof url, "%s://%s:%d%s", c->tls_cert ? "https" : "http", host, port,
              c->endpoint);
+    fprintf(stderr, "\nluamcp %s is serving the tools in %s at %s%s\n", LUAMCP_VERSION,
+            c->scripts_dir, url, c->stateless ? " (stateless)" : "");
+    const char *auth = "";
+    if (c->dev) {
+        fprintf(stderr, "  a token: TOKEN=$(%s token)      (add --scope \"a b\" for scopes)\n",
+                progname);
+        auth = " -H \"Authorization: Bearer $TOKEN\"";
+    } else if (c->auth.enabled) {
+        fprintf(stderr, "  tokens:  from your issuer; see %s://%s:%d/.well-known/"
+                        "oauth-protected-resource%s\n", c->tls_cert ? "https" : "http", host,
+                port, c->endpoint);
+        auth = " -H \"Authorization: Bearer $TOKEN\"";
+    }
     fprintf(stderr,
-            "\nluamcp %s is serving the tools in %s at %s%s\n"
-            "  health:  curl -s %s://%s:%d/healthz\n"
-            "  a call:  curl -s %s -H 'Content-Type: application/json' \\\n"
-            "             -H 'Accept: application/json, text/event-stream' -D - -d \\\n"
+            "  a call:  curl -s %s%s \\\n"
+            "             -H 'Content-Type: application/json' -H 'Accept: application/json, "
+            "text/event-stream' -D - -d \\\n"
             "             '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
             "{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":"
             "{\"name\":\"curl\",\"version\":\"1\"}}}'\n"
-            "           then repeat with -H 'Mcp-Session-Id: <from the answer>' and\n"
+            "           then the same with -H 'Mcp-Session-Id: <from the answer>' and\n"
             "             '{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
             "{\"name\":\"echo\",\"arguments\":{\"text\":\"hi\"}}}'\n"
-            "  inspect: npx @modelcontextprotocol/inspector  (Streamable HTTP, URL above)\n"
+            "  clients: any MCP client, Streamable HTTP transport, URL %s%s\n"
             "  stop:    Ctrl-C\n\n",
-            LUAMCP_VERSION, c->scripts_dir, url, c->stateless ? " (stateless)" : "",
-            c->tls_cert ? "https" : "http", host, port, url);
+            url, auth, url, c->dev ? " (the dev issuer's client_credentials grant takes any "
+                                     "client id and secret)" : "");
 }
 
 static int cmd_serve(config_t *c)
 {
-    if (strncmp(c->listen, "127.", 4) != 0 && strncmp(c->listen, "[::1]", 5) != 0 &&
-        strncmp(c->listen, "localhost:", 10) != 0) {
-        /* No authentication exists in this version: exposing tools beyond this machine
-         * would hand them to anyone who can reach the port. */
-        fprintf(stderr, "luamcp: refusing to listen on %s: this version has no "
-                        "authentication, so it serves loopback addresses only\n", c->listen);
+    if (!loopback_listen(c->listen) && (c->dev || !c->auth.enabled)) {
+        /* Without real authentication, tools reachable beyond this machine would be anyone's. */
+        fprintf(stderr, "luamcp: refusing to listen on %s: %s serves loopback addresses "
+                        "only\n", c->listen, c->dev ? "development mode" : "a server without "
+                        "authentication");
         return 1;
     }
     if (c->dev)
-        log_warn("DEVELOPMENT MODE: for trying things out on this machine only");
+        log_warn("DEVELOPMENT MODE: a built-in issuer grants tokens to anyone on this machine");
+    if (!c->auth.enabled)
+        log_warn("AUTHENTICATION IS OFF: every local process may call every tool");
 
     sigset_t set;
     sigemptyset(&set);
@@ -177,6 +289,7 @@ static int cmd_serve(config_t *c)
 
 int main(int argc, char **argv)
 {
+    progname = argv[0];
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
@@ -188,6 +301,7 @@ int main(int argc, char **argv)
     }
     int (*cmd)(config_t *) = strcmp(argv[1], "serve") == 0   ? cmd_serve
                              : strcmp(argv[1], "check") == 0 ? cmd_check
+                             : strcmp(argv[1], "token") == 0 ? cmd_token
                                                              : NULL;
     if (!cmd) {
         fprintf(stderr, "luamcp: unknown command '%s'\n%s", argv[1], usage);

@@ -173,6 +173,7 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         .notifications = json_array(),
         .deadline = wall_now() + env->cfg->limits.cpu_ms / 1000.0,
         .serial = ++serial,
+        .caller = env->caller,
     };
     json_t *result = tool_run(env->bundle->vm, t, json_is_object(args) ? args : NULL, &call);
     if (json_array_size(call.notifications))

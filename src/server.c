@@ -223,7 +223,7 @@ static void *worker_main(void *arg)
             if (ls != MHD_INVALID_SOCKET)
                 close(ls);
             stop_at = now + (long long)srv->cfg->grace_s * 1000;
-            http_service_streams(w, now, true);
+            http_service(w, now, true);
             MHD_run(w->daemon);
         }
         if (stop_at && (w->inflight == 0 || now >= stop_at))
@@ -243,8 +243,8 @@ static void *worker_main(void *arg)
                 uint64_t v;
                 woken = read(w->wakefd, &v, sizeof v) > 0 || woken;
             }
-        if (woken || (w->streams && now >= w->next_keepalive_ms))
-            http_service_streams(w, now, stop_at != 0);
+        if (woken || (w->streams && now >= w->next_keepalive_ms) || (stop_at && w->auth_waiters))
+            http_service(w, now, stop_at != 0);
         /* Always run MHD after a resume: without its own thread, nothing else would. */
         MHD_run(w->daemon);
         if (w->index == 0 && now >= next_sweep) {
@@ -276,6 +276,9 @@ server_t *server_new(const config_t *cfg, char **err)
     srv->n_workers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (srv->n_workers < 1)
         srv->n_workers = 1;
+    if (!(srv->auth = auth_new(cfg, server_port(srv), err)))
+        goto fail;
+    auth_wait_ready(srv->auth, (int)cfg->auth.jwks_timeout_ms);
     srv->sessions = session_store_new(cfg->max_sessions, cfg->session_idle_s);
     srv->workers = calloc((size_t)srv->n_workers, sizeof *srv->workers);
     if (!srv->sessions || !srv->workers) {
@@ -287,6 +290,10 @@ server_t *server_new(const config_t *cfg, char **err)
         w->srv = srv;
         w->index = i;
         w->epfd = w->wakefd = -1;
+        if (!(w->auth_cache = auth_cache_new(srv->auth))) {
+            *err = strdup("out of memory");
+            goto fail;
+        }
         if (!(w->bundle = bundle_load(cfg, err)) || start_daemon(srv, w, err))
             goto fail;
     }
@@ -311,8 +318,10 @@ void server_free(server_t *srv)
         if (w->wakefd >= 0)
             close(w->wakefd);
         bundle_free(w->bundle);
+        auth_cache_free(w->auth_cache);
     }
     session_store_free(srv->sessions, drop_stream);
+    auth_free(srv->auth);
     free(srv->workers);
     free(srv->tls_cert_pem);
     free(srv->tls_key_pem);

@@ -8,12 +8,14 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "luamcp/auth.h"
 #include "luamcp/bundle.h"
 #include "luamcp/config.h"
 #include "luamcp/session.h"
 
 typedef struct server server_t;
 typedef struct stream stream_t;
+typedef struct req req_t;
 
 typedef struct worker {
     server_t *srv;
@@ -24,6 +26,8 @@ typedef struct worker {
     int wakefd;             /* eventfd: other threads poke this worker */
     bundle_t *bundle;
     stream_t *streams;      /* open SSE streams served by this worker (its thread only) */
+    req_t *auth_waiters;    /* requests parked until an issuer's keys are refetched */
+    auth_cache_t *auth_cache;
     unsigned inflight;      /* requests between first call and completion */
     long long next_keepalive_ms;
 } worker_t;
@@ -33,6 +37,7 @@ struct server {
     worker_t *workers;
     int n_workers;
     session_store_t *sessions;
+    auth_t *auth;
     atomic_bool stopping;
     struct sockaddr_storage addr;
     bool loopback;          /* bound to a loopback address */
@@ -45,8 +50,9 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
                              size_t *upload_size, void **req_cls);
 void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                     enum MHD_RequestTerminationCode toe);
-/* Worker thread: resumes streams with data or closed; sends keepalives when due. */
-void http_service_streams(worker_t *w, long long now_ms, bool closing);
+/* Worker thread: resumes streams with data or closed and requests parked for keys; sends
+ * keepalives when due. */
+void http_service(worker_t *w, long long now_ms, bool closing);
 /* Any thread: closes a stream detached from its session (DELETE, shutdown). */
 void http_stream_close(void *stream);
 

@@ -102,8 +102,10 @@ static int readonly_newindex(lua_State *L)
     return luaL_error(L, "attempt to modify a read-only table");
 }
 
+void *vm_current_call(vm_t *vm) { return vm->call; }
+
 /* stack: table -> proxy whose reads reach the table and whose writes fail */
-static void make_readonly(lua_State *L)
+void vm_make_readonly(lua_State *L)
 {
     lua_newtable(L);             /* table, proxy */
     lua_newtable(L);             /* table, proxy, mt */
@@ -274,7 +276,7 @@ static void build_base(lua_State *L)
             lua_pushnil(L);
             lua_setfield(L, -2, "dump");
         }
-        make_readonly(L);
+        vm_make_readonly(L);
         lua_setfield(L, -2, libs[i].name);
     }
     /* os: the clock only */
@@ -286,7 +288,7 @@ static void build_base(lua_State *L)
         lua_setfield(L, -2, keep_os[i]);
     }
     lua_remove(L, -2);
-    make_readonly(L);
+    vm_make_readonly(L);
     lua_setfield(L, -2, "os");
 
     lua_pushcfunction(L, sandbox_print);
@@ -299,7 +301,7 @@ static void build_base(lua_State *L)
     lua_setfield(L, -2, "require");
 
     api_push_mcp(L); /* the mcp module, shared by every script and so read-only */
-    make_readonly(L);
+    vm_make_readonly(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "mcp");
     lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.loaded");
@@ -307,7 +309,7 @@ static void build_base(lua_State *L)
     lua_setfield(L, -2, "mcp");
     lua_pop(L, 1); /* stack: G, base */
 
-    make_readonly(L);
+    vm_make_readonly(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.base");
     /* Anything loaded without an explicit environment sees the base, never the real globals

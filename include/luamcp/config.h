@@ -12,6 +12,36 @@ typedef struct config_limits {
     size_t memory_bytes;    /* cap on one Lua state's heap */
 } config_limits_t;
 
+/* One trusted token issuer. Keys come from jwks_uri, or from the issuer's discovery document
+ * when only the issuer is given, or from a static JWKS or PEM file. */
+typedef struct config_issuer {
+    char *issuer;           /* the exact "iss" */
+    char *jwks_uri;
+    char *jwks_file;
+    char *pem_file;
+    char *secret_env;       /* name of an environment variable holding an HS* secret */
+    char *audience;         /* overrides auth.resource for this issuer */
+    unsigned algorithms;    /* jose_alg_t mask; 0 = every asymmetric algorithm */
+    bool cognito;           /* AWS Cognito access tokens: no aud, client_id + token_use */
+    char **client_ids;      size_t n_client_ids;      /* allowlist; empty = any */
+    char **required_claims; size_t n_required_claims;
+    char *scope_claim;      /* "scope" (space-delimited) by default; "scp" also read */
+} config_issuer_t;
+
+typedef struct config_auth {
+    bool enabled;                /* on by default */
+    char *resource;              /* our URL: the audience and the metadata's "resource" */
+    config_issuer_t *issuers;    size_t n_issuers;
+    char **scopes;               size_t n_scopes;      /* every call needs all of these */
+    int leeway_s;
+    unsigned cache_entries;      /* verified tokens remembered per worker */
+    unsigned jwks_min_ttl_s, jwks_max_ttl_s, jwks_refetch_s, jwks_timeout_ms;
+    char *ca_file;               /* CA bundle for fetching keys; system default if NULL */
+    char *resource_documentation;
+    char *resource_name;
+    char *dev_key_file;          /* where --dev writes its issuer key for `luamcp token` */
+} config_auth_t;
+
 typedef struct config {
     char *listen;          /* "127.0.0.1:8080", "[::1]:8080" */
     char *scripts_dir;
@@ -33,6 +63,7 @@ typedef struct config {
     char *instructions;         /* optional text sent in the initialize result */
     char *log_level;
     config_limits_t limits;
+    config_auth_t auth;
 } config_t;
 
 void config_defaults(config_t *c);
@@ -42,6 +73,9 @@ int config_load_file(config_t *c, const char *path, char **err);
 /* Checks values that flags and file may both have set. -1 with *err when invalid. */
 int config_validate(const config_t *c, char **err);
 void config_free(config_t *c);
+
+/* Appends an issuer (zeroed but for defaults) and returns it; NULL when out of memory. */
+config_issuer_t *config_add_issuer(config_t *c, const char *issuer);
 
 /* Replaces *slot with a copy of value (NULL allowed). */
 void config_set_str(char **slot, const char *value);

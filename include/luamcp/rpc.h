@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "luamcp/auth.h"
 #include "luamcp/bundle.h"
 #include "luamcp/config.h"
 
@@ -40,6 +41,7 @@ extern const char *const rpc_versions[]; /* NULL-terminated, newest first */
 typedef struct rpc_env {
     const config_t *cfg;
     bundle_t *bundle;
+    auth_caller_t *caller;      /* the verified caller; NULL when auth is off */
     const char *negotiated;     /* out: set by initialize (static string) */
     json_t *notifications;      /* out: new array of notifications emitted, or NULL */
     bool progress_ok;           /* the transport can deliver notifications (SSE) */

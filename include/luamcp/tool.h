@@ -7,6 +7,7 @@
 #include <lua.h>
 #include <stdbool.h>
 
+#include "luamcp/auth.h"
 #include "luamcp/schema.h"
 #include "luamcp/vm.h"
 
@@ -29,6 +30,8 @@ typedef struct tool_call {
     json_t *notifications;   /* owned array: JSON-RPC notifications emitted during the call */
     double deadline;         /* wall clock, seconds */
     unsigned long long serial;
+    auth_caller_t *caller;   /* borrowed; NULL without auth */
+    const void *ctx;         /* identity of this call's ctx table (lua_topointer) */
 } tool_call_t;
 
 /* Validates the definition table at idx and fills *out (handler left as LUA_NOREF).

@@ -51,5 +51,10 @@ vm_t *vm_of(lua_State *L);
 /* Per-call data that host functions (ctx.*) reach; the serial guards stale closures. */
 void vm_set_call(vm_t *vm, void *call, unsigned long long serial);
 void *vm_call(vm_t *vm, unsigned long long serial);
+/* The call running now, whatever its serial (NULL between calls). */
+void *vm_current_call(vm_t *vm);
+
+/* stack: table -> a proxy that reads through to it and refuses writes (pops the table). */
+void vm_make_readonly(lua_State *L);
 
 #endif

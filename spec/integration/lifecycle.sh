@@ -6,6 +6,7 @@ set -u
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 t=$(mktemp -d)
+printf 'return { auth = { enabled = false } }\n' >"$t/noauth.lua"
 pids=()
 pass=0 fail=0
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$t"; }
@@ -22,7 +23,8 @@ contains() { [[ $1 == *"$2"* ]]; }
 # start NAME ARGS...: a server on a free port; sets port and pid, log in $t/NAME.log
 start() {
     local name=$1; shift
-    "$bin" serve --listen 127.0.0.1:0 --scripts "$here/lifecycle" --workers 2 "$@" \
+    "$bin" serve --listen 127.0.0.1:0 --scripts "$here/lifecycle" --workers 2 \
+        --config "$t/noauth.lua" "$@" \
         >"$t/$name.out" 2>"$t/$name.log" &
     pid=$!
     pids+=("$pid")
@@ -78,12 +80,17 @@ out=$("$bin" serve --config "$t/loop.lua" 2>&1); rc=$?
 check "a config file that loops is stopped" contains "$out" "runs too long"
 
 # ---- unsafe or busy addresses --------------------------------------------------------------
-out=$("$bin" serve --listen 0.0.0.0:0 --scripts "$here/lifecycle" 2>&1); rc=$?
+out=$("$bin" serve --listen 0.0.0.0:0 --scripts "$here/lifecycle" --config "$t/noauth.lua" 2>&1); rc=$?
 check "non-loopback listen is refused without auth" test $rc -eq 1
-check "the refusal says why" contains "$out" "no authentication"
+check "the refusal says why" contains "$out" "a server without authentication serves loopback addresses only"
+out=$("$bin" serve --listen 0.0.0.0:0 --scripts "$here/lifecycle" --dev 2>&1); rc=$?
+check "non-loopback listen is refused in dev mode" test $rc -eq 1
+out=$("$bin" serve --listen 127.0.0.1:0 --scripts "$here/lifecycle" 2>&1); rc=$?
+check "auth is on by default: no issuer is an error" test $rc -eq 1
+check "the error says how to configure one" contains "$out" "no token issuer is configured: give --issuer URL"
 start busy || exit 1
 busy_port=$port
-out=$("$bin" serve --listen "127.0.0.1:$busy_port" --scripts "$here/lifecycle" 2>&1); rc=$?
+out=$("$bin" serve --listen "127.0.0.1:$busy_port" --scripts "$here/lifecycle" --config "$t/noauth.lua" 2>&1); rc=$?
 check "a busy port is an error, not a shared port" test $rc -eq 1
 check "busy port error explains" contains "$out" "cannot bind"
 kill "$pid"; wait "$pid" 2>/dev/null
@@ -94,7 +101,7 @@ printf 'mcp.tool{name="ok", description="d", inputSchema={type="object"}, handle
 out=$("$bin" check --scripts "$t/bad" 2>&1); rc=$?
 check "check fails on a broken script" test $rc -eq 1
 check "check reports file:line" contains "$out" "dup.lua:3: duplicate tool name 'ok'"
-out=$("$bin" serve --listen 127.0.0.1:0 --scripts "$t/bad" 2>&1); rc=$?
+out=$("$bin" serve --listen 127.0.0.1:0 --scripts "$t/bad" --config "$t/noauth.lua" 2>&1); rc=$?
 check "serve refuses to start with a broken script" test $rc -eq 1
 out=$("$bin" check --scripts "$here/lifecycle"); rc=$?
 check "check passes on good scripts" test $rc -eq 0
@@ -151,7 +158,7 @@ if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$t/key.pem" -out "$t/cert.
     check "plain HTTP on the TLS port gets no answer" test -z "$out"
     kill "$pid"; wait "$pid" 2>/dev/null
     printf 'return { tls = { cert = "cert.pem" } }\n' >"$t/half.lua"
-    out=$("$bin" serve --listen 127.0.0.1:0 --config "$t/half.lua" 2>&1)
+    out=$("$bin" serve --listen 127.0.0.1:0 --config "$t/noauth.lua" --config "$t/half.lua" 2>&1)
     check "tls needs both cert and key" contains "$out" "tls needs both cert and key"
 else
     not_ok "HTTPS" "openssl could not make a test certificate"
