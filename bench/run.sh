@@ -13,14 +13,17 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-printf 'return { auth = { enabled = false } }\n' >"$tmp/noauth.lua"
-printf 'return { auth = { dev_key_file = "%s/dev.json" } }\n' "$tmp" >"$tmp/dev.lua"
-printf 'return { auth = { dev_key_file = "%s/dev.json", cache_entries = 0 } }\n' "$tmp" \
-    >"$tmp/dev-nocache.lua"
+printf 'return { auth = { enabled = false }, policies = "%s/open-policies" }\n' "$here" \
+    >"$tmp/noauth.lua"
+# the shipped policies: echo needs the mcp:tools scope, so policy evaluation is measured too
+printf 'return { policies = "%s", auth = { dev_key_file = "%s/dev.json" } }\n' \
+    "$here/../policies" "$tmp" >"$tmp/dev.lua"
+printf 'return { policies = "%s", auth = { dev_key_file = "%s/dev.json", cache_entries = 0 } }\n' \
+    "$here/../policies" "$tmp" >"$tmp/dev-nocache.lua"
 
 start() { # start [flags...]: a server on a free port; sets pid and port
-    "$bin" serve --listen 127.0.0.1:0 --scripts "$here/../scripts" --log-level notice "$@" \
-        2>"$log" &
+    "$bin" serve --listen 127.0.0.1:0 --scripts "$here/../scripts" \
+        --log-level notice "$@" 2>"$log" >"$tmp/audit.jsonl" &
     pid=$!
     for _ in $(seq 100); do
         port=$(sed -n 's/.*listening on .* port \([0-9]*\),.*/\1/p' "$log" | head -1)

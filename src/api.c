@@ -10,6 +10,7 @@
 #include "luamcp/api_crypto.h"
 #include "luamcp/conv.h"
 #include "luamcp/log.h"
+#include "luamcp/policy.h"
 #include "luamcp/tool.h"
 #include "luamcp/vm.h"
 
@@ -62,6 +63,92 @@ static int l_tool(lua_State *L)
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     lua_pop(L, 1);
     return 1; /* the definition */
+}
+
+/* ---- mcp.policy and decisions ---------------------------------------------------------- */
+
+/* appends { def, file, line } for the caller of the current function to registry list */
+static void remember(lua_State *L, const char *list, const char *file, int line)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, list) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, list);
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "def");
+    lua_pushstring(L, file);
+    lua_setfield(L, -2, "file");
+    lua_pushinteger(L, line);
+    lua_setfield(L, -2, "line");
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+}
+
+static int l_policy(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    vm_t *vm = host_vm(L);
+    if (vm && vm_phase(vm) != VM_PHASE_LOAD_POLICY)
+        return luaL_error(L, "mcp.policy can only be called while policy files load "
+                             "(put it in the policies directory)");
+    lua_settop(L, 1);
+    lua_Debug ar;
+    int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
+    const char *file = vm && vm_loading_file(vm) ? vm_loading_file(vm) : line ? ar.short_src : "?";
+    policy_rule_t *r = NULL;
+    char *err = NULL;
+    if (policy_rule_from_def(L, 1, file, line, &r, &err) != 0) {
+        luaL_where(L, 1);
+        lua_pushfstring(L, "%s%s", lua_tostring(L, -1), err ? err : "invalid policy");
+        free(err);
+        return lua_error(L);
+    }
+    policy_rule_unref(L, r);
+    policy_rule_free(r);
+    remember(L, API_PENDING_POLICIES, file, line);
+    return 1;
+}
+
+static int decision(lua_State *L, const char *kind)
+{
+    lua_createtable(L, 0, 3);
+    luaL_setmetatable(L, API_DECISION_MT);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    return 1;
+}
+
+static int l_allow(lua_State *L) { return decision(L, "allow"); }
+
+static int l_deny(lua_State *L)
+{
+    const char *reason = luaL_optstring(L, 1, "denied by policy");
+    decision(L, "deny");
+    lua_pushstring(L, reason);
+    lua_setfield(L, -2, "reason");
+    return 1;
+}
+
+/* mcp.challenge(scopes [, reason]): scopes is a string or a list of strings */
+static int l_challenge(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        lua_createtable(L, 1, 0);
+        lua_pushvalue(L, 1);
+        lua_rawseti(L, -2, 1);
+        lua_replace(L, 1);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *reason = luaL_optstring(L, 2, "more scopes are needed");
+    decision(L, "challenge");
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "scopes");
+    lua_pushstring(L, reason);
+    lua_setfield(L, -2, "reason");
+    return 1;
 }
 
 /* ---- mcp.json ---------------------------------------------------------------------------- */
@@ -244,6 +331,145 @@ static int l_result(lua_State *L)
     return 1;
 }
 
+/* ---- the verified caller (ctx.auth, a policy's caller) ----------------------------------- */
+
+static int readonly_error(lua_State *L)
+{
+    return luaL_error(L, "attempt to modify a read-only table");
+}
+
+
+static bool scopes_contains(lua_State *L, int self, const char *scope)
+{
+    lua_getmetatable(L, self);
+    lua_getfield(L, -1, "set");
+    bool has = lua_getfield(L, -1, scope) == LUA_TBOOLEAN;
+    lua_pop(L, 3);
+    return has;
+}
+
+static int scopes_has(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushboolean(L, scopes_contains(L, 1, luaL_checkstring(L, 2)));
+    return 1;
+}
+
+/* scopes:all{...} and scopes:any{...} */
+static int scopes_quantify(lua_State *L, bool all)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i);
+        bool has = scopes_contains(L, 1, luaL_checkstring(L, -1));
+        lua_pop(L, 1);
+        if (has != all) {
+            lua_pushboolean(L, !all);
+            return 1;
+        }
+    }
+    lua_pushboolean(L, all);
+    return 1;
+}
+
+static int scopes_all(lua_State *L) { return scopes_quantify(L, true); }
+static int scopes_any(lua_State *L) { return scopes_quantify(L, false); }
+
+static int scopes_list(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "list");
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -2, i);
+        lua_rawseti(L, -2, i);
+    }
+    luaL_setmetatable(L, CONV_ARRAY_MT);
+    return 1;
+}
+
+/* scopes.x is true when the caller has scope x; has/all/any/list are methods */
+static int scopes_index(lua_State *L)
+{
+    const char *k = luaL_checkstring(L, 2);
+    static const luaL_Reg methods[] = {{"has", scopes_has}, {"all", scopes_all},
+                                       {"any", scopes_any}, {"list", scopes_list}, {NULL, NULL}};
+    for (int i = 0; methods[i].name; i++)
+        if (strcmp(k, methods[i].name) == 0) {
+            lua_pushcfunction(L, methods[i].func);
+            return 1;
+        }
+    lua_pushboolean(L, scopes_contains(L, 1, k));
+    return 1;
+}
+
+static int scopes_len(lua_State *L)
+{
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "list");
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+static void push_scopes(lua_State *L, const auth_caller_t *c)
+{
+    lua_newtable(L);                              /* proxy */
+    lua_createtable(L, 0, 6);                     /* proxy, mt */
+    lua_createtable(L, 0, (int)c->n_scopes);      /* proxy, mt, set */
+    lua_createtable(L, (int)c->n_scopes, 0);      /* proxy, mt, set, list */
+    for (size_t i = 0; i < c->n_scopes; i++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -3, c->scopes[i]);
+        lua_pushstring(L, c->scopes[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -3, "list");
+    lua_setfield(L, -2, "set");
+    lua_pushcfunction(L, scopes_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, readonly_error);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, scopes_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+}
+
+static void push_opt_string(lua_State *L, const char *s)
+{
+    if (s)
+        lua_pushstring(L, s);
+    else
+        lua_pushnil(L);
+}
+
+void api_push_caller(lua_State *L, const auth_caller_t *c)
+{
+    lua_createtable(L, 0, 6);
+    push_opt_string(L, c->subject);
+    lua_setfield(L, -2, "subject");
+    push_opt_string(L, c->client_id);
+    lua_setfield(L, -2, "client_id");
+    push_opt_string(L, c->issuer);
+    lua_setfield(L, -2, "issuer");
+    lua_pushinteger(L, c->expires_at);
+    lua_setfield(L, -2, "expires_at");
+    push_scopes(L, c);
+    lua_setfield(L, -2, "scopes");
+    char *err = NULL;
+    if (conv_push_json(L, c->claims, &err) != 0) {
+        free(err);
+        lua_pushnil(L);
+    }
+    lua_setfield(L, -2, "claims");
+    vm_make_readonly(L);
+}
+
 void api_push_mcp(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -251,7 +477,8 @@ void api_push_mcp(lua_State *L)
         {"monotonic_ms", l_monotonic_ms},             {"array", l_array},
         {"object", l_object},   {"text", l_text},     {"image", l_image},
         {"audio", l_audio},     {"resource_link", l_resource_link},
-        {"resource", l_resource}, {"result", l_result}, {NULL, NULL}};
+        {"resource", l_resource}, {"result", l_result},  {"policy", l_policy},
+        {"allow", l_allow},     {"deny", l_deny},     {"challenge", l_challenge}, {NULL, NULL}};
     static const luaL_Reg json_fns[] = {
         {"encode", l_json_encode}, {"decode", l_json_decode}, {NULL, NULL}};
 
@@ -259,6 +486,8 @@ void api_push_mcp(lua_State *L)
     luaL_newmetatable(L, API_CONTENT_MT);
     lua_pop(L, 1);
     luaL_newmetatable(L, API_RESULT_MT);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, API_DECISION_MT);
     lua_pop(L, 1);
 
     luaL_newlib(L, fns);

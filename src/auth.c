@@ -194,6 +194,22 @@ static int read_scopes(auth_caller_t *c, json_t *claims, const char *claim_name)
     return 0;
 }
 
+/* Adds every scope the configured hierarchy says the caller's scopes imply, transitively
+ * (the list grows while it is walked, so implications of implications are found too). */
+static void expand_scopes(auth_caller_t *c, json_t *implies)
+{
+    for (size_t i = 0; implies && i < c->n_scopes; i++) {
+        json_t *more = json_object_get(implies, c->scopes[i]);
+        size_t k;
+        json_t *v;
+        json_array_foreach(more, k, v) {
+            const char *s = json_string_value(v);
+            if (s && !auth_caller_has_scope(c, s))
+                add_scope(c, s, strlen(s));
+        }
+    }
+}
+
 static char *dup_claim(json_t *claims, const char *name)
 {
     const char *s = json_string_value(json_object_get(claims, name));
@@ -278,6 +294,7 @@ static auth_caller_t *check_claims(const auth_t *a, const issuer_rt_t *is, json_
         auth_caller_unref(c);
         INVALID("The access token's scopes are malformed", "scope claim malformed or too large");
     }
+    expand_scopes(c, a->cfg->auth.scope_implies);
     return c;
 }
 
@@ -444,7 +461,7 @@ void auth_check(auth_t *a, auth_cache_t *cache, const auth_request_t *req, auth_
             out->caller = NULL;
             out->status = AUTH_FORBIDDEN;
             out->description = "The access token lacks a required scope";
-            out->scope = a->scope_hint;
+            out->scope = a->required_scopes;
             snprintf(out->reason, sizeof out->reason, "missing scope %.100s",
                      a->cfg->auth.scopes[i]);
             return;
@@ -452,6 +469,15 @@ void auth_check(auth_t *a, auth_cache_t *cache, const auth_request_t *req, auth_
 }
 
 /* ---- challenges --------------------------------------------------------------------------- */
+
+char *auth_scope_challenge(const auth_t *a, const char *scopes)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "Bearer error=\"insufficient_scope\", scope=\"%s\", "
+             "error_description=\"This tool needs more scopes\", resource_metadata=\"%s\"",
+             scopes, a->prm_url);
+    return strdup(buf);
+}
 
 char *auth_challenge(const auth_t *a, const auth_result_t *r)
 {

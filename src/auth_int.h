@@ -21,7 +21,9 @@ struct auth {
     char *resource;
     char *prm_url;     /* absolute URL of our protected resource metadata */
     char *prm_path;    /* its path, e.g. /.well-known/oauth-protected-resource/mcp */
-    char *scope_hint;  /* the server-wide scopes, space-separated; NULL when none */
+    char *required_scopes; /* the server-wide scopes, space-separated; NULL when none */
+    char *scope_hint;  /* server-wide and policy scopes, space-separated; NULL when none */
+    json_t *scopes_supported; /* the same as an array */
     issuer_rt_t *issuers;
     size_t n_issuers;
     dev_issuer_t *dev;
@@ -34,6 +36,7 @@ void dev_issuer_free(dev_issuer_t *d);
 const config_issuer_t *dev_issuer_config(const dev_issuer_t *d);
 jose_keyset_t *dev_issuer_keys(const dev_issuer_t *d);
 const char *dev_issuer_key_file(const dev_issuer_t *d);
+void dev_issuer_set_scopes(dev_issuer_t *d, const char *scopes);
 bool dev_issuer_route(dev_issuer_t *d, const auth_t *a, const char *url, const char *method,
                       const char *form, size_t form_len, const char *basic_auth, int *status,
                       json_t **body);

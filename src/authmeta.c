@@ -151,7 +151,11 @@ auth_t *auth_new(const config_t *cfg, int port, char **err)
         *err = strdup("auth.resource must be an absolute URL such as https://mcp.example.com/mcp");
         goto fail;
     }
+    a->required_scopes = join(cfg->auth.scopes, cfg->auth.n_scopes);
     a->scope_hint = join(cfg->auth.scopes, cfg->auth.n_scopes);
+    a->scopes_supported = json_array();
+    for (size_t i = 0; i < cfg->auth.n_scopes; i++)
+        json_array_append_new(a->scopes_supported, json_string(cfg->auth.scopes[i]));
     if (!a->enabled)
         return a;
     for (size_t i = 0; i < cfg->auth.n_issuers; i++) {
@@ -199,6 +203,8 @@ void auth_free(auth_t *a)
     free(a->prm_url);
     free(a->prm_path);
     free(a->scope_hint);
+    free(a->required_scopes);
+    json_decref(a->scopes_supported);
     free(a);
 }
 
@@ -216,13 +222,40 @@ void auth_wait_ready(auth_t *a, int timeout_ms)
                                                          : "still fetching");
 }
 
+void auth_set_policy_scopes(auth_t *a, json_t *scopes)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(scopes, i, v) {
+        bool known = false;
+        size_t k;
+        json_t *have;
+        json_array_foreach(a->scopes_supported, k, have)
+            known = known || json_equal(have, v);
+        if (!known)
+            json_array_append(a->scopes_supported, v);
+    }
+    size_t len = 1, n = json_array_size(a->scopes_supported);
+    json_array_foreach(a->scopes_supported, i, v)
+        len += json_string_length(v) + 1;
+    char *hint = n ? calloc(1, len) : NULL;
+    json_array_foreach(a->scopes_supported, i, v)
+        if (hint) {
+            if (i)
+                strcat(hint, " ");
+            strcat(hint, json_string_value(v));
+        }
+    free(a->scope_hint);
+    a->scope_hint = hint;
+    if (a->dev)
+        dev_issuer_set_scopes(a->dev, hint);
+}
+
 static json_t *metadata(const auth_t *a)
 {
-    json_t *servers = json_array(), *scopes = json_array();
+    json_t *servers = json_array(), *scopes = json_deep_copy(a->scopes_supported);
     for (size_t i = 0; i < a->n_issuers; i++)
         json_array_append_new(servers, json_string(a->issuers[i].cfg->issuer));
-    for (size_t i = 0; i < a->cfg->auth.n_scopes; i++)
-        json_array_append_new(scopes, json_string(a->cfg->auth.scopes[i]));
     json_t *doc = json_pack("{s:s, s:o, s:o, s:[s]}", "resource", a->resource, "authorization_servers",
                             servers, "scopes_supported", scopes, "bearer_methods_supported",
                             "header");

@@ -131,6 +131,94 @@ static void collect(bundle_t *b, size_t *cap, errs_t *e)
     lua_setfield(L, LUA_REGISTRYINDEX, API_PENDING);
 }
 
+/* Moves the rules declared by the policy file just loaded into ps. */
+static void collect_rules(bundle_t *b, policy_set_t *ps, errs_t *e)
+{
+    lua_State *L = vm_lua(b->vm);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, API_PENDING_POLICIES) == LUA_TTABLE) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);            /* pending, entry */
+            lua_getfield(L, -1, "file");
+            lua_getfield(L, -2, "line");
+            lua_getfield(L, -3, "def");       /* pending, entry, file, line, def */
+            policy_rule_t *r = NULL;
+            char *err = NULL;
+            if (policy_rule_from_def(L, -1, lua_tostring(L, -3), (int)lua_tointeger(L, -2), &r,
+                                     &err) != 0) {
+                add_err(e, "%s:%d: %s", lua_tostring(L, -3), (int)lua_tointeger(L, -2), err);
+                free(err);
+            } else if (policy_set_add(ps, r) != 0) {
+                add_err(e, "out of memory");
+            }
+            lua_pop(L, 4);
+        }
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, API_PENDING_POLICIES);
+}
+
+static policy_set_t *load_policies(bundle_t *b, const char *dir, bool shadow, errs_t *e)
+{
+    policy_set_t *ps = policy_set_new();
+    char **names = NULL;
+    size_t n = 0;
+    if (!ps)
+        return NULL;
+    if (list_scripts(dir, &names, &n) != 0) {
+        if (shadow)
+            add_err(e, "%s: cannot read the shadow policies directory", dir);
+        else
+            log_warn("policies directory %s not found: no rule allows any tool", dir);
+        return ps;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char path[4096], *why = NULL;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (vm_load_file(b->vm, path, VM_PHASE_LOAD_POLICY, &why) != 0) {
+            add_err(e, "%s", why);
+            free(why);
+            lua_pushnil(vm_lua(b->vm));
+            lua_setfield(vm_lua(b->vm), LUA_REGISTRYINDEX, API_PENDING_POLICIES);
+        } else {
+            collect_rules(b, ps, e);
+        }
+        free(names[i]);
+    }
+    free(names);
+    char **tool_names = calloc(b->n_tools ? b->n_tools : 1, sizeof *tool_names);
+    for (size_t i = 0; tool_names && i < b->n_tools; i++)
+        tool_names[i] = b->tools[i].name;
+    policy_set_bind(ps, tool_names, b->n_tools, NULL);
+    free(tool_names);
+    return ps;
+}
+
+/* Warnings an operator wants before going live: tools no rule covers (deny by default makes
+ * them uncallable) and rules that match no tool (a typo, usually). */
+static void note_coverage(bundle_t *b, const config_t *cfg)
+{
+    char **tool_names = calloc(b->n_tools ? b->n_tools : 1, sizeof *tool_names);
+    for (size_t i = 0; tool_names && i < b->n_tools; i++)
+        tool_names[i] = b->tools[i].name;
+    char *unused = NULL;
+    size_t n_unused = policy_set_bind(b->policies, tool_names, b->n_tools, &unused);
+    free(tool_names);
+    errs_t w = {0};
+    for (size_t i = 0; i < b->n_tools; i++)
+        if (policy_rules_for(b->policies, i) == 0)
+            add_err(&w, "%s:%d: tool '%s' is covered by no policy: %s", b->tools[i].file,
+                    b->tools[i].line, b->tools[i].name,
+                    cfg->dev ? "allowed only because of --dev" : "nobody can call it");
+    if (n_unused)
+        add_err(&w, "policies matching no tool: %s", unused);
+    free(unused);
+    if (w.len && w.text[w.len - 1] == '\n')
+        w.text[--w.len] = '\0';
+    b->warnings = w.text;
+}
+
 bundle_t *bundle_load(const config_t *cfg, char **err)
 {
     errs_t e = {0};
@@ -158,7 +246,7 @@ bundle_t *bundle_load(const config_t *cfg, char **err)
     for (size_t i = 0; i < n_names; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", cfg->scripts_dir, names[i]);
-        if (vm_load_file(b->vm, path, &why) != 0) {
+        if (vm_load_file(b->vm, path, VM_PHASE_LOAD, &why) != 0) {
             add_err(&e, "%s", why);
             free(why);
             lua_pushnil(vm_lua(b->vm)); /* drop what the broken file declared */
@@ -169,6 +257,12 @@ bundle_t *bundle_load(const config_t *cfg, char **err)
     }
     if (b->n_tools)
         qsort(b->tools, b->n_tools, sizeof *b->tools, cmp_tool);
+    b->version = 1; /* reloads (a later issue) will count up from here */
+    b->policies = load_policies(b, cfg->policies_dir, false, &e);
+    if (cfg->shadow_policies)
+        b->shadow = load_policies(b, cfg->shadow_policies, true, &e);
+    if (!e.text)
+        note_coverage(b, cfg);
 done:
     for (size_t i = 0; i < n_names; i++)
         free(names[i]);
@@ -190,6 +284,9 @@ void bundle_free(bundle_t *b)
     for (size_t i = 0; i < b->n_tools; i++)
         tool_clear(&b->tools[i]);
     free(b->tools);
+    policy_set_free(b->policies);
+    policy_set_free(b->shadow);
+    free(b->warnings);
     vm_free(b->vm);
     free(b);
 }
@@ -208,4 +305,9 @@ const tool_t *bundle_find(const bundle_t *b, const char *name)
             lo = mid + 1;
     }
     return NULL;
+}
+
+size_t bundle_index(const bundle_t *b, const tool_t *t)
+{
+    return (size_t)(t - b->tools);
 }

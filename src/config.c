@@ -2,6 +2,7 @@
 #include "luamcp/jose.h"
 #include "luamcp/log.h"
 
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -84,6 +85,8 @@ void config_free(config_t *c)
     free_list(c->auth.scopes, c->auth.n_scopes);
     free(c->auth.resource); free(c->auth.ca_file); free(c->auth.resource_documentation);
     free(c->auth.resource_name); free(c->auth.dev_key_file);
+    json_decref(c->auth.scope_implies);
+    free(c->shadow_policies); free(c->audit_file);
     free(c->listen); free(c->scripts_dir); free(c->policies_dir); free(c->endpoint);
     free(c->tls_cert); free(c->tls_key); free(c->instructions); free(c->log_level);
     free_list(c->allowed_origins, c->n_allowed_origins);
@@ -340,6 +343,47 @@ static int jwks_field(reader_t *r, void *ctx, const char *k)
     return fail(r, key, "unknown key (min_ttl_s, max_ttl_s, refetch_s, timeout_ms)");
 }
 
+/* scope_implies = { ["strava:admin"] = { "strava:read", "strava:write" }, ... } */
+static int read_implies(reader_t *r, config_auth_t *a)
+{
+    lua_State *L = r->L;
+    if (!lua_istable(L, -1))
+        return fail(r, "auth.scope_implies", "expected a table of scope = { scopes }");
+    json_t *map = json_object();
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        json_t *list = json_array();
+        bool ok = lua_type(L, -2) == LUA_TSTRING;
+        if (ok && lua_type(L, -1) == LUA_TSTRING) {
+            json_array_append_new(list, json_string(lua_tostring(L, -1)));
+        } else if (ok && lua_istable(L, -1)) {
+            size_t n = (size_t)lua_rawlen(L, -1);
+            for (size_t i = 1; i <= n && ok; i++) {
+                ok = lua_rawgeti(L, -1, (lua_Integer)i) == LUA_TSTRING;
+                if (ok)
+                    json_array_append_new(list, json_string(lua_tostring(L, -1)));
+                lua_pop(L, 1);
+            }
+        } else {
+            ok = false;
+        }
+        if (ok)
+            json_object_set_new(map, lua_tostring(L, -2), list);
+        else
+            json_decref(list);
+        lua_pop(L, 1);
+        if (!ok) {
+            lua_pop(L, 1);
+            json_decref(map);
+            return fail(r, "auth.scope_implies", "each entry maps a scope to a scope or a list "
+                                                 "of scopes");
+        }
+    }
+    json_decref(a->scope_implies);
+    a->scope_implies = map;
+    return 0;
+}
+
 static int auth_field(reader_t *r, void *ctx, const char *k)
 {
     config_t *c = ctx;
@@ -351,6 +395,7 @@ static int auth_field(reader_t *r, void *ctx, const char *k)
     if (strcmp(k, "resource") == 0) return get_string(r, key, &a->resource, 0);
     if (strcmp(k, "issuers") == 0) return read_issuers(r, c);
     if (strcmp(k, "scopes") == 0) return get_list(r, key, &a->scopes, &a->n_scopes);
+    if (strcmp(k, "scope_implies") == 0) return read_implies(r, a);
     if (strcmp(k, "ca_file") == 0) return get_string(r, key, &a->ca_file, 1);
     if (strcmp(k, "resource_documentation") == 0)
         return get_string(r, key, &a->resource_documentation, 0);
@@ -366,7 +411,7 @@ static int auth_field(reader_t *r, void *ctx, const char *k)
     }
     return fail(r, key, "unknown key (enabled, resource, issuers, scopes, leeway_s, "
                         "cache_entries, jwks, ca_file, resource_documentation, resource_name, "
-                        "dev_key_file)");
+                        "dev_key_file, scope_implies)");
 }
 
 /* stack: ..., key, value */
@@ -392,6 +437,8 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     if (strcmp(k, "listen") == 0) return get_string(r, k, &c->listen, 0);
     if (strcmp(k, "scripts") == 0) return get_string(r, k, &c->scripts_dir, 1);
     if (strcmp(k, "policies") == 0) return get_string(r, k, &c->policies_dir, 1);
+    if (strcmp(k, "shadow_policies") == 0) return get_string(r, k, &c->shadow_policies, 1);
+    if (strcmp(k, "audit_file") == 0) return get_string(r, k, &c->audit_file, 1);
     if (strcmp(k, "endpoint") == 0) return get_string(r, k, &c->endpoint, 0);
     if (strcmp(k, "instructions") == 0) return get_string(r, k, &c->instructions, 0);
     if (strcmp(k, "log_level") == 0) return get_string(r, k, &c->log_level, 0);

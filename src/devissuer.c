@@ -23,6 +23,7 @@ struct dev_issuer {
     char *resource;
     char *key_file;
     char *token_endpoint;
+    char *scopes;        /* every scope the server knows: the default grant */
 };
 
 static void random_hex(char *out, size_t bytes)
@@ -56,9 +57,11 @@ static void make_parent(const char *path)
 static int write_key_file(const struct dev_issuer *d, char **err)
 {
     char *pem = jose_signer_private_pem(d->signer);
-    json_t *doc = !pem ? NULL : json_pack("{s:s, s:s, s:s, s:s, s:s}", "issuer", d->cfg.issuer, "resource", d->resource,
-                            "alg", "RS256", "kid", jose_signer_kid(d->signer),
-                            "private_key_pem", pem);
+    json_t *doc = !pem ? NULL
+                       : json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "issuer", d->cfg.issuer,
+                                   "resource", d->resource, "alg", "RS256", "kid",
+                                   jose_signer_kid(d->signer), "private_key_pem", pem, "scopes",
+                                   d->scopes ? d->scopes : "");
     free(pem);
     char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
     json_decref(doc);
@@ -132,10 +135,22 @@ void dev_issuer_free(dev_issuer_t *d)
     free(d->resource);
     free(d->key_file);
     free(d->token_endpoint);
+    free(d->scopes);
     free(d);
 }
 
 const config_issuer_t *dev_issuer_config(const dev_issuer_t *d) { return &d->cfg; }
+
+void dev_issuer_set_scopes(dev_issuer_t *d, const char *scopes)
+{
+    free(d->scopes);
+    d->scopes = scopes ? strdup(scopes) : NULL;
+    char *err = NULL;
+    if (write_key_file(d, &err) != 0) {
+        log_warn("%s", err ? err : "cannot rewrite the dev key file");
+        free(err);
+    }
+}
 const char *dev_issuer_key_file(const dev_issuer_t *d) { return d->key_file; }
 
 jose_keyset_t *dev_issuer_keys(const dev_issuer_t *d)
@@ -190,6 +205,9 @@ char *auth_mint_dev_token(const char *key_file, const char *scope, const char *s
         *err = strdup("--ttl must be between 1 and 86400 seconds");
     } else {
         jose_signer_t *s = jose_signer_from_pem(pem, strlen(pem), JOSE_RS256, kid, err);
+        /* no --scope: every scope the server knows, so the quick start just works */
+        if (!scope)
+            scope = json_string_value(json_object_get(doc, "scopes"));
         if (s)
             token = mint(s, issuer, resource, scope, subject, client_id, ttl_s);
         if (s && !token)
@@ -259,12 +277,13 @@ static json_t *token_endpoint(dev_issuer_t *d, const char *form, size_t len, int
     } else if (resource && strcmp(resource, d->resource) != 0) {
         out = oauth_error(status, 400, "invalid_target", "unknown resource");
     } else {
-        char *token = mint(d->signer, d->cfg.issuer, d->resource, scope,
+        const char *grant_scope = scope ? scope : d->scopes;
+        char *token = mint(d->signer, d->cfg.issuer, d->resource, grant_scope,
                            client ? client : "dev-client", client ? client : "dev-client", 3600);
         if (token) {
             *status = 200;
             out = json_pack("{s:s, s:s, s:i, s:s}", "access_token", token, "token_type", "Bearer",
-                            "expires_in", 3600, "scope", scope ? scope : "");
+                            "expires_in", 3600, "scope", grant_scope ? grant_scope : "");
             free(token);
         } else {
             out = oauth_error(status, 500, "server_error", "cannot sign the token");

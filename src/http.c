@@ -398,8 +398,18 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         goto done;
     }
     rpc_env_t env = {.cfg = srv->cfg, .bundle = r->w->bundle, .caller = r->caller,
-                     .progress_ok = (accept & ACCEPT_SSE) != 0};
+                     .audit = r->w->audit, .progress_ok = (accept & ACCEPT_SSE) != 0};
     json_t *resp = rpc_dispatch(&env, &m);
+    if (env.challenge[0]) {
+        /* a policy wants more scopes: step-up (403 insufficient_scope, RFC 6750) */
+        json_decref(env.notifications);
+        free(r->challenge);
+        r->challenge = auth_scope_challenge(srv->auth, env.challenge);
+        r->answered = true;
+        rc = queue_json(conn, MHD_HTTP_FORBIDDEN, resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                        r->challenge);
+        goto done;
+    }
     char sid[SESSION_ID_LEN + 1];
     bool with_sid = false;
     if (init && env.negotiated && !srv->cfg->stateless) {

@@ -115,22 +115,40 @@ static json_t *m_initialize(rpc_env_t *env, const rpc_msg_t *m)
     return rpc_result(m->id, result);
 }
 
+/* Indices of the tools this caller's policies let it call, in name order. */
+static size_t visible_tools(const rpc_env_t *env, size_t *out)
+{
+    const bundle_t *b = env->bundle;
+    size_t n = 0;
+    policy_decision_t d;
+    for (size_t i = 0; i < b->n_tools; i++)
+        if (policy_static(b->policies, i, env->caller, env->cfg->dev, &d) == POLICY_ALLOW)
+            out[n++] = i;
+    return n;
+}
+
 static json_t *m_tools_list(rpc_env_t *env, const rpc_msg_t *m)
 {
-    size_t offset = 0, n = env->bundle->n_tools, page = (size_t)env->cfg->page_size;
+    size_t *visible = malloc((env->bundle->n_tools + 1) * sizeof *visible);
+    if (!visible)
+        return rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
+    size_t offset = 0, n = visible_tools(env, visible), page = (size_t)env->cfg->page_size;
     json_t *cursor = json_object_get(m->params, "cursor");
     if (cursor && !json_is_null(cursor)) {
         const char *c = json_string_value(cursor);
         char *end = NULL;
         unsigned long long v = c && c[0] >= '0' && c[0] <= '9' ? strtoull(c, &end, 10) : 0;
-        if (!c || !end || *end || v == 0 || v >= n)
+        if (!c || !end || *end || v == 0 || v >= n) {
+            free(visible);
             return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: invalid cursor");
+        }
         offset = (size_t)v;
     }
     json_t *tools = json_array();
     size_t stop = offset + page < n ? offset + page : n;
     for (size_t i = offset; i < stop; i++)
-        json_array_append(tools, env->bundle->tools[i].descriptor);
+        json_array_append(tools, env->bundle->tools[visible[i]].descriptor);
+    free(visible);
     json_t *result = json_pack("{so}", "tools", tools);
     if (stop < n) {
         char next[32];
@@ -145,6 +163,65 @@ static double wall_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long long mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static json_t *decision_json(const policy_decision_t *d)
+{
+    json_t *o = json_pack("{s:s, s:s}", "decision", policy_verdict_name(d->verdict), "reason",
+                          d->reason);
+    if (d->rule[0])
+        json_object_set_new(o, "rule", json_string(d->rule));
+    if (d->verdict == POLICY_CHALLENGE)
+        json_object_set_new(o, "scopes", json_string(d->scopes));
+    return o;
+}
+
+/* Decides a tools/call, records it, and says whether it may go on. */
+static bool authorize(rpc_env_t *env, const rpc_msg_t *m, const tool_t *t, json_t *args,
+                      policy_decision_t *d)
+{
+    bundle_t *b = env->bundle;
+    size_t i = bundle_index(b, t);
+    long long t0 = mono_ns();
+    policy_decide(b->policies, b->vm, i, t->name, env->caller, args, env->cfg->dev, d);
+    long long elapsed = mono_ns() - t0;
+    if (d->unguarded && !t->warned) {
+        log_warn("tool %s is covered by no policy; allowed only because of --dev", t->name);
+        ((tool_t *)t)->warned = true;
+    }
+    json_t *rec = decision_json(d);
+    json_object_set_new(rec, "tool", json_string(t->name));
+    if (env->caller) {
+        if (env->caller->subject)
+            json_object_set_new(rec, "subject", json_string(env->caller->subject));
+        if (env->caller->client_id)
+            json_object_set_new(rec, "client_id", json_string(env->caller->client_id));
+    }
+    json_object_set(rec, "request_id", m->id);
+    json_object_set_new(rec, "bundle", json_integer((json_int_t)b->version));
+    json_object_set_new(rec, "latency_us", json_integer(elapsed / 1000));
+    json_t *logged = policy_loggable_args(b->policies, i, args);
+    if (logged)
+        json_object_set_new(rec, "args", logged);
+    if (b->shadow) {
+        policy_decision_t sd;
+        policy_decide(b->shadow, b->vm, i, t->name, env->caller, args, env->cfg->dev, &sd);
+        if (sd.verdict != d->verdict) {
+            json_object_set_new(rec, "shadow", decision_json(&sd));
+            log_notice("shadow policies would %s tools/call %s (live: %s; %s)",
+                       policy_verdict_name(sd.verdict), t->name,
+                       policy_verdict_name(d->verdict), sd.reason);
+        }
+    }
+    audit_record(env->audit, rec);
+    return d->verdict == POLICY_ALLOW;
 }
 
 static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
@@ -162,6 +239,20 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         return rpc_error(m->id, RPC_INVALID_PARAMS,
                          "Invalid params: progressToken must be a string or an integer");
     const tool_t *t = bundle_find(env->bundle, json_string_value(name));
+    policy_decision_t d;
+    if (t && !authorize(env, m, t, json_is_object(args) ? args : NULL, &d)) {
+        if (d.verdict == POLICY_CHALLENGE) {
+            snprintf(env->challenge, sizeof env->challenge, "%s", d.scopes);
+            return rpc_error(m->id, RPC_INVALID_REQUEST, "Forbidden: insufficient scope");
+        }
+        if (d.verdict == POLICY_DENY) {
+            char msg[320];
+            snprintf(msg, sizeof msg, "Access denied: %s", d.reason);
+            return rpc_result(m->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type",
+                                               "text", "text", msg, "isError", 1));
+        }
+        t = NULL; /* hidden: answered exactly like a tool that does not exist */
+    }
     if (!t) {
         char msg[200];
         snprintf(msg, sizeof msg, "Unknown tool: %.128s", json_string_value(name));

@@ -247,6 +247,7 @@ static void *worker_main(void *arg)
             http_service(w, now, stop_at != 0);
         /* Always run MHD after a resume: without its own thread, nothing else would. */
         MHD_run(w->daemon);
+        audit_flush(w->audit); /* the records of this turn, in one write */
         if (w->index == 0 && now >= next_sweep) {
             session_sweep(srv->sessions);
             next_sweep = now + SWEEP_EVERY_MS;
@@ -276,7 +277,8 @@ server_t *server_new(const config_t *cfg, char **err)
     srv->n_workers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (srv->n_workers < 1)
         srv->n_workers = 1;
-    if (!(srv->auth = auth_new(cfg, server_port(srv), err)))
+    if (!(srv->auth = auth_new(cfg, server_port(srv), err)) ||
+        !(srv->audit = audit_open(cfg->audit_file, err)))
         goto fail;
     auth_wait_ready(srv->auth, (int)cfg->auth.jwks_timeout_ms);
     srv->sessions = session_store_new(cfg->max_sessions, cfg->session_idle_s);
@@ -290,12 +292,20 @@ server_t *server_new(const config_t *cfg, char **err)
         w->srv = srv;
         w->index = i;
         w->epfd = w->wakefd = -1;
-        if (!(w->auth_cache = auth_cache_new(srv->auth))) {
+        if (!(w->auth_cache = auth_cache_new(srv->auth)) ||
+            !(w->audit = audit_buf_new(srv->audit))) {
             *err = strdup("out of memory");
             goto fail;
         }
         if (!(w->bundle = bundle_load(cfg, err)) || start_daemon(srv, w, err))
             goto fail;
+        if (i == 0) {
+            if (w->bundle->warnings)
+                log_warn("%s", w->bundle->warnings);
+            json_t *scopes = policy_scopes(w->bundle->policies);
+            auth_set_policy_scopes(srv->auth, scopes);
+            json_decref(scopes);
+        }
     }
     return srv;
 fail:
@@ -319,9 +329,11 @@ void server_free(server_t *srv)
             close(w->wakefd);
         bundle_free(w->bundle);
         auth_cache_free(w->auth_cache);
+        audit_buf_free(w->audit);
     }
     session_store_free(srv->sessions, drop_stream);
     auth_free(srv->auth);
+    audit_close(srv->audit);
     free(srv->workers);
     free(srv->tls_cert_pem);
     free(srv->tls_key_pem);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "luamcp/audit.h"
 #include "luamcp/auth.h"
 #include "luamcp/bundle.h"
 #include "luamcp/config.h"
@@ -28,6 +29,7 @@ typedef struct worker {
     stream_t *streams;      /* open SSE streams served by this worker (its thread only) */
     req_t *auth_waiters;    /* requests parked until an issuer's keys are refetched */
     auth_cache_t *auth_cache;
+    audit_buf_t *audit;
     unsigned inflight;      /* requests between first call and completion */
     long long next_keepalive_ms;
 } worker_t;
@@ -38,6 +40,7 @@ struct server {
     int n_workers;
     session_store_t *sessions;
     auth_t *auth;
+    audit_t *audit;
     atomic_bool stopping;
     struct sockaddr_storage addr;
     bool loopback;          /* bound to a loopback address */

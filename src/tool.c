@@ -214,10 +214,7 @@ void tool_clear(tool_t *t)
 
 /* ---- ctx --------------------------------------------------------------------------------- */
 
-static int readonly_error(lua_State *L)
-{
-    return luaL_error(L, "attempt to modify a read-only table");
-}
+
 
 static tool_call_t *ctx_call(lua_State *L)
 {
@@ -279,139 +276,6 @@ static int ctx_progress(lua_State *L)
     return 0;
 }
 
-/* ---- ctx.auth: the verified caller, read-only, built on first use --------------------- */
-
-static bool scopes_contains(lua_State *L, int self, const char *scope)
-{
-    lua_getmetatable(L, self);
-    lua_getfield(L, -1, "set");
-    bool has = lua_getfield(L, -1, scope) == LUA_TBOOLEAN;
-    lua_pop(L, 3);
-    return has;
-}
-
-static int scopes_has(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_pushboolean(L, scopes_contains(L, 1, luaL_checkstring(L, 2)));
-    return 1;
-}
-
-/* scopes:all{...} and scopes:any{...} */
-static int scopes_quantify(lua_State *L, bool all)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 2, i);
-        bool has = scopes_contains(L, 1, luaL_checkstring(L, -1));
-        lua_pop(L, 1);
-        if (has != all) {
-            lua_pushboolean(L, !all);
-            return 1;
-        }
-    }
-    lua_pushboolean(L, all);
-    return 1;
-}
-
-static int scopes_all(lua_State *L) { return scopes_quantify(L, true); }
-static int scopes_any(lua_State *L) { return scopes_quantify(L, false); }
-
-static int scopes_list(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "list");
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    lua_createtable(L, (int)n, 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, -2, i);
-        lua_rawseti(L, -2, i);
-    }
-    luaL_setmetatable(L, CONV_ARRAY_MT);
-    return 1;
-}
-
-/* scopes.x is true when the caller has scope x; has/all/any/list are methods */
-static int scopes_index(lua_State *L)
-{
-    const char *k = luaL_checkstring(L, 2);
-    static const luaL_Reg methods[] = {{"has", scopes_has}, {"all", scopes_all},
-                                       {"any", scopes_any}, {"list", scopes_list}, {NULL, NULL}};
-    for (int i = 0; methods[i].name; i++)
-        if (strcmp(k, methods[i].name) == 0) {
-            lua_pushcfunction(L, methods[i].func);
-            return 1;
-        }
-    lua_pushboolean(L, scopes_contains(L, 1, k));
-    return 1;
-}
-
-static int scopes_len(lua_State *L)
-{
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "list");
-    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
-    return 1;
-}
-
-static void push_scopes(lua_State *L, const auth_caller_t *c)
-{
-    lua_newtable(L);                              /* proxy */
-    lua_createtable(L, 0, 6);                     /* proxy, mt */
-    lua_createtable(L, 0, (int)c->n_scopes);      /* proxy, mt, set */
-    lua_createtable(L, (int)c->n_scopes, 0);      /* proxy, mt, set, list */
-    for (size_t i = 0; i < c->n_scopes; i++) {
-        lua_pushboolean(L, 1);
-        lua_setfield(L, -3, c->scopes[i]);
-        lua_pushstring(L, c->scopes[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, -3, "list");
-    lua_setfield(L, -2, "set");
-    lua_pushcfunction(L, scopes_index);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, readonly_error);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, scopes_len);
-    lua_setfield(L, -2, "__len");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-}
-
-static void push_opt_string(lua_State *L, const char *s)
-{
-    if (s)
-        lua_pushstring(L, s);
-    else
-        lua_pushnil(L);
-}
-
-static void push_auth(lua_State *L, const auth_caller_t *c)
-{
-    lua_createtable(L, 0, 6);
-    push_opt_string(L, c->subject);
-    lua_setfield(L, -2, "subject");
-    push_opt_string(L, c->client_id);
-    lua_setfield(L, -2, "client_id");
-    push_opt_string(L, c->issuer);
-    lua_setfield(L, -2, "issuer");
-    lua_pushinteger(L, c->expires_at);
-    lua_setfield(L, -2, "expires_at");
-    push_scopes(L, c);
-    lua_setfield(L, -2, "scopes");
-    char *err = NULL;
-    if (conv_push_json(L, c->claims, &err) != 0) {
-        free(err);
-        lua_pushnil(L);
-    }
-    lua_setfield(L, -2, "claims");
-    vm_make_readonly(L);
-}
-
 /* ctx's __index: "auth" is built when first read; nothing else is there */
 static int ctx_index(lua_State *L)
 {
@@ -423,7 +287,7 @@ static int ctx_index(lua_State *L)
         return luaL_error(L, "ctx used outside the call it belongs to");
     if (!call->caller)
         return 0;
-    push_auth(L, call->caller);
+    api_push_caller(L, call->caller);
     lua_pushvalue(L, -1);
     lua_setfield(L, 1, "auth"); /* later reads find it directly */
     return 1;

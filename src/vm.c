@@ -83,6 +83,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 vm_t *vm_of(lua_State *L) { return *(vm_t **)lua_getextraspace(L); }
 lua_State *vm_lua(vm_t *vm) { return vm->L; }
 vm_phase_t vm_phase(const vm_t *vm) { return vm->phase; }
+void vm_set_phase(vm_t *vm, vm_phase_t phase) { vm->phase = phase; }
 const char *vm_loading_file(const vm_t *vm) { return vm->loading_file; }
 size_t vm_memory(const vm_t *vm) { return vm->mem_used; }
 
@@ -425,7 +426,7 @@ vm_status_t vm_resume(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg,
     return VM_ERROR;
 }
 
-int vm_load_file(vm_t *vm, const char *path, char **err)
+int vm_load_file(vm_t *vm, const char *path, vm_phase_t phase, char **err)
 {
     lua_State *L = vm->L;
     int top = lua_gettop(L);
@@ -445,7 +446,7 @@ int vm_load_file(vm_t *vm, const char *path, char **err)
     lua_State *co = lua_newthread(L);
     lua_insert(L, -2);
     lua_xmove(L, co, 1); /* stack: thread; co: chunk */
-    vm->phase = VM_PHASE_LOAD;
+    vm->phase = phase;
     vm->loading_file = path;
     int nres = 0;
     char *trace = NULL;

@@ -6,11 +6,21 @@
 
 #include <lua.h>
 
+#include "luamcp/auth.h"
+
 #define API_CONTENT_MT "mcp.content"
 #define API_RESULT_MT "mcp.result"
 
 /* Pushes a new mcp module table. */
 void api_push_mcp(lua_State *L);
+
+/* Pushes the read-only view of a verified caller: subject, client_id, issuer, expires_at,
+ * claims, and scopes (a set with has/all/any/list). */
+void api_push_caller(lua_State *L, const auth_caller_t *c);
+
+#define API_DECISION_MT "mcp.decision"
+/* Registry list of rules declared by mcp.policy: { def, file, line } entries. */
+#define API_PENDING_POLICIES "luamcp.pending_policies"
 
 /* Registry list of tools declared by mcp.tool and not yet collected by the host:
  * each entry is { def = table, file = string, line = integer }. */

@@ -69,6 +69,11 @@ bool auth_caller_has_scope(const auth_caller_t *c, const char *scope);
 
 /* The WWW-Authenticate value for a failed result. Caller frees. */
 char *auth_challenge(const auth_t *a, const auth_result_t *r);
+/* The 403 insufficient_scope challenge for a policy's step-up, naming scopes. Caller frees. */
+char *auth_scope_challenge(const auth_t *a, const char *scopes);
+/* The scopes the loaded policies mention (borrowed array): they join the server-wide scopes
+ * in scopes_supported and in the scope hint of 401 challenges. */
+void auth_set_policy_scopes(auth_t *a, json_t *scopes);
 
 /* Routes outside the MCP endpoint: the protected resource metadata, and in --dev the
  * issuer's metadata, JWKS and token endpoint. Returns true and fills *status, *body (new

@@ -6,19 +6,27 @@
 #include <stddef.h>
 
 #include "luamcp/config.h"
+#include "luamcp/policy.h"
 #include "luamcp/tool.h"
 #include "luamcp/vm.h"
 
 typedef struct bundle {
     vm_t *vm;
-    tool_t *tools; /* sorted by name */
+    tool_t *tools;          /* sorted by name */
     size_t n_tools;
+    policy_set_t *policies; /* bound to tools: rules of tool i via policy_* (tool index i) */
+    policy_set_t *shadow;   /* a candidate policy set evaluated beside, never enforced */
+    char *warnings;         /* uncovered tools, rules matching nothing; NULL when none */
+    unsigned long long version;
 } bundle_t;
 
 /* Loads every *.lua directly in cfg->scripts_dir (sorted; scripts_dir/lib holds modules for
- * require). Returns NULL with *err listing every problem as "file:line: what" lines. */
+ * require), then every *.lua of cfg->policies_dir (and of cfg->shadow_policies), into one
+ * vm. Returns NULL with *err listing every problem as "file:line: what" lines. */
 bundle_t *bundle_load(const config_t *cfg, char **err);
 void bundle_free(bundle_t *b);
 const tool_t *bundle_find(const bundle_t *b, const char *name);
+/* The index of t in b->tools (for policy_* calls). */
+size_t bundle_index(const bundle_t *b, const tool_t *t);
 
 #endif

@@ -33,6 +33,7 @@ typedef struct config_auth {
     char *resource;              /* our URL: the audience and the metadata's "resource" */
     config_issuer_t *issuers;    size_t n_issuers;
     char **scopes;               size_t n_scopes;      /* every call needs all of these */
+    void *scope_implies;         /* json_t object: scope -> array of scopes it implies */
     int leeway_s;
     unsigned cache_entries;      /* verified tokens remembered per worker */
     unsigned jwks_min_ttl_s, jwks_max_ttl_s, jwks_refetch_s, jwks_timeout_ms;
@@ -46,6 +47,8 @@ typedef struct config {
     char *listen;          /* "127.0.0.1:8080", "[::1]:8080" */
     char *scripts_dir;
     char *policies_dir;
+    char *shadow_policies;      /* a candidate policies directory: decisions compared, logged */
+    char *audit_file;           /* one JSON line per decision; "-" = standard output */
     char *endpoint;        /* "/mcp" */
     bool stateless;
     bool dev;

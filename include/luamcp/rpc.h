@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "luamcp/audit.h"
 #include "luamcp/auth.h"
 #include "luamcp/bundle.h"
 #include "luamcp/config.h"
@@ -42,9 +43,11 @@ typedef struct rpc_env {
     const config_t *cfg;
     bundle_t *bundle;
     auth_caller_t *caller;      /* the verified caller; NULL when auth is off */
+    audit_buf_t *audit;         /* where access decisions are recorded (may be NULL) */
     const char *negotiated;     /* out: set by initialize (static string) */
     json_t *notifications;      /* out: new array of notifications emitted, or NULL */
     bool progress_ok;           /* the transport can deliver notifications (SSE) */
+    char challenge[1024];       /* out: non-empty = answer 403 insufficient_scope, these scopes */
 } rpc_env_t;
 
 /* Runs one request and returns the new JSON-RPC response (result or error). */

@@ -21,6 +21,7 @@ typedef struct tool {
     int handler_ref;     /* registry reference in the loading vm; LUA_NOREF when none */
     char *file;
     int line;
+    bool warned;         /* --dev: "no policy covers this tool" logged once */
 } tool_t;
 
 /* What one call carries in and collects out (owned by the caller). */

@@ -22,7 +22,13 @@ typedef enum vm_status {
     VM_YIELD,   /* yielded to the host */
 } vm_status_t;
 
-typedef enum vm_phase { VM_PHASE_IDLE, VM_PHASE_LOAD, VM_PHASE_TOOL } vm_phase_t;
+typedef enum vm_phase {
+    VM_PHASE_IDLE,
+    VM_PHASE_LOAD,        /* a tool script is loading: mcp.tool allowed */
+    VM_PHASE_LOAD_POLICY, /* a policy file is loading: mcp.policy allowed */
+    VM_PHASE_TOOL,
+    VM_PHASE_POLICY,      /* a policy check runs: no backends */
+} vm_phase_t;
 
 /* lib_dir: where require looks for NAME.lua (may be NULL). Returns NULL with *err. */
 vm_t *vm_new(const config_limits_t *limits, const char *lib_dir, char **err);
@@ -30,12 +36,13 @@ void vm_free(vm_t *vm);
 lua_State *vm_lua(vm_t *vm);
 
 vm_phase_t vm_phase(const vm_t *vm);
+void vm_set_phase(vm_t *vm, vm_phase_t phase);
 /* The file being loaded (during VM_PHASE_LOAD), borrowed. */
 const char *vm_loading_file(const vm_t *vm);
 
-/* Runs one script file with its own global table, in the load phase. Returns 0, or -1 with
- * *err = "file:line: message" (caller frees). */
-int vm_load_file(vm_t *vm, const char *path, char **err);
+/* Runs one script file with its own global table, in phase (VM_PHASE_LOAD or
+ * VM_PHASE_LOAD_POLICY). Returns 0, or -1 with *err = "file:line: message" (caller frees). */
+int vm_load_file(vm_t *vm, const char *path, vm_phase_t phase, char **err);
 
 /* Resumes co (a thread of this vm with function and nargs pushed, or a yielded thread with
  * nargs values pushed) under a fresh budget of the configured limits. On VM_OK *nres results

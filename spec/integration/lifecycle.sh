@@ -6,7 +6,8 @@ set -u
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 t=$(mktemp -d)
-printf 'return { auth = { enabled = false } }\n' >"$t/noauth.lua"
+printf 'return { auth = { enabled = false }, policies = "%s" }\n' "$here/lifecycle-policies" \
+    >"$t/noauth.lua"
 pids=()
 pass=0 fail=0
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$t"; }

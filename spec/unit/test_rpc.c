@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -295,9 +296,19 @@ int main(void)
     fputs(tools_lua, f);
     fclose(f);
 
+    char pdir[300];
+    snprintf(pdir, sizeof pdir, "%s/policies", dir);
+    mkdir(pdir, 0700);
+    char ppath[400];
+    snprintf(ppath, sizeof ppath, "%s/all.lua", pdir);
+    f = fopen(ppath, "w");
+    fputs("mcp.policy { tool = '*' }\n", f);
+    fclose(f);
+
     config_t cfg;
     config_defaults(&cfg);
     config_set_str(&cfg.scripts_dir, dir);
+    config_set_str(&cfg.policies_dir, pdir);
     cfg.page_size = 3;
     char *err = NULL;
     bundle_t *b = bundle_load(&cfg, &err);
@@ -316,6 +327,8 @@ int main(void)
     bundle_free(b);
     config_free(&cfg);
     unlink(path);
+    unlink(ppath);
+    rmdir(pdir);
     rmdir(dir);
     return check_report();
 }
