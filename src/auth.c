@@ -226,6 +226,29 @@ static bool typ_ok(json_t *header)
                  strcasecmp(t, "application/at+jwt") == 0);
 }
 
+/* The caller a set of claims describes: who, which client, which scopes (with implied ones). */
+static auth_caller_t *make_caller(json_t *claims, const char *issuer, const char *scope_claim,
+                                  json_t *implies)
+{
+    auth_caller_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->refs = 1;
+    c->client_id = dup_claim(claims, "client_id");
+    static const char *const client_claims[] = {"azp", "appid", "cid", NULL};
+    for (int i = 0; !c->client_id && client_claims[i]; i++)
+        c->client_id = dup_claim(claims, client_claims[i]);
+    c->subject = dup_claim(claims, "sub");
+    c->issuer = issuer ? strdup(issuer) : NULL;
+    c->claims = json_incref(claims);
+    if (read_scopes(c, claims, scope_claim) != 0) {
+        auth_caller_unref(c);
+        return NULL;
+    }
+    expand_scopes(c, implies);
+    return c;
+}
+
 #define INVALID(desc, ...)                                                                     \
     do {                                                                                       \
         out->status = AUTH_INVALID;                                                            \
@@ -279,22 +302,26 @@ static auth_caller_t *check_claims(const auth_t *a, const issuer_rt_t *is, json_
             INVALID("The access token lacks a required claim", "required claim %.60s missing",
                     ic->required_claims[i]);
         }
-    auth_caller_t *c = calloc(1, sizeof *c);
-    if (!c) {
-        free(client_id);
-        INVALID("Server error", "out of memory");
-    }
-    c->refs = 1;
-    c->client_id = client_id;
-    c->subject = dup_claim(claims, "sub");
-    c->issuer = strdup(ic->issuer);
-    c->expires_at = exp;
-    c->claims = json_incref(claims);
-    if (read_scopes(c, claims, ic->scope_claim) != 0) {
-        auth_caller_unref(c);
+    free(client_id);
+    auth_caller_t *c = make_caller(claims, ic->issuer, ic->scope_claim,
+                                   a->cfg->auth.scope_implies);
+    if (!c)
         INVALID("The access token's scopes are malformed", "scope claim malformed or too large");
-    }
-    expand_scopes(c, a->cfg->auth.scope_implies);
+    c->expires_at = exp;
+    return c;
+}
+
+auth_caller_t *auth_caller_from_claims(const config_t *cfg, json_t *claims)
+{
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    const char *scope_claim = "scope";
+    for (size_t i = 0; iss && i < cfg->auth.n_issuers; i++)
+        if (strcmp(cfg->auth.issuers[i].issuer, iss) == 0)
+            scope_claim = cfg->auth.issuers[i].scope_claim;
+    auth_caller_t *c = make_caller(claims, iss, scope_claim, cfg->auth.scope_implies);
+    long long exp = 0;
+    if (c && numeric_date(json_object_get(claims, "exp"), &exp))
+        c->expires_at = exp;
     return c;
 }
 

@@ -9,6 +9,7 @@
 #include "luamcp/auth.h"
 #include "luamcp/bundle.h"
 #include "luamcp/jose.h"
+#include "luamcp/policy.h"
 #include "luamcp/config.h"
 #include "luamcp/log.h"
 #include "luamcp/server.h"
@@ -19,6 +20,8 @@ static const char usage[] =
     "       luamcp check [options]   load the scripts as the server would and list the tools\n"
     "       luamcp token [--scope S] [--sub ID] [--client-id ID] [--ttl SECONDS] [--count N]\n"
     "                                mint tokens from the running `serve --dev` issuer\n"
+    "       luamcp explain --tool NAME (--token JWT | --claims FILE) [--args JSON]\n"
+    "                                the policies' decision for that caller, without calling\n"
     "       luamcp --help | --version\n"
     "\n"
     "options (each overrides the config file):\n"
@@ -33,11 +36,13 @@ static const char usage[] =
     "  --issuer URL        trust tokens from this issuer (keys found through its metadata)\n"
     "  --jwks-uri URL      the issuer's keys, when its metadata cannot be used\n"
     "  --resource URL      this server's URL: the token audience and metadata resource\n"
-    "  --algorithms LIST   accepted signature algorithms, e.g. RS256,ES256\n";
+    "  --algorithms LIST   accepted signature algorithms, e.g. RS256,ES256\n"
+    "  --shadow-policies DIR  evaluate these policies beside the live ones, log differences\n";
 
 enum { OPT_CONFIG = 256, OPT_LISTEN, OPT_SCRIPTS, OPT_POLICIES, OPT_STATELESS, OPT_WORKERS,
        OPT_LOG_LEVEL, OPT_DEV, OPT_HELP, OPT_VERSION, OPT_ISSUER, OPT_JWKS_URI, OPT_RESOURCE,
-       OPT_ALGORITHMS, OPT_SCOPE, OPT_SUB, OPT_CLIENT_ID, OPT_TTL, OPT_COUNT };
+       OPT_ALGORITHMS, OPT_SCOPE, OPT_SUB, OPT_CLIENT_ID, OPT_TTL, OPT_COUNT, OPT_TOOL,
+       OPT_TOKEN, OPT_CLAIMS, OPT_ARGS, OPT_SHADOW };
 
 static const struct option options[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
@@ -59,7 +64,17 @@ static const struct option options[] = {
     {"client-id", required_argument, NULL, OPT_CLIENT_ID},
     {"ttl", required_argument, NULL, OPT_TTL},
     {"count", required_argument, NULL, OPT_COUNT},
+    {"tool", required_argument, NULL, OPT_TOOL},
+    {"token", required_argument, NULL, OPT_TOKEN},
+    {"claims", required_argument, NULL, OPT_CLAIMS},
+    {"args", required_argument, NULL, OPT_ARGS},
+    {"shadow-policies", required_argument, NULL, OPT_SHADOW},
     {NULL, 0, NULL, 0}};
+
+/* Options of `luamcp explain`. */
+static struct {
+    const char *tool, *token, *claims, *args;
+} explain_opts;
 
 /* Options of `luamcp token`. */
 static struct {
@@ -134,6 +149,11 @@ static int parse_args(int argc, char **argv, config_t *c)
         }
         case OPT_RESOURCE: config_set_str(&c->auth.resource, optarg); break;
         case OPT_SCOPE: mint_opts.scope = optarg; break;
+        case OPT_TOOL: explain_opts.tool = optarg; break;
+        case OPT_TOKEN: explain_opts.token = optarg; break;
+        case OPT_CLAIMS: explain_opts.claims = optarg; break;
+        case OPT_ARGS: explain_opts.args = optarg; break;
+        case OPT_SHADOW: config_set_str(&c->shadow_policies, optarg); break;
         case OPT_SUB: mint_opts.sub = optarg; break;
         case OPT_CLIENT_ID: mint_opts.client_id = optarg; break;
         case OPT_TTL:
@@ -198,11 +218,83 @@ static int cmd_check(config_t *c)
         free(err);
         return 1;
     }
-    printf("%zu tools from %s:\n", b->n_tools, c->scripts_dir);
-    for (size_t i = 0; i < b->n_tools; i++)
-        printf("  %-32s %s:%d\n", b->tools[i].name, b->tools[i].file, b->tools[i].line);
+    printf("%zu tools from %s, %zu policy rules from %s%s%s\n\n", b->n_tools, c->scripts_dir,
+           policy_set_size(b->policies), c->policies_dir, b->shadow ? ", shadow: " : "",
+           b->shadow ? c->shadow_policies : "");
+    printf("  %-28s %-44s %s\n", "tool", "needs", "declared at");
+    for (size_t i = 0; i < b->n_tools; i++) {
+        char *needs = policy_rules_for(b->policies, i) ? policy_describe_scopes(b->policies, i)
+                                                       : strdup("NO POLICY: nobody can call it");
+        printf("  %-28s %-44s %s:%d\n", b->tools[i].name, needs ? needs : "?",
+               b->tools[i].file, b->tools[i].line);
+        free(needs);
+    }
+    if (b->warnings)
+        fprintf(stderr, "\nwarnings:\n%s\n", b->warnings);
     bundle_free(b);
     return 0;
+}
+
+/* `luamcp explain`: the decision the policies make for a caller and arguments, without running
+ * the tool. The token's claims are read, not verified: this explains, it does not admit. */
+static int cmd_explain(config_t *c)
+{
+    if (!explain_opts.tool || !!explain_opts.token == !!explain_opts.claims) {
+        fprintf(stderr, "luamcp explain: give --tool NAME and one of --token JWT or --claims "
+                        "FILE [--args JSON]\n");
+        return 2;
+    }
+    json_error_t je;
+    json_t *claims = explain_opts.token
+                         ? jose_peek_claims(explain_opts.token, strlen(explain_opts.token))
+                         : json_load_file(explain_opts.claims, JSON_REJECT_DUPLICATES, &je);
+    json_t *args = explain_opts.args ? json_loads(explain_opts.args, 0, &je) : NULL;
+    if (!json_is_object(claims) || (explain_opts.args && !json_is_object(args))) {
+        fprintf(stderr, "luamcp explain: %s is not a JSON object\n",
+                !json_is_object(claims) ? (explain_opts.token ? "the token's payload" : "--claims")
+                                        : "--args");
+        json_decref(claims);
+        json_decref(args);
+        return 2;
+    }
+    char *err = NULL;
+    bundle_t *b = bundle_load(c, &err);
+    auth_caller_t *caller = auth_caller_from_claims(c, claims);
+    int rc = 2;
+    if (!b) {
+        fprintf(stderr, "%s\n", err);
+        free(err);
+    } else if (!caller) {
+        fprintf(stderr, "luamcp explain: the scope claim is malformed\n");
+    } else {
+        const tool_t *t = bundle_find(b, explain_opts.tool);
+        printf("tool:     %s%s\n", explain_opts.tool, t ? "" : " (no such tool)");
+        printf("caller:   sub=%s client_id=%s issuer=%s\n", caller->subject ? caller->subject : "-",
+               caller->client_id ? caller->client_id : "-", caller->issuer ? caller->issuer : "-");
+        printf("scopes:  ");
+        for (size_t i = 0; i < caller->n_scopes; i++)
+            printf(" %s", caller->scopes[i]);
+        printf("%s\n", caller->n_scopes ? "" : " (none)");
+        policy_decision_t d = {.verdict = POLICY_HIDDEN};
+        snprintf(d.reason, sizeof d.reason, "no such tool");
+        if (t)
+            policy_decide(b->policies, b->vm, bundle_index(b, t), t->name, caller, args, c->dev,
+                          &d);
+        printf("decision: %s\n", policy_verdict_name(d.verdict));
+        printf("reason:   %s\n", d.reason);
+        if (d.rule[0])
+            printf("rule:     %s\n", d.rule);
+        if (d.verdict == POLICY_CHALLENGE)
+            printf("needs:    %s\n", d.scopes);
+        if (explain_opts.token)
+            printf("(the token's signature was not verified: explain reads its claims only)\n");
+        rc = d.verdict == POLICY_ALLOW ? 0 : 1;
+    }
+    auth_caller_unref(caller);
+    bundle_free(b);
+    json_decref(claims);
+    json_decref(args);
+    return rc;
 }
 
 static bool loopback_listen(const char *listen)
@@ -302,6 +394,7 @@ int main(int argc, char **argv)
     int (*cmd)(config_t *) = strcmp(argv[1], "serve") == 0   ? cmd_serve
                              : strcmp(argv[1], "check") == 0 ? cmd_check
                              : strcmp(argv[1], "token") == 0 ? cmd_token
+                             : strcmp(argv[1], "explain") == 0 ? cmd_explain
                                                              : NULL;
     if (!cmd) {
         fprintf(stderr, "luamcp: unknown command '%s'\n%s", argv[1], usage);

@@ -65,6 +65,9 @@ void auth_cache_free(auth_cache_t *c);
 
 void auth_check(auth_t *a, auth_cache_t *cache, const auth_request_t *req, auth_result_t *out);
 void auth_caller_unref(auth_caller_t *c);
+/* A caller from claims alone, WITHOUT any verification: for `luamcp explain` and tests.
+ * Scopes are read and expanded as for a verified token of the matching issuer. */
+auth_caller_t *auth_caller_from_claims(const config_t *cfg, json_t *claims);
 bool auth_caller_has_scope(const auth_caller_t *c, const char *scope);
 
 /* The WWW-Authenticate value for a failed result. Caller frees. */
