@@ -22,6 +22,8 @@
 typedef struct cache_slot {
     unsigned char key[32]; /* SHA-256 of the token */
     auth_caller_t *caller;
+    const issuer_rt_t *issuer;
+    unsigned long generation; /* of the issuer's key set when verified */
 } cache_slot_t;
 
 struct auth_cache {
@@ -368,8 +370,10 @@ static void verify(auth_t *a, auth_cache_t *cache, const auth_request_t *req, co
         EVP_DigestUpdate(cache->md, token, len) && EVP_DigestFinal_ex(cache->md, key, &klen))
         slot = cache_slot(cache, key);
     if (slot && slot->caller && memcmp(slot->key, key, 32) == 0) {
-        /* the very bytes of a token verified before: nothing to check but the clock */
-        if (now_s() <= slot->caller->expires_at + a->cfg->auth.leeway_s) {
+        /* the very bytes of a token verified before: nothing to check but the clock, and
+         * that the key which verified it is still published (a dropped key revokes) */
+        if (now_s() <= slot->caller->expires_at + a->cfg->auth.leeway_s &&
+            jwks_generation(slot->issuer->keys) == slot->generation) {
             out->status = AUTH_OK;
             out->caller = slot->caller;
             slot->caller->refs++;
@@ -392,6 +396,7 @@ static void verify(auth_t *a, auth_cache_t *cache, const auth_request_t *req, co
         snprintf(out->reason, sizeof out->reason, "no configured issuer matches the token");
         return;
     }
+    unsigned long generation = jwks_generation(is->keys);
     jose_keyset_t *keys = jwks_keys(is->keys);
     if (!keys) {
         if (req->may_wait && jwks_request_refetch(is->keys, req->wake, req->wake_arg)) {
@@ -400,7 +405,7 @@ static void verify(auth_t *a, auth_cache_t *cache, const auth_request_t *req, co
         }
         out->status = AUTH_UNAVAILABLE;
         out->description = "The authorization server's keys are unavailable";
-        snprintf(out->reason, sizeof out->reason, "no keys for %.120s: %.60s", is->cfg->issuer,
+        snprintf(out->reason, sizeof out->reason, "no keys for %.80s: %.200s", is->cfg->issuer,
                  jwks_last_error(is->keys) ? jwks_last_error(is->keys) : "not fetched yet");
         return;
     }
@@ -428,6 +433,8 @@ static void verify(auth_t *a, auth_cache_t *cache, const auth_request_t *req, co
         auth_caller_unref(slot->caller);
         memcpy(slot->key, key, 32);
         slot->caller = c;
+        slot->issuer = is;
+        slot->generation = generation;
         c->refs++;
     }
     out->status = AUTH_OK;

@@ -625,10 +625,13 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         return MHD_YES;
     }
     if (r->auth_waiting) {
-        /* resumed after a key refetch: check again, and this time do not wait */
+        /* Resumed after a key refetch: check again, and this time do not wait. This call
+         * carries no body yet (libmicrohttpd reads it after we return), so it must not be
+         * taken for the final call of the request. */
         r->auth_waiting = false;
         if (authenticate(r, conn, false, &r->refused))
             method_checks(r, conn, method, &r->refused);
+        return MHD_YES;
     }
     if (r->answered) {
         *upload_size = 0;

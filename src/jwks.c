@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ struct jwks {
     char *jwks_uri;          /* configured or discovered */
     const config_auth_t *cfg;
     time_t next_fetch, last_attempt;
+    time_t last_demand;      /* when a request last asked for a refetch (the rate limit) */
+    atomic_ulong generation; /* counts key set changes */
     unsigned retry_s;
     const char *last_error;  /* static strings only */
     char error_buf[256];
@@ -252,6 +255,7 @@ static void *refresher(void *arg)
         if (rc == 0) {
             old = j->keys;
             j->keys = ks;
+            atomic_fetch_add(&j->generation, 1);
             j->next_fetch = mono_s() + ttl;
             j->retry_s = RETRY_MIN_S;
             j->last_error = NULL;
@@ -324,6 +328,7 @@ jwks_t *jwks_new_remote(const char *issuer, const char *jwks_uri, const config_a
     j->jwks_uri = jwks_uri ? strdup(jwks_uri) : NULL;
     j->retry_s = RETRY_MIN_S;
     j->want = true; /* fetch at once */
+    j->last_demand = mono_s() - (time_t)cfg->jwks_refetch_s - 1;
     if (pthread_create(&j->thread, NULL, refresher, j) != 0) {
         *err = strdup("cannot start the key refresh thread");
         j->remote = false;
@@ -386,11 +391,15 @@ bool jwks_request_refetch(jwks_t *j, void (*wake)(void *), void *arg)
     if (!j->remote)
         return false;
     pthread_mutex_lock(&j->mu);
-    bool ok = j->fetching || j->want ||
-              mono_s() - j->last_attempt >= (time_t)j->cfg->jwks_refetch_s || !j->keys;
+    /* Only fetches that requests ask for are rate-limited: a scheduled refresh a moment ago
+     * must not make a freshly rotated kid fail. */
+    time_t now = mono_s();
+    bool ok = j->fetching || j->want || !j->keys ||
+              now - j->last_demand >= (time_t)j->cfg->jwks_refetch_s;
     if (ok) {
         if (!j->fetching && !j->want) {
             j->want = true;
+            j->last_demand = now;
             pthread_cond_signal(&j->cv);
         }
         bool known = false;
@@ -404,6 +413,8 @@ bool jwks_request_refetch(jwks_t *j, void (*wake)(void *), void *arg)
     pthread_mutex_unlock(&j->mu);
     return ok;
 }
+
+unsigned long jwks_generation(jwks_t *j) { return atomic_load(&j->generation); }
 
 const char *jwks_last_error(jwks_t *j)
 {

@@ -50,7 +50,7 @@ typedef struct auth_result {
     auth_caller_t *caller;     /* AUTH_OK: a new reference (auth_caller_unref) */
     const char *description;   /* for error_description: static, never token content */
     const char *scope;         /* AUTH_FORBIDDEN: the scopes to ask for (borrowed) */
-    char reason[200];          /* for the server log: never token content */
+    char reason[320];          /* for the server log: never token content */
 } auth_result_t;
 
 /* port: the bound port, for the development issuer's URLs. NULL with *err. */

@@ -33,6 +33,9 @@ bool jwks_wait_ready(jwks_t *j, int timeout_ms);
  * has not passed (nothing will change: fail the request now). A static source returns false. */
 bool jwks_request_refetch(jwks_t *j, void (*wake)(void *), void *arg);
 
+/* Changes whenever the key set does: what was verified with an older set is checked again. */
+unsigned long jwks_generation(jwks_t *j);
+
 /* For logs and /healthz: last error (static string or NULL) and seconds since last success. */
 const char *jwks_last_error(jwks_t *j);
 
