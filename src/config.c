@@ -43,7 +43,29 @@ void config_defaults(config_t *c)
     c->auth.jwks_max_ttl_s = 86400;
     c->auth.jwks_refetch_s = 30;
     c->auth.jwks_timeout_ms = 5000;
-    config_set_str(&c->auth.dev_key_file, ".luamcp/dev-issuer.json");
+    /* dev_key_file and admin_socket default to .luamcp/…-PORT (see config_runtime_path) */
+}
+
+/* The port of the listen address, or -1. */
+static long listen_port(const char *listen)
+{
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    return colon && !*end ? port : -1;
+}
+
+char *config_runtime_path(const char *configured, const char *stem, const char *ext,
+                          const config_t *c, int port)
+{
+    if (configured)
+        return strdup(configured);
+    long p = port > 0 ? port : listen_port(c->listen);
+    if (p <= 0)
+        return NULL;
+    char buf[256];
+    snprintf(buf, sizeof buf, ".luamcp/%s-%ld%s", stem, p, ext);
+    return strdup(buf);
 }
 
 config_issuer_t *config_add_issuer(config_t *c, const char *issuer)
@@ -86,7 +108,7 @@ void config_free(config_t *c)
     free(c->auth.resource); free(c->auth.ca_file); free(c->auth.resource_documentation);
     free(c->auth.resource_name); free(c->auth.dev_key_file);
     json_decref(c->auth.scope_implies);
-    free(c->shadow_policies); free(c->audit_file);
+    free(c->shadow_policies); free(c->audit_file); free(c->admin_socket); free(c->config_path);
     free(c->listen); free(c->scripts_dir); free(c->policies_dir); free(c->endpoint);
     free(c->tls_cert); free(c->tls_key); free(c->instructions); free(c->log_level);
     free_list(c->allowed_origins, c->n_allowed_origins);
@@ -439,6 +461,7 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     if (strcmp(k, "policies") == 0) return get_string(r, k, &c->policies_dir, 1);
     if (strcmp(k, "shadow_policies") == 0) return get_string(r, k, &c->shadow_policies, 1);
     if (strcmp(k, "audit_file") == 0) return get_string(r, k, &c->audit_file, 1);
+    if (strcmp(k, "admin_socket") == 0) return get_string(r, k, &c->admin_socket, 1);
     if (strcmp(k, "endpoint") == 0) return get_string(r, k, &c->endpoint, 0);
     if (strcmp(k, "instructions") == 0) return get_string(r, k, &c->instructions, 0);
     if (strcmp(k, "log_level") == 0) return get_string(r, k, &c->log_level, 0);
@@ -507,6 +530,7 @@ int config_load_file(config_t *c, const char *path, char **err)
         lua_pop(r.L, 1);
     }
     rc = 0;
+    config_set_str(&c->config_path, path);
 done:
     if (rc)
         *err = r.err ? r.err : strdup("invalid configuration");

@@ -105,7 +105,8 @@ dev_issuer_t *dev_issuer_new(const config_t *cfg, const char *origin, const char
     d->cfg.scope_claim = strdup("scope");
     d->cfg.algorithms = JOSE_RS256;
     d->resource = strdup(resource);
-    d->key_file = strdup(cfg->auth.dev_key_file);
+    d->key_file = config_runtime_path(cfg->auth.dev_key_file, "dev-issuer", ".json", cfg,
+                                      atoi(strrchr(origin, ':') + 1));
     size_t n = strlen(origin) + 16;
     d->token_endpoint = malloc(n);
     if (!d->cfg.issuer || !d->cfg.scope_claim || !d->resource || !d->key_file ||

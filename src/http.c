@@ -12,6 +12,7 @@
 
 #include "luamcp/hdr.h"
 #include "luamcp/log.h"
+#include "luamcp/reload.h"
 #include "luamcp/rpc.h"
 #include "luamcp/version.h"
 #include "server_int.h"
@@ -236,6 +237,23 @@ static void resume_auth_waiters(worker_t *w)
     w->auth_waiters = NULL;
     for (; r; r = r->next_waiter)
         MHD_resume_connection(r->conn); /* the handler runs again and re-checks the token */
+}
+
+static void send_on_stream(void *obj, void *arg)
+{
+    stream_t *s = obj;
+    const char *event = arg;
+    pthread_mutex_lock(&s->mu);
+    stream_append(s, event, strlen(event));
+    pthread_mutex_unlock(&s->mu);
+    worker_wake(s->w); /* its worker resumes it */
+}
+
+void http_broadcast(server_t *srv, const char *json)
+{
+    char event[1024];
+    snprintf(event, sizeof event, "event: message\ndata: %s\n\n", json);
+    session_foreach_attached(srv->sessions, send_on_stream, event);
 }
 
 void http_service(worker_t *w, long long now, bool closing)
@@ -575,10 +593,10 @@ static enum MHD_Result health(req_t *r, struct MHD_Connection *conn, const char 
         return queue_json(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
                           json_pack("{ss}", "error", "method not allowed"), MHD_HTTP_HEADER_ALLOW,
                           "GET");
-    return queue_json(conn, MHD_HTTP_OK,
-                      json_pack("{sssssI}", "status", "ok", "version", LUAMCP_VERSION, "tools",
-                                (json_int_t)r->w->bundle->n_tools),
-                      NULL, NULL);
+    json_t *doc = json_pack("{s:s, s:s, s:I, s:o}", "status", "ok", "version", LUAMCP_VERSION,
+                            "tools", (json_int_t)r->w->bundle->n_tools, "bundle",
+                            reloader_status(r->w->srv->reloader));
+    return queue_json(conn, MHD_HTTP_OK, doc, NULL, NULL);
 }
 
 static bool append_body(req_t *r, const char *data, size_t n, size_t max)

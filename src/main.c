@@ -10,6 +10,7 @@
 #include "luamcp/bundle.h"
 #include "luamcp/jose.h"
 #include "luamcp/policy.h"
+#include "luamcp/reload.h"
 #include "luamcp/config.h"
 #include "luamcp/log.h"
 #include "luamcp/server.h"
@@ -22,6 +23,7 @@ static const char usage[] =
     "                                mint tokens from the running `serve --dev` issuer\n"
     "       luamcp explain --tool NAME (--token JWT | --claims FILE) [--args JSON]\n"
     "                                the policies' decision for that caller, without calling\n"
+    "       luamcp reload | status       reload the running server / show its bundle\n"
     "       luamcp --help | --version\n"
     "\n"
     "options (each overrides the config file):\n"
@@ -37,12 +39,13 @@ static const char usage[] =
     "  --jwks-uri URL      the issuer's keys, when its metadata cannot be used\n"
     "  --resource URL      this server's URL: the token audience and metadata resource\n"
     "  --algorithms LIST   accepted signature algorithms, e.g. RS256,ES256\n"
-    "  --shadow-policies DIR  evaluate these policies beside the live ones, log differences\n";
+    "  --shadow-policies DIR  evaluate these policies beside the live ones, log differences\n"
+    "  --admin-socket PATH the server's admin socket (default .luamcp/admin-PORT.sock)\n";
 
 enum { OPT_CONFIG = 256, OPT_LISTEN, OPT_SCRIPTS, OPT_POLICIES, OPT_STATELESS, OPT_WORKERS,
        OPT_LOG_LEVEL, OPT_DEV, OPT_HELP, OPT_VERSION, OPT_ISSUER, OPT_JWKS_URI, OPT_RESOURCE,
        OPT_ALGORITHMS, OPT_SCOPE, OPT_SUB, OPT_CLIENT_ID, OPT_TTL, OPT_COUNT, OPT_TOOL,
-       OPT_TOKEN, OPT_CLAIMS, OPT_ARGS, OPT_SHADOW };
+       OPT_TOKEN, OPT_CLAIMS, OPT_ARGS, OPT_SHADOW, OPT_ADMIN };
 
 static const struct option options[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
@@ -69,6 +72,7 @@ static const struct option options[] = {
     {"claims", required_argument, NULL, OPT_CLAIMS},
     {"args", required_argument, NULL, OPT_ARGS},
     {"shadow-policies", required_argument, NULL, OPT_SHADOW},
+    {"admin-socket", required_argument, NULL, OPT_ADMIN},
     {NULL, 0, NULL, 0}};
 
 /* Options of `luamcp explain`. */
@@ -154,6 +158,7 @@ static int parse_args(int argc, char **argv, config_t *c)
         case OPT_CLAIMS: explain_opts.claims = optarg; break;
         case OPT_ARGS: explain_opts.args = optarg; break;
         case OPT_SHADOW: config_set_str(&c->shadow_policies, optarg); break;
+        case OPT_ADMIN: config_set_str(&c->admin_socket, optarg); break;
         case OPT_SUB: mint_opts.sub = optarg; break;
         case OPT_CLIENT_ID: mint_opts.client_id = optarg; break;
         case OPT_TTL:
@@ -192,21 +197,39 @@ static int parse_args(int argc, char **argv, config_t *c)
     return 0;
 }
 
+static int admin_command(config_t *c, const char *command)
+{
+    char *path = config_runtime_path(c->admin_socket, "admin", ".sock", c, 0);
+    int rc = path ? reloader_client(path, command) : 2;
+    if (!path)
+        fprintf(stderr, "luamcp: give --admin-socket PATH or --listen ADDR:PORT of the server\n");
+    free(path);
+    return rc;
+}
+
+static int cmd_reload(config_t *c) { return admin_command(c, "reload"); }
+static int cmd_status(config_t *c) { return admin_command(c, "status"); }
+
 static int cmd_token(config_t *c)
 {
-    for (long i = 0; i < mint_opts.count; i++) {
+    char *key_file = config_runtime_path(c->auth.dev_key_file, "dev-issuer", ".json", c, 0);
+    for (long i = 0; key_file && i < mint_opts.count; i++) {
         char *err = NULL;
-        char *token = auth_mint_dev_token(c->auth.dev_key_file, mint_opts.scope, mint_opts.sub,
+        char *token = auth_mint_dev_token(key_file, mint_opts.scope, mint_opts.sub,
                                           mint_opts.client_id, mint_opts.ttl, &err);
         if (!token) {
             fprintf(stderr, "luamcp token: %s\n", err ? err : "failed");
             free(err);
+            free(key_file);
             return 1;
         }
         puts(token);
         free(token);
     }
-    return 0;
+    if (!key_file)
+        fprintf(stderr, "luamcp token: give --listen ADDR:PORT of the dev server\n");
+    free(key_file);
+    return key_file ? 0 : 2;
 }
 
 static int cmd_check(config_t *c)
@@ -395,6 +418,8 @@ int main(int argc, char **argv)
                              : strcmp(argv[1], "check") == 0 ? cmd_check
                              : strcmp(argv[1], "token") == 0 ? cmd_token
                              : strcmp(argv[1], "explain") == 0 ? cmd_explain
+                             : strcmp(argv[1], "reload") == 0 ? cmd_reload
+                             : strcmp(argv[1], "status") == 0 ? cmd_status
                                                              : NULL;
     if (!cmd) {
         fprintf(stderr, "luamcp: unknown command '%s'\n%s", argv[1], usage);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "luamcp/log.h"
+#include "luamcp/reload.h"
 #include "server_int.h"
 
 #define SWEEP_EVERY_MS 60000
@@ -245,6 +246,12 @@ static void *worker_main(void *arg)
             }
         if (woken || (w->streams && now >= w->next_keepalive_ms) || (stop_at && w->auth_waiters))
             http_service(w, now, stop_at != 0);
+        bundle_t *fresh = atomic_exchange(&w->pending, NULL);
+        if (fresh) {
+            /* between requests: nothing of this worker refers to the old bundle any more */
+            bundle_free(w->bundle);
+            w->bundle = fresh;
+        }
         /* Always run MHD after a resume: without its own thread, nothing else would. */
         MHD_run(w->daemon);
         audit_flush(w->audit); /* the records of this turn, in one write */
@@ -307,6 +314,9 @@ server_t *server_new(const config_t *cfg, char **err)
             json_decref(scopes);
         }
     }
+    atomic_store(&srv->version, 1);
+    if (!(srv->reloader = reloader_new(srv, err)))
+        goto fail;
     return srv;
 fail:
     server_free(srv);
@@ -319,6 +329,7 @@ void server_free(server_t *srv)
 {
     if (!srv)
         return;
+    reloader_free(srv->reloader); /* no reload may hand a bundle to a worker being freed */
     for (int i = 0; srv->workers && i < srv->n_workers; i++) {
         worker_t *w = &srv->workers[i];
         if (w->daemon)
@@ -328,6 +339,7 @@ void server_free(server_t *srv)
         if (w->wakefd >= 0)
             close(w->wakefd);
         bundle_free(w->bundle);
+        bundle_free(atomic_load(&w->pending));
         auth_cache_free(w->auth_cache);
         audit_buf_free(w->audit);
     }
@@ -369,8 +381,7 @@ int server_run(server_t *srv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_notice("SIGHUP: reloading is not available in this version; restart to apply "
-                       "changes");
+            reloader_request(srv->reloader, "SIGHUP");
             continue;
         }
         log_notice("%s: finishing in-flight requests (up to %us)", strsignal(sig),

@@ -26,6 +26,7 @@ typedef struct worker {
     int epfd;
     int wakefd;             /* eventfd: other threads poke this worker */
     bundle_t *bundle;
+    _Atomic(bundle_t *) pending; /* published by a reload; swapped in between requests */
     stream_t *streams;      /* open SSE streams served by this worker (its thread only) */
     req_t *auth_waiters;    /* requests parked until an issuer's keys are refetched */
     auth_cache_t *auth_cache;
@@ -41,6 +42,8 @@ struct server {
     session_store_t *sessions;
     auth_t *auth;
     audit_t *audit;
+    struct reloader *reloader;
+    atomic_ullong version;  /* of the bundles being served (published ones) */
     atomic_bool stopping;
     struct sockaddr_storage addr;
     bool loopback;          /* bound to a loopback address */
@@ -58,6 +61,8 @@ void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 void http_service(worker_t *w, long long now_ms, bool closing);
 /* Any thread: closes a stream detached from its session (DELETE, shutdown). */
 void http_stream_close(void *stream);
+/* Any thread: sends one JSON-RPC message (text) on every open GET stream. */
+void http_broadcast(server_t *srv, const char *json);
 
 long long now_ms(void);
 void worker_wake(worker_t *w);

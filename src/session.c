@@ -211,3 +211,14 @@ unsigned session_count(session_store_t *st)
     pthread_mutex_unlock(&st->mu);
     return n;
 }
+
+void session_foreach_attached(session_store_t *st, void (*fn)(void *attached, void *arg),
+                              void *arg)
+{
+    pthread_mutex_lock(&st->mu);
+    for (size_t b = 0; b < st->n_buckets; b++)
+        for (session_t *s = st->buckets[b]; s; s = s->next)
+            if (s->attached)
+                fn(s->attached, arg);
+    pthread_mutex_unlock(&st->mu);
+}

@@ -40,7 +40,7 @@ typedef struct config_auth {
     char *ca_file;               /* CA bundle for fetching keys; system default if NULL */
     char *resource_documentation;
     char *resource_name;
-    char *dev_key_file;          /* where --dev writes its issuer key for `luamcp token` */
+    char *dev_key_file;          /* where --dev writes its issuer key (default per port) */
 } config_auth_t;
 
 typedef struct config {
@@ -49,6 +49,8 @@ typedef struct config {
     char *policies_dir;
     char *shadow_policies;      /* a candidate policies directory: decisions compared, logged */
     char *audit_file;           /* one JSON line per decision; "-" = standard output */
+    char *admin_socket;         /* Unix socket for luamcp reload/status (default per port) */
+    char *config_path;          /* the file read, if any (watched: edits need a restart) */
     char *endpoint;        /* "/mcp" */
     bool stateless;
     bool dev;
@@ -79,6 +81,11 @@ void config_free(config_t *c);
 
 /* Appends an issuer (zeroed but for defaults) and returns it; NULL when out of memory. */
 config_issuer_t *config_add_issuer(config_t *c, const char *issuer);
+
+/* A per-server runtime file: the configured path, else .luamcp/STEM-PORT.EXT (port, or the
+ * listen address's port when port is 0). Caller frees; NULL when no port is known. */
+char *config_runtime_path(const char *configured, const char *stem, const char *ext,
+                          const config_t *c, int port);
 
 /* Replaces *slot with a copy of value (NULL allowed). */
 void config_set_str(char **slot, const char *value);

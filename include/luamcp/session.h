@@ -29,5 +29,8 @@ bool session_detach(session_store_t *st, const char *id, void *obj);
 /* Frees sessions idle past the limit (never one with something attached). */
 void session_sweep(session_store_t *st);
 unsigned session_count(session_store_t *st);
+/* Calls fn for every attached object, under the table's lock: fn must not call back in. */
+void session_foreach_attached(session_store_t *st, void (*fn)(void *attached, void *arg),
+                              void *arg);
 
 #endif
