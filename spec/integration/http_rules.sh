@@ -46,7 +46,9 @@ begin "healthz reports status, version and tool count"
 req GET /healthz
 expect_status 200
 expect_ctype json
-expect_json . "{\"status\":\"ok\",\"version\":\"0.1.0\",\"tools\":$NTOOLS}"
+expect_json '{status, version, tools}' "{\"status\":\"ok\",\"version\":\"0.1.0\",\"tools\":$NTOOLS}"
+expect_json '.bundle | {version, reloads, failures, last_error}' \
+  '{"version":1,"reloads":0,"failures":0,"last_error":null}'
 finish
 
 begin "other paths -> 404 {\"error\":\"not found\"}"
