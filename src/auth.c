@@ -513,15 +513,17 @@ char *auth_scope_challenge(const auth_t *a, const char *scopes)
     return strdup(buf);
 }
 
-char *auth_challenge(const auth_t *a, const auth_result_t *r)
+char *auth_challenge(auth_t *a, const auth_result_t *r)
 {
     char buf[2048];
     int n;
     switch (r->status) {
     case AUTH_NO_TOKEN:
         n = snprintf(buf, sizeof buf, "Bearer resource_metadata=\"%s\"", a->prm_url);
+        pthread_mutex_lock(&a->mu);
         if (a->scope_hint)
             snprintf(buf + n, sizeof buf - (size_t)n, ", scope=\"%s\"", a->scope_hint);
+        pthread_mutex_unlock(&a->mu);
         break;
     case AUTH_BAD_REQUEST:
         snprintf(buf, sizeof buf, "Bearer error=\"invalid_request\", error_description=\"%s\", "

@@ -2,6 +2,8 @@
 #ifndef LUAMCP_AUTH_INT_H
 #define LUAMCP_AUTH_INT_H
 
+#include <pthread.h>
+
 #include "luamcp/auth.h"
 #include "luamcp/jose.h"
 #include "luamcp/jwks.h"
@@ -22,7 +24,9 @@ struct auth {
     char *prm_url;     /* absolute URL of our protected resource metadata */
     char *prm_path;    /* its path, e.g. /.well-known/oauth-protected-resource/mcp */
     char *required_scopes; /* the server-wide scopes, space-separated; NULL when none */
-    char *scope_hint;  /* server-wide and policy scopes, space-separated; NULL when none */
+    /* Server-wide and policy scopes; replaced by reloads, so read and written under mu. */
+    pthread_mutex_t mu;
+    char *scope_hint;         /* space-separated; NULL when none */
     json_t *scopes_supported; /* the same as an array */
     issuer_rt_t *issuers;
     size_t n_issuers;

@@ -139,6 +139,7 @@ auth_t *auth_new(const config_t *cfg, int port, char **err)
     }
     a->cfg = cfg;
     a->enabled = cfg->auth.enabled;
+    pthread_mutex_init(&a->mu, NULL);
     char origin[128], buf[512];
     default_origin(cfg, port, origin, sizeof origin);
     if (cfg->auth.resource) {
@@ -203,6 +204,7 @@ void auth_free(auth_t *a)
     free(a->prm_url);
     free(a->prm_path);
     free(a->scope_hint);
+    pthread_mutex_destroy(&a->mu);
     free(a->required_scopes);
     json_decref(a->scopes_supported);
     free(a);
@@ -224,36 +226,44 @@ void auth_wait_ready(auth_t *a, int timeout_ms)
 
 void auth_set_policy_scopes(auth_t *a, json_t *scopes)
 {
-    size_t i;
-    json_t *v;
+    /* server-wide scopes first, then each policy scope once */
+    json_t *all = json_array();
+    for (size_t i = 0; i < a->cfg->auth.n_scopes; i++)
+        json_array_append_new(all, json_string(a->cfg->auth.scopes[i]));
+    size_t i, k;
+    json_t *v, *have;
     json_array_foreach(scopes, i, v) {
         bool known = false;
-        size_t k;
-        json_t *have;
-        json_array_foreach(a->scopes_supported, k, have)
+        json_array_foreach(all, k, have)
             known = known || json_equal(have, v);
         if (!known)
-            json_array_append(a->scopes_supported, v);
+            json_array_append(all, v);
     }
-    size_t len = 1, n = json_array_size(a->scopes_supported);
-    json_array_foreach(a->scopes_supported, i, v)
+    size_t len = 1;
+    json_array_foreach(all, i, v)
         len += json_string_length(v) + 1;
-    char *hint = n ? calloc(1, len) : NULL;
-    json_array_foreach(a->scopes_supported, i, v)
+    char *hint = json_array_size(all) ? calloc(1, len) : NULL;
+    json_array_foreach(all, i, v)
         if (hint) {
             if (i)
                 strcat(hint, " ");
             strcat(hint, json_string_value(v));
         }
+    pthread_mutex_lock(&a->mu);
     free(a->scope_hint);
     a->scope_hint = hint;
+    json_decref(a->scopes_supported);
+    a->scopes_supported = all;
+    pthread_mutex_unlock(&a->mu);
     if (a->dev)
         dev_issuer_set_scopes(a->dev, hint);
 }
 
-static json_t *metadata(const auth_t *a)
+static json_t *metadata(auth_t *a)
 {
+    pthread_mutex_lock(&a->mu);
     json_t *servers = json_array(), *scopes = json_deep_copy(a->scopes_supported);
+    pthread_mutex_unlock(&a->mu);
     for (size_t i = 0; i < a->n_issuers; i++)
         json_array_append_new(servers, json_string(a->issuers[i].cfg->issuer));
     json_t *doc = json_pack("{s:s, s:o, s:o, s:[s]}", "resource", a->resource, "authorization_servers",

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ struct dev_issuer {
     char *key_file;
     char *token_endpoint;
     char *scopes;        /* every scope the server knows: the default grant */
+    pthread_mutex_t mu;  /* scopes change on reload while workers grant tokens */
 };
 
 static void random_hex(char *out, size_t bytes)
@@ -96,6 +98,7 @@ dev_issuer_t *dev_issuer_new(const config_t *cfg, const char *origin, const char
         *err = strdup("out of memory");
         return NULL;
     }
+    pthread_mutex_init(&d->mu, NULL);
     char kid[40] = "dev-";
     random_hex(kid + 4, 8);
     d->signer = jose_signer_generate(JOSE_RS256, kid, err);
@@ -137,6 +140,7 @@ void dev_issuer_free(dev_issuer_t *d)
     free(d->key_file);
     free(d->token_endpoint);
     free(d->scopes);
+    pthread_mutex_destroy(&d->mu);
     free(d);
 }
 
@@ -144,10 +148,13 @@ const config_issuer_t *dev_issuer_config(const dev_issuer_t *d) { return &d->cfg
 
 void dev_issuer_set_scopes(dev_issuer_t *d, const char *scopes)
 {
+    pthread_mutex_lock(&d->mu);
     free(d->scopes);
     d->scopes = scopes ? strdup(scopes) : NULL;
     char *err = NULL;
-    if (write_key_file(d, &err) != 0) {
+    int rc = write_key_file(d, &err);
+    pthread_mutex_unlock(&d->mu);
+    if (rc != 0) {
         log_warn("%s", err ? err : "cannot rewrite the dev key file");
         free(err);
     }
@@ -278,7 +285,9 @@ static json_t *token_endpoint(dev_issuer_t *d, const char *form, size_t len, int
     } else if (resource && strcmp(resource, d->resource) != 0) {
         out = oauth_error(status, 400, "invalid_target", "unknown resource");
     } else {
-        const char *grant_scope = scope ? scope : d->scopes;
+        pthread_mutex_lock(&d->mu);
+        char *grant_scope = scope ? strdup(scope) : d->scopes ? strdup(d->scopes) : NULL;
+        pthread_mutex_unlock(&d->mu);
         char *token = mint(d->signer, d->cfg.issuer, d->resource, grant_scope,
                            client ? client : "dev-client", client ? client : "dev-client", 3600);
         if (token) {
@@ -289,6 +298,7 @@ static json_t *token_endpoint(dev_issuer_t *d, const char *form, size_t len, int
         } else {
             out = oauth_error(status, 500, "server_error", "cannot sign the token");
         }
+        free(grant_scope);
     }
     free(grant);
     free(scope);

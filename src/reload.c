@@ -112,6 +112,7 @@ bool reloader_reload(reloader_t *r, const char *why)
     if (fresh[0]->warnings)
         log_warn("%s", fresh[0]->warnings);
     size_t n_tools = fresh[0]->n_tools, n_rules = policy_set_size(fresh[0]->policies);
+    json_t *scopes = policy_scopes(fresh[0]->policies); /* before fresh[0] is handed over */
     for (int i = 0; i < n; i++) {
         fresh[i]->version = version;
         worker_t *w = &srv->workers[i];
@@ -120,6 +121,8 @@ bool reloader_reload(reloader_t *r, const char *why)
         worker_wake(w);
     }
     free(fresh);
+    auth_set_policy_scopes(srv->auth, scopes); /* metadata and challenges follow the policies */
+    json_decref(scopes);
     pthread_mutex_lock(&r->mu);
     bool changed = memcmp(digest, r->digest, sizeof digest) != 0;
     memcpy(r->digest, digest, sizeof digest);

@@ -71,7 +71,7 @@ auth_caller_t *auth_caller_from_claims(const config_t *cfg, json_t *claims);
 bool auth_caller_has_scope(const auth_caller_t *c, const char *scope);
 
 /* The WWW-Authenticate value for a failed result. Caller frees. */
-char *auth_challenge(const auth_t *a, const auth_result_t *r);
+char *auth_challenge(auth_t *a, const auth_result_t *r);
 /* The 403 insufficient_scope challenge for a policy's step-up, naming scopes. Caller frees. */
 char *auth_scope_challenge(const auth_t *a, const char *scopes);
 /* The scopes the loaded policies mention (borrowed array): they join the server-wide scopes
