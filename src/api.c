@@ -339,18 +339,33 @@ static int readonly_error(lua_State *L)
 }
 
 
+/* The scope set's metatable carries this tag, so a method handed some other table (a forged
+ * one with its own "set" or "list") refuses it instead of reading what it should not. */
+static const char scopes_tag;
+
+/* Pushes field (a table) of the real scope set at self's metatable; raises otherwise. */
+static void scopes_field(lua_State *L, int self, const char *field)
+{
+    if (!lua_istable(L, self) || !lua_getmetatable(L, self))
+        luaL_error(L, "expected ctx.auth.scopes");
+    lua_pushlightuserdata(L, (void *)&scopes_tag);
+    bool real = lua_rawget(L, -2) == LUA_TBOOLEAN;
+    lua_pop(L, 1);
+    if (!real || lua_getfield(L, -1, field) != LUA_TTABLE)
+        luaL_error(L, "expected ctx.auth.scopes");
+    lua_remove(L, -2); /* the metatable */
+}
+
 static bool scopes_contains(lua_State *L, int self, const char *scope)
 {
-    lua_getmetatable(L, self);
-    lua_getfield(L, -1, "set");
+    scopes_field(L, self, "set");
     bool has = lua_getfield(L, -1, scope) == LUA_TBOOLEAN;
-    lua_pop(L, 3);
+    lua_pop(L, 2);
     return has;
 }
 
 static int scopes_has(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
     lua_pushboolean(L, scopes_contains(L, 1, luaL_checkstring(L, 2)));
     return 1;
 }
@@ -358,7 +373,6 @@ static int scopes_has(lua_State *L)
 /* scopes:all{...} and scopes:any{...} */
 static int scopes_quantify(lua_State *L, bool all)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
     for (lua_Integer i = 1; i <= n; i++) {
@@ -379,9 +393,7 @@ static int scopes_any(lua_State *L) { return scopes_quantify(L, false); }
 
 static int scopes_list(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "list");
+    scopes_field(L, 1, "list");
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     lua_createtable(L, (int)n, 0);
     for (lua_Integer i = 1; i <= n; i++) {
@@ -392,7 +404,9 @@ static int scopes_list(lua_State *L)
     return 1;
 }
 
-/* scopes.x is true when the caller has scope x; has/all/any/list are methods */
+/* Only the methods are there: membership is scopes:has(x). Indexing a scope name would be
+ * ambiguous (a scope named "all" would read as the method, truthy for everyone), so it is an
+ * error that says what to write instead. */
 static int scopes_index(lua_State *L)
 {
     const char *k = luaL_checkstring(L, 2);
@@ -403,14 +417,12 @@ static int scopes_index(lua_State *L)
             lua_pushcfunction(L, methods[i].func);
             return 1;
         }
-    lua_pushboolean(L, scopes_contains(L, 1, k));
-    return 1;
+    return luaL_error(L, "scopes has no field '%s': write scopes:has(\"%s\")", k, k);
 }
 
 static int scopes_len(lua_State *L)
 {
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "list");
+    scopes_field(L, 1, "list");
     lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
     return 1;
 }
@@ -437,6 +449,9 @@ static void push_scopes(lua_State *L, const auth_caller_t *c)
     lua_setfield(L, -2, "__len");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
+    lua_pushlightuserdata(L, (void *)&scopes_tag);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
     lua_setmetatable(L, -2);
 }
 

@@ -109,16 +109,18 @@ static cache_slot_t *cache_slot(auth_cache_t *c, const unsigned char key[32])
 
 /* ---- reading claims --------------------------------------------------------------------- */
 
-/* A NumericDate: an integer or a real number of seconds. */
+/* A NumericDate: an integer or a real number of seconds, within [0, 10^11) (until the year
+ * 5138): anything beyond is no date a real issuer writes, and would only invite overflow. */
+#define MAX_NUMERIC_DATE 100000000000LL
 static bool numeric_date(json_t *v, long long *out)
 {
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
-        return true;
+        return *out >= 0 && *out < MAX_NUMERIC_DATE;
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d < -1e15 || d > 1e15)
+        if (!(d >= 0 && d < (double)MAX_NUMERIC_DATE))
             return false;
         *out = (long long)d;
         return true;
@@ -272,7 +274,7 @@ static auth_caller_t *check_claims(const auth_t *a, const issuer_rt_t *is, json_
         INVALID("The access token was issued by an untrusted issuer", "wrong issuer");
     if (!numeric_date(json_object_get(claims, "exp"), &exp))
         INVALID("The access token has no valid expiry", "exp missing or not a number");
-    if (now > exp + leeway)
+    if (exp < now - leeway) /* written so that no extreme exp can overflow */
         INVALID("The access token expired", "expired %llds ago", now - exp);
     json_t *nbf = json_object_get(claims, "nbf");
     if (nbf && (!numeric_date(nbf, &t) || now + leeway < t))
@@ -372,7 +374,7 @@ static void verify(auth_t *a, auth_cache_t *cache, const auth_request_t *req, co
     if (slot && slot->caller && memcmp(slot->key, key, 32) == 0) {
         /* the very bytes of a token verified before: nothing to check but the clock, and
          * that the key which verified it is still published (a dropped key revokes) */
-        if (now_s() <= slot->caller->expires_at + a->cfg->auth.leeway_s &&
+        if (slot->caller->expires_at >= now_s() - a->cfg->auth.leeway_s &&
             jwks_generation(slot->issuer->keys) == slot->generation) {
             out->status = AUTH_OK;
             out->caller = slot->caller;
@@ -506,25 +508,28 @@ void auth_check(auth_t *a, auth_cache_t *cache, const auth_request_t *req, auth_
 
 char *auth_scope_challenge(const auth_t *a, const char *scopes)
 {
-    char buf[2048];
-    snprintf(buf, sizeof buf, "Bearer error=\"insufficient_scope\", scope=\"%s\", "
-             "error_description=\"This tool needs more scopes\", resource_metadata=\"%s\"",
-             scopes, a->prm_url);
-    return strdup(buf);
+    char *out = NULL;
+    if (asprintf(&out, "Bearer error=\"insufficient_scope\", scope=\"%s\", "
+                       "error_description=\"This tool needs more scopes\", "
+                       "resource_metadata=\"%s\"", scopes, a->prm_url) < 0)
+        out = NULL;
+    return out;
 }
 
 char *auth_challenge(auth_t *a, const auth_result_t *r)
 {
     char buf[2048];
-    int n;
     switch (r->status) {
-    case AUTH_NO_TOKEN:
-        n = snprintf(buf, sizeof buf, "Bearer resource_metadata=\"%s\"", a->prm_url);
+    case AUTH_NO_TOKEN: {
+        /* the hint can be long (every policy scope): sized to fit, never cut mid-scope */
+        char *out = NULL;
         pthread_mutex_lock(&a->mu);
-        if (a->scope_hint)
-            snprintf(buf + n, sizeof buf - (size_t)n, ", scope=\"%s\"", a->scope_hint);
+        int rc = a->scope_hint ? asprintf(&out, "Bearer resource_metadata=\"%s\", scope=\"%s\"",
+                                          a->prm_url, a->scope_hint)
+                               : asprintf(&out, "Bearer resource_metadata=\"%s\"", a->prm_url);
         pthread_mutex_unlock(&a->mu);
-        break;
+        return rc < 0 ? NULL : out;
+    }
     case AUTH_BAD_REQUEST:
         snprintf(buf, sizeof buf, "Bearer error=\"invalid_request\", error_description=\"%s\", "
                  "resource_metadata=\"%s\"", r->description, a->prm_url);

@@ -214,6 +214,17 @@ static void note_coverage(bundle_t *b, const config_t *cfg)
     if (n_unused)
         add_err(&w, "policies matching no tool: %s", unused);
     free(unused);
+    if (b->shadow) {
+        /* a misspelt tool in the candidate set would make it look identical to the live one */
+        tool_names = calloc(b->n_tools ? b->n_tools : 1, sizeof *tool_names);
+        for (size_t i = 0; tool_names && i < b->n_tools; i++)
+            tool_names[i] = b->tools[i].name;
+        n_unused = policy_set_bind(b->shadow, tool_names, b->n_tools, &unused);
+        free(tool_names);
+        if (n_unused)
+            add_err(&w, "shadow policies matching no tool: %s", unused);
+        free(unused);
+    }
     if (w.len && w.text[w.len - 1] == '\n')
         w.text[--w.len] = '\0';
     b->warnings = w.text;

@@ -1,6 +1,7 @@
 #include "luamcp/config.h"
 #include "luamcp/jose.h"
 #include "luamcp/log.h"
+#include "luamcp/text.h"
 
 #include <jansson.h>
 #include <lauxlib.h>
@@ -550,6 +551,9 @@ int config_validate(const config_t *c, char **err)
         msg = "log_level must be one of debug, info, notice, warning, error";
     else if (c->auth.jwks_min_ttl_s > c->auth.jwks_max_ttl_s)
         msg = "auth.jwks.min_ttl_s must not exceed max_ttl_s";
+    for (size_t i = 0; !msg && i < c->auth.n_scopes; i++)
+        if (!text_scope_ok(c->auth.scopes[i]))
+            msg = "auth.scopes: a scope is printable ASCII without spaces, quotes or backslashes";
     for (size_t i = 0; !msg && i < c->auth.n_issuers; i++) {
         const config_issuer_t *is = &c->auth.issuers[i];
         int sources = !!is->jwks_uri + !!is->jwks_file + !!is->pem_file + !!is->secret_env;

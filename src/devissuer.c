@@ -131,8 +131,16 @@ void dev_issuer_free(dev_issuer_t *d)
 {
     if (!d)
         return;
-    if (d->key_file && d->signer)
+    if (d->key_file && d->signer) {
         unlink(d->key_file); /* the key dies with the server */
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", d->key_file);
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = '\0';
+            rmdir(dir); /* and .luamcp/ with it when nothing else is left there */
+        }
+    }
     jose_signer_free(d->signer);
     free(d->cfg.issuer);
     free(d->cfg.scope_claim);

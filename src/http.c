@@ -5,6 +5,7 @@
  * (a response queued then would go out with "Connection: close"); later calls carry the
  * body; the last one, with no data, answers. */
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +321,25 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
 
 /* ---- the MCP endpoint ------------------------------------------------------------------------ */
 
+/* Who the request is from, as a session owner: the digest of issuer, subject and client id
+ * (all zero without authentication). */
+static void owner_of(const req_t *r, unsigned char out[SESSION_OWNER_LEN])
+{
+    memset(out, 0, SESSION_OWNER_LEN);
+    const auth_caller_t *c = r->caller;
+    if (!c)
+        return;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    const char *parts[3] = {c->issuer, c->subject, c->client_id};
+    if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        for (int i = 0; i < 3; i++)
+            EVP_DigestUpdate(md, parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 1);
+        EVP_DigestFinal_ex(md, out, &len);
+    }
+    EVP_MD_CTX_free(md);
+}
+
 /* Session rules for a non-initialize message. NULL when fine (and *version set), else the
  * answer has been queued and its result is in *rc. */
 static bool session_check(req_t *r, struct MHD_Connection *conn, const char **version,
@@ -337,7 +357,9 @@ static bool session_check(req_t *r, struct MHD_Connection *conn, const char **ve
         return false;
     }
     const char *sv = NULL;
-    if (!session_touch(r->w->srv->sessions, sid, &sv)) {
+    unsigned char owner[SESSION_OWNER_LEN];
+    owner_of(r, owner);
+    if (!session_touch(r->w->srv->sessions, sid, owner, &sv)) {
         *rc = fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found", NULL,
                    NULL);
         return false;
@@ -431,7 +453,9 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
     char sid[SESSION_ID_LEN + 1];
     bool with_sid = false;
     if (init && env.negotiated && !srv->cfg->stateless) {
-        if (session_create(srv->sessions, env.negotiated, sid) != 0) {
+        unsigned char owner[SESSION_OWNER_LEN];
+        owner_of(r, owner);
+        if (session_create(srv->sessions, env.negotiated, owner, sid) != 0) {
             json_decref(resp);
             json_decref(env.notifications);
             rc = fail(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, RPC_INTERNAL_ERROR,
@@ -477,7 +501,9 @@ static enum MHD_Result mcp_delete(req_t *r, struct MHD_Connection *conn)
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
                     "Bad Request: Mcp-Session-Id header is required", NULL, NULL);
     void *stream = NULL;
-    if (!session_delete(r->w->srv->sessions, sid, &stream))
+    unsigned char owner[SESSION_OWNER_LEN];
+    owner_of(r, owner);
+    if (!session_delete(r->w->srv->sessions, sid, owner, &stream))
         return fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found",
                     NULL, NULL);
     if (stream)

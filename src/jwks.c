@@ -1,6 +1,7 @@
 #include "luamcp/jwks.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,6 +36,7 @@ struct jwks {
     time_t next_fetch, last_attempt;
     time_t last_demand;      /* when a request last asked for a refetch (the rate limit) */
     atomic_ulong generation; /* counts key set changes */
+    unsigned char doc_digest[32]; /* of the last JWKS document: an unchanged one is no change */
     unsigned retry_s;
     const char *last_error;  /* static strings only */
     char error_buf[256];
@@ -198,13 +200,15 @@ static int discover(jwks_t *j)
 }
 
 /* One attempt: discovery when needed, then the JWKS. On success *ks and *ttl are set. */
-static int fetch_keys(jwks_t *j, jose_keyset_t **ks, unsigned *ttl)
+static int fetch_keys(jwks_t *j, jose_keyset_t **ks, unsigned *ttl, unsigned char digest[32])
 {
     if (!j->jwks_uri && discover(j) != 0)
         return -1;
     doc_t d;
     if (fetch(j, j->jwks_uri, &d) != 0)
         return -1;
+    unsigned int dlen = 0;
+    EVP_Digest(d.data ? d.data : "", d.len, digest, &dlen, EVP_sha256(), NULL);
     char *warnings = NULL, *err = NULL;
     *ks = jose_keyset_from_jwks(d.data, d.len, &warnings, &err);
     free(d.data);
@@ -248,13 +252,20 @@ static void *refresher(void *arg)
 
         jose_keyset_t *ks = NULL;
         unsigned ttl = 0;
-        int rc = fetch_keys(j, &ks, &ttl);
+        unsigned char digest[32];
+        int rc = fetch_keys(j, &ks, &ttl, digest);
 
         pthread_mutex_lock(&j->mu);
         jose_keyset_t *old = NULL;
-        if (rc == 0) {
+        if (rc == 0 && j->keys && memcmp(digest, j->doc_digest, sizeof digest) == 0) {
+            old = ks; /* the same document: keep the keys (and every cached verification) */
+            j->next_fetch = mono_s() + ttl;
+            j->retry_s = RETRY_MIN_S;
+            j->last_error = NULL;
+        } else if (rc == 0) {
             old = j->keys;
             j->keys = ks;
+            memcpy(j->doc_digest, digest, sizeof digest);
             atomic_fetch_add(&j->generation, 1);
             j->next_fetch = mono_s() + ttl;
             j->retry_s = RETRY_MIN_S;
@@ -394,8 +405,7 @@ bool jwks_request_refetch(jwks_t *j, void (*wake)(void *), void *arg)
     /* Only fetches that requests ask for are rate-limited: a scheduled refresh a moment ago
      * must not make a freshly rotated kid fail. */
     time_t now = mono_s();
-    bool ok = j->fetching || j->want || !j->keys ||
-              now - j->last_demand >= (time_t)j->cfg->jwks_refetch_s;
+    bool ok = j->fetching || j->want || now - j->last_demand >= (time_t)j->cfg->jwks_refetch_s;
     if (ok) {
         if (!j->fetching && !j->want) {
             j->want = true;

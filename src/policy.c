@@ -8,6 +8,7 @@
 #include "luamcp/api.h"
 #include "luamcp/conv.h"
 #include "luamcp/log.h"
+#include "luamcp/text.h"
 
 #define MAX_LIST 256
 
@@ -46,6 +47,14 @@ const char *policy_verdict_name(policy_verdict_t v)
 {
     static const char *const names[] = {"allow", "hidden", "challenge", "deny"};
     return names[v];
+}
+
+static bool in_list(const strlist_t *l, const char *s)
+{
+    for (size_t i = 0; s && i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return true;
+    return false;
 }
 
 /* ---- glob --------------------------------------------------------------------------------- */
@@ -97,8 +106,14 @@ static int read_strings(lua_State *L, int idx, const char *key, strlist_t *out, 
         if (out->v && (out->v[0] = strdup(lua_tostring(L, -1))))
             out->n = 1;
     } else if (t == LUA_TTABLE) {
-        size_t n = (size_t)lua_rawlen(L, -1);
-        if (n > MAX_LIST) {
+        size_t n = (size_t)lua_rawlen(L, -1), keys = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            keys++;
+            lua_pop(L, 1);
+        }
+        /* { admin = true } would read as an empty list and drop the requirement: refuse */
+        if (n > MAX_LIST || keys != n) {
             rc = -1;
         } else {
             out->v = calloc(n ? n : 1, sizeof *out->v);
@@ -121,6 +136,20 @@ static int read_strings(lua_State *L, int idx, const char *key, strlist_t *out, 
                      MAX_LIST);
     }
     return rc;
+}
+
+/* Scopes go into WWW-Authenticate: refuse what could not sit there unescaped. */
+static int invalid_scope(const strlist_t *l, char **err)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!text_scope_ok(l->v[i])) {
+            *err = malloc(160);
+            if (*err)
+                snprintf(*err, 160, "invalid scope \"%.60s\": printable ASCII without spaces, "
+                                    "quotes or backslashes (RFC 6749)", l->v[i]);
+            return -1;
+        }
+    return 0;
 }
 
 static int read_claims(lua_State *L, int idx, policy_rule_t *r, char **err)
@@ -221,10 +250,17 @@ int policy_rule_from_def(lua_State *L, int idx, const char *file, int line,
     }
     if (read_strings(L, idx, "scopes", &r->scopes, err) ||
         read_strings(L, idx, "any_scopes", &r->any_scopes, err) ||
+        invalid_scope(&r->scopes, err) || invalid_scope(&r->any_scopes, err) ||
         read_strings(L, idx, "issuers", &r->issuers, err) ||
         read_strings(L, idx, "client_ids", &r->client_ids, err) ||
         read_strings(L, idx, "log_args", &r->log_args, err) || read_claims(L, idx, r, err))
         goto fail;
+    if (lua_getfield(L, idx, "description") > LUA_TNIL && !lua_isstring(L, -1)) {
+        lua_pop(L, 1);
+        *err = strdup("'description' must be a string");
+        goto fail;
+    }
+    lua_pop(L, 1);
     int t = lua_getfield(L, idx, "check");
     if (t == LUA_TFUNCTION) {
         r->check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -235,12 +271,6 @@ int policy_rule_from_def(lua_State *L, int idx, const char *file, int line,
             goto fail;
         }
     }
-    if (lua_getfield(L, idx, "description") > LUA_TNIL && !lua_isstring(L, -1)) {
-        lua_pop(L, 1);
-        *err = strdup("'description' must be a string");
-        goto fail;
-    }
-    lua_pop(L, 1);
     *out = r;
     return 0;
 fail:
@@ -385,9 +415,20 @@ char *policy_describe_scopes(const policy_set_t *ps, size_t tool)
     size_t len = 0;
     for (size_t k = 0; k < policy_rules_for(ps, tool); k++) {
         const policy_rule_t *r = ps->rules[ps->by_tool[tool][k]];
-        for (size_t i = 0; i < r->scopes.n && len < sizeof buf - 300; i++)
-            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? " " : "",
-                                    r->scopes.v[i]);
+        for (size_t i = 0; i < r->scopes.n && len < sizeof buf - 300; i++) {
+            bool seen = false; /* a scope two rules share is listed once */
+            for (size_t p = 0; p < k && !seen; p++)
+                seen = in_list(&ps->rules[ps->by_tool[tool][p]]->scopes, r->scopes.v[i]);
+            if (!seen)
+                len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? " " : "",
+                                        r->scopes.v[i]);
+        }
+        if (r->client_ids.n && len < sizeof buf - 300)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s(clients: %zu)",
+                                    len ? " " : "", r->client_ids.n);
+        if ((r->issuers.n || r->n_claims) && len < sizeof buf - 300)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s(+conditions)",
+                                    len ? " " : "");
         if (r->any_scopes.n && len < sizeof buf - 300) {
             len += (size_t)snprintf(buf + len, sizeof buf - len, "%s(any of:", len ? " " : "");
             for (size_t i = 0; i < r->any_scopes.n && len < sizeof buf - 300; i++)
@@ -402,12 +443,13 @@ char *policy_describe_scopes(const policy_set_t *ps, size_t tool)
 
 /* ---- deciding ------------------------------------------------------------------------------ */
 
-static bool in_list(const strlist_t *l, const char *s)
+
+/* json_equal, except that numbers compare by value (2 and 2.0 are one claim value) */
+static bool same_value(json_t *a, json_t *b)
 {
-    for (size_t i = 0; s && i < l->n; i++)
-        if (strcmp(l->v[i], s) == 0)
-            return true;
-    return false;
+    if (json_is_number(a) && json_is_number(b))
+        return json_number_value(a) == json_number_value(b);
+    return json_equal(a, b);
 }
 
 static bool claim_ok(const claim_cond_t *c, const auth_caller_t *caller)
@@ -418,11 +460,11 @@ static bool claim_ok(const claim_cond_t *c, const auth_caller_t *caller)
     size_t i, k;
     json_t *want, *elem;
     json_array_foreach(c->values, i, want) {
-        if (json_equal(have, want))
+        if (same_value(have, want))
             return true;
         if (json_is_array(have))
             json_array_foreach(have, k, elem)
-                if (json_equal(elem, want))
+                if (same_value(elem, want))
                     return true;
     }
     return false;
@@ -449,6 +491,7 @@ static void want_scope(policy_decision_t *d, const char *s)
         (d)->verdict = (v);                                                                    \
         snprintf((d)->rule, sizeof (d)->rule, "%s", (r) ? (r)->where : "");                    \
         snprintf((d)->reason, sizeof (d)->reason, __VA_ARGS__);                                \
+        text_utf8_trim((d)->reason); /* a cut character would make the answer unsendable */   \
     } while (0)
 
 policy_verdict_t policy_static(const policy_set_t *ps, size_t tool, const auth_caller_t *caller,
@@ -543,13 +586,19 @@ static void read_verdict(lua_State *co, int nres, const policy_rule_t *r, policy
         d->scopes[0] = '\0';
         lua_getfield(co, base, "scopes");
         lua_Integer n = lua_istable(co, -1) ? (lua_Integer)lua_rawlen(co, -1) : 0;
+        bool bad = n == 0;
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(co, -1, i);
-            if (lua_type(co, -1) == LUA_TSTRING)
-                want_scope(d, lua_tostring(co, -1));
+            const char *sc = lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : NULL;
+            if (text_scope_ok(sc))
+                want_scope(d, sc);
+            else
+                bad = true;
             lua_pop(co, 1);
         }
         lua_pop(co, 1);
+        if (bad) /* a scope that cannot go into the challenge: refuse rather than mangle it */
+            DECIDE(d, POLICY_DENY, r, "the policy check asked for an invalid scope");
     } else {
         DECIDE(d, POLICY_DENY, r, "%.200s", why ? why : "denied by policy");
     }
@@ -561,6 +610,7 @@ static void run_check(const policy_rule_t *r, vm_t *vm, const char *tool_name,
 {
     lua_State *L = vm_lua(vm);
     int top = lua_gettop(L);
+    vm_host_begin(vm); /* these pushes run unprotected: they must not meet the cap */
     lua_State *co = lua_newthread(L); /* anchored on L's stack while it runs */
     lua_rawgeti(co, LUA_REGISTRYINDEX, r->check_ref);
     if (caller)
@@ -580,6 +630,7 @@ static void run_check(const policy_rule_t *r, vm_t *vm, const char *tool_name,
     lua_setfield(co, -2, "tool");
     lua_pushboolean(co, 1);
     lua_setfield(co, -2, "policy");
+    vm_host_end(vm);
     vm_phase_t was = vm_phase(vm);
     vm_set_phase(vm, VM_PHASE_POLICY);
     int nres = 0;

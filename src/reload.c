@@ -420,6 +420,13 @@ void reloader_free(reloader_t *r)
     if (r->admin >= 0) {
         close(r->admin);
         unlink(r->admin_path);
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", r->admin_path);
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = '\0';
+            rmdir(dir); /* .luamcp/ goes when we leave it empty */
+        }
     }
     free(r->admin_path);
     free(r->config_name);

@@ -215,7 +215,7 @@ static bool authorize(rpc_env_t *env, const rpc_msg_t *m, const tool_t *t, json_
         policy_decide(b->shadow, b->vm, i, t->name, env->caller, args, env->cfg->dev, &sd);
         if (sd.verdict != d->verdict) {
             json_object_set_new(rec, "shadow", decision_json(&sd));
-            log_notice("shadow policies would %s tools/call %s (live: %s; %s)",
+            log_notice("shadow policies decide %s for tools/call %s (live: %s; %s)",
                        policy_verdict_name(sd.verdict), t->name,
                        policy_verdict_name(d->verdict), sd.reason);
         }
@@ -254,6 +254,18 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         t = NULL; /* hidden: answered exactly like a tool that does not exist */
     }
     if (!t) {
+        if (!bundle_find(env->bundle, json_string_value(name))) {
+            /* audited like a hidden one: probing for tool names leaves a trace */
+            json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:I}", "decision", "unknown", "reason",
+                                    "no such tool", "tool", json_string_value(name),
+                                    "request_id", m->id, "bundle",
+                                    (json_int_t)env->bundle->version);
+            if (rec && env->caller && env->caller->subject)
+                json_object_set_new(rec, "subject", json_string(env->caller->subject));
+            if (rec && env->caller && env->caller->client_id)
+                json_object_set_new(rec, "client_id", json_string(env->caller->client_id));
+            audit_record(env->audit, rec);
+        }
         char msg[200];
         snprintf(msg, sizeof msg, "Unknown tool: %.128s", json_string_value(name));
         return rpc_error(m->id, RPC_INVALID_PARAMS, msg);

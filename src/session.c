@@ -9,6 +9,7 @@
 
 typedef struct session {
     char id[SESSION_ID_LEN + 1];
+    unsigned char owner[SESSION_OWNER_LEN];
     const char *version;
     time_t last_used;
     void *attached;
@@ -103,7 +104,8 @@ static session_t *find(session_store_t *st, const char *id, session_t ***link)
     return NULL;
 }
 
-int session_create(session_store_t *st, const char *version, char id[SESSION_ID_LEN + 1])
+int session_create(session_store_t *st, const char *version,
+                   const unsigned char owner[SESSION_OWNER_LEN], char id[SESSION_ID_LEN + 1])
 {
     unsigned char raw[SESSION_ID_LEN / 2];
     if (RAND_bytes(raw, sizeof raw) != 1)
@@ -118,6 +120,7 @@ int session_create(session_store_t *st, const char *version, char id[SESSION_ID_
     if (!s)
         return -1;
     memcpy(s->id, id, SESSION_ID_LEN + 1);
+    memcpy(s->owner, owner, SESSION_OWNER_LEN);
     s->version = version;
     s->last_used = now_s();
     pthread_mutex_lock(&st->mu);
@@ -137,10 +140,13 @@ int session_create(session_store_t *st, const char *version, char id[SESSION_ID_
     return rc;
 }
 
-bool session_touch(session_store_t *st, const char *id, const char **version)
+bool session_touch(session_store_t *st, const char *id,
+                   const unsigned char owner[SESSION_OWNER_LEN], const char **version)
 {
     pthread_mutex_lock(&st->mu);
     session_t *s = find(st, id, NULL);
+    if (s && memcmp(s->owner, owner, SESSION_OWNER_LEN) != 0)
+        s = NULL; /* another caller's session: as if it did not exist */
     time_t now = now_s();
     if (s && now - s->last_used > (time_t)st->idle_s && !s->attached)
         s = NULL; /* expired; the sweep frees it */
@@ -153,12 +159,15 @@ bool session_touch(session_store_t *st, const char *id, const char **version)
     return s != NULL;
 }
 
-bool session_delete(session_store_t *st, const char *id, void **attached)
+bool session_delete(session_store_t *st, const char *id,
+                    const unsigned char owner[SESSION_OWNER_LEN], void **attached)
 {
     *attached = NULL;
     pthread_mutex_lock(&st->mu);
     session_t **link = NULL;
     session_t *s = find(st, id, &link);
+    if (s && memcmp(s->owner, owner, SESSION_OWNER_LEN) != 0)
+        s = NULL;
     if (s) {
         *link = s->next;
         *attached = s->attached;

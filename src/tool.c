@@ -298,8 +298,11 @@ static void push_ctx(lua_State *co, const tool_t *t, tool_call_t *call)
 {
     lua_createtable(co, 0, 7);
     if (luaL_newmetatable(co, "luamcp.ctx")) {
+        /* shared by every call's ctx: hidden, or one call could rewrite ctx for the next */
         lua_pushcfunction(co, ctx_index);
         lua_setfield(co, -2, "__index");
+        lua_pushboolean(co, 0);
+        lua_setfield(co, -2, "__metatable");
     }
     lua_setmetatable(co, -2);
     call->ctx = lua_topointer(co, -1);
@@ -507,17 +510,20 @@ json_t *tool_run(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
     lua_State *L = vm_lua(vm);
     int top = lua_gettop(L);
     json_t *res = NULL;
+    vm_host_begin(vm); /* these pushes run unprotected: they must not meet the cap */
     lua_State *co = lua_newthread(L); /* anchored on L's stack while it runs */
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->handler_ref);
     lua_xmove(L, co, 1);
     char *err = NULL;
     if (conv_push_json(co, args, &err) != 0) {
+        vm_host_end(vm);
         res = error_result("arguments cannot be given to Lua");
         log_error("tool %s: %s", t->name, err);
         free(err);
         goto done;
     }
     push_ctx(co, t, call);
+    vm_host_end(vm);
 
     vm_set_call(vm, call, call->serial);
     int nres = 0;

@@ -18,6 +18,7 @@ struct vm {
     config_limits_t limits;
     size_t mem_used;
     bool mem_hit;       /* an allocation was refused during this run */
+    int host_pushing;   /* > 0 while the host builds a call's arguments (see vm_host_begin) */
     long long instr_used;
     long long deadline_ns;
     bool budget_hit;    /* once set, the hook raises on every instruction until unwound */
@@ -47,7 +48,8 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     /* Lua requires shrinking to succeed; only growth is refused past the cap. */
-    if (nsize > old && vm->mem_used + (nsize - old) > vm->limits.memory_bytes) {
+    if (nsize > old && !vm->host_pushing &&
+        vm->mem_used + (nsize - old) > vm->limits.memory_bytes) {
         vm->mem_hit = true;
         return NULL;
     }
@@ -98,12 +100,39 @@ void *vm_call(vm_t *vm, unsigned long long serial)
     return vm->call && vm->call_serial == serial ? vm->call : NULL;
 }
 
+static int lua_next_fn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+/* pairs(proxy) walks the table behind it */
+static int readonly_pairs(lua_State *L)
+{
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "__index");
+    lua_pushcfunction(L, lua_next_fn);
+    lua_insert(L, -2);
+    lua_pushnil(L);
+    return 3;
+}
+
 static int readonly_newindex(lua_State *L)
 {
     return luaL_error(L, "attempt to modify a read-only table");
 }
 
 void *vm_current_call(vm_t *vm) { return vm->call; }
+
+/* The host pushes a call's thread, arguments and ctx outside any protected call, where a
+ * refused allocation would be a panic: the cap does not apply to it (what it pushes is bounded
+ * by the request size). The script's own allocations then meet the cap as usual. */
+void vm_host_begin(vm_t *vm) { vm->host_pushing++; }
+void vm_host_end(vm_t *vm) { vm->host_pushing--; }
 
 /* stack: table -> proxy whose reads reach the table and whose writes fail */
 void vm_make_readonly(lua_State *L)
@@ -114,10 +143,32 @@ void vm_make_readonly(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, readonly_newindex);
     lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, readonly_pairs);
+    lua_setfield(L, -2, "__pairs");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "__readonly"); /* sandbox_rawset refuses such proxies */
     lua_setmetatable(L, -2);     /* table, proxy */
     lua_remove(L, -2);           /* proxy */
+}
+
+/* rawset(t, k, v), except on the read-only proxies: rawset bypasses __newindex, and the
+ * proxies of the shared libraries are shared by every script. */
+static int sandbox_rawset(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    if (lua_getmetatable(L, 1)) {
+        bool ro = lua_getfield(L, -1, "__readonly") == LUA_TBOOLEAN;
+        lua_pop(L, 2);
+        if (ro)
+            return luaL_error(L, "attempt to modify a read-only table");
+    }
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 1;
 }
 
 static int sandbox_print(lua_State *L)
@@ -216,7 +267,10 @@ static int sandbox_require(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     vm_t *vm = vm_of(L);
-    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.loaded");
+    /* Policies get modules of their own: a tool must not be able to change what a policy's
+     * module returns (they share the Lua state, not their modules). */
+    bool policy = vm->phase == VM_PHASE_LOAD_POLICY || vm->phase == VM_PHASE_POLICY;
+    lua_getfield(L, LUA_REGISTRYINDEX, policy ? "luamcp.loaded_policy" : "luamcp.loaded");
     if (lua_getfield(L, -1, name) != LUA_TNIL)
         return 1;
     lua_pop(L, 1); /* stack: name, loaded */
@@ -258,7 +312,7 @@ static void build_base(lua_State *L)
 {
     static const char *const keep_base[] = {
         "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawequal",
-        "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type",
+        "rawget", "rawlen", "select", "setmetatable", "tonumber", "tostring", "type",
         "xpcall", "_VERSION", NULL};
     static const struct { const char *name; lua_CFunction open; } libs[] = {
         {"string", luaopen_string}, {"table", luaopen_table}, {"math", luaopen_math},
@@ -294,6 +348,8 @@ static void build_base(lua_State *L)
 
     lua_pushcfunction(L, sandbox_print);
     lua_setfield(L, -2, "print");
+    lua_pushcfunction(L, sandbox_rawset);
+    lua_setfield(L, -2, "rawset");
     lua_pushcfunction(L, sandbox_load);
     lua_setfield(L, -2, "load");
     lua_pushcfunction(L, sandbox_collectgarbage);
@@ -305,6 +361,10 @@ static void build_base(lua_State *L)
     vm_make_readonly(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "mcp");
+    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.loaded_policy");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "mcp"); /* require "mcp" in policies too */
+    lua_pop(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.loaded");
     lua_insert(L, -2);
     lua_setfield(L, -2, "mcp");
@@ -331,6 +391,8 @@ static int build_state(lua_State *L)
 {
     lua_pushlightuserdata(L, vm_of(L));
     lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.vm");
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.loaded_policy");
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.loaded");
     build_base(L);

@@ -32,7 +32,7 @@ typedef enum policy_verdict {
 typedef struct policy_decision {
     policy_verdict_t verdict;
     char reason[256];  /* why, for the audit log (and, for DENY, the client) */
-    char scopes[1024]; /* CHALLENGE: space-separated scopes to ask for */
+    char scopes[4096]; /* CHALLENGE: space-separated scopes to ask for (whole scopes only) */
     char rule[300];    /* "file:line" of the rule that decided, or "" */
     bool unguarded;    /* no rule matched; allowed only because of --dev */
 } policy_decision_t;

@@ -47,7 +47,7 @@ typedef struct rpc_env {
     const char *negotiated;     /* out: set by initialize (static string) */
     json_t *notifications;      /* out: new array of notifications emitted, or NULL */
     bool progress_ok;           /* the transport can deliver notifications (SSE) */
-    char challenge[1024];       /* out: non-empty = answer 403 insufficient_scope, these scopes */
+    char challenge[4096];       /* out: non-empty = answer 403 insufficient_scope, these scopes */
 } rpc_env_t;
 
 /* Runs one request and returns the new JSON-RPC response (result or error). */

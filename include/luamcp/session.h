@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #define SESSION_ID_LEN 32
+#define SESSION_OWNER_LEN 32 /* a digest of who opened the session (issuer, subject, client) */
 
 typedef struct session_store session_store_t;
 
@@ -14,13 +15,18 @@ session_store_t *session_store_new(unsigned max_sessions, unsigned idle_s);
 /* Frees the table; calls on_drop for every attached object still there. */
 void session_store_free(session_store_t *st, void (*on_drop)(void *attached));
 
-/* Creates a session for protocol version (a static string). 0, or -1 when full. */
-int session_create(session_store_t *st, const char *version, char id[SESSION_ID_LEN + 1]);
-/* True when id is a live session; *version gets its version. Refreshes its idle timer. */
-bool session_touch(session_store_t *st, const char *id, const char **version);
-/* Ends a session. Returns false when unknown. *attached gets what was attached (or NULL),
- * now the caller's to close. */
-bool session_delete(session_store_t *st, const char *id, void **attached);
+/* Creates a session for protocol version (a static string), bound to owner: only requests of
+ * the same caller may use it (a session is never an authentication). 0, or -1 when full. */
+int session_create(session_store_t *st, const char *version,
+                   const unsigned char owner[SESSION_OWNER_LEN], char id[SESSION_ID_LEN + 1]);
+/* True when id is a live session of owner; *version gets its version. Refreshes its idle
+ * timer. Another owner's session is reported as unknown. */
+bool session_touch(session_store_t *st, const char *id,
+                   const unsigned char owner[SESSION_OWNER_LEN], const char **version);
+/* Ends owner's session. Returns false when unknown. *attached gets what was attached (or
+ * NULL), now the caller's to close. */
+bool session_delete(session_store_t *st, const char *id,
+                    const unsigned char owner[SESSION_OWNER_LEN], void **attached);
 /* Attaches obj, replacing what was attached: *previous gets it (now the caller's to close).
  * 0, or -1 for an unknown session. */
 int session_attach(session_store_t *st, const char *id, void *obj, void **previous);

@@ -61,6 +61,11 @@ void *vm_call(vm_t *vm, unsigned long long serial);
 /* The call running now, whatever its serial (NULL between calls). */
 void *vm_current_call(vm_t *vm);
 
+/* Brackets the host's own pushes before a run (thread, arguments, ctx): they are exempt from
+ * the memory cap, so building a call never raises outside a protected call. */
+void vm_host_begin(vm_t *vm);
+void vm_host_end(vm_t *vm);
+
 /* stack: table -> a proxy that reads through to it and refuses writes (pops the table). */
 void vm_make_readonly(lua_State *L);
 
