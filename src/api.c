@@ -27,47 +27,8 @@ static vm_t *host_vm(lua_State *L)
 
 /* ---- mcp.tool --------------------------------------------------------------------------- */
 
-static int l_tool(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    vm_t *vm = host_vm(L);
-    if (vm && vm_phase(vm) != VM_PHASE_LOAD)
-        return luaL_error(L, "mcp.tool can only be called while scripts are loading");
-    lua_settop(L, 1);
-    tool_t t;
-    char *err = NULL;
-    if (tool_from_def(L, 1, &t, &err) != 0) {
-        luaL_where(L, 1);
-        lua_pushfstring(L, "%s%s", lua_tostring(L, -1), err ? err : "invalid tool");
-        free(err);
-        return lua_error(L);
-    }
-    tool_clear(&t);
-    lua_Debug ar;
-    int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
-    /* append { def, file, line } to the pending list */
-    if (lua_getfield(L, LUA_REGISTRYINDEX, API_PENDING) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, API_PENDING);
-    }
-    lua_createtable(L, 0, 3);
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, "def");
-    lua_pushstring(L, vm && vm_loading_file(vm) ? vm_loading_file(vm)
-                                                : (line ? ar.short_src : "?"));
-    lua_setfield(L, -2, "file");
-    lua_pushinteger(L, line);
-    lua_setfield(L, -2, "line");
-    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    lua_pop(L, 1);
-    return 1; /* the definition */
-}
-
-/* ---- mcp.policy and decisions ---------------------------------------------------------- */
-
-/* appends { def, file, line } for the caller of the current function to registry list */
+/* Appends { def = arg 1, file, line } to the registry list named list: the declarations the
+ * host collects after loading a file. */
 static void remember(lua_State *L, const char *list, const char *file, int line)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, list) != LUA_TTABLE) {
@@ -86,6 +47,32 @@ static void remember(lua_State *L, const char *list, const char *file, int line)
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     lua_pop(L, 1);
 }
+
+
+static int l_tool(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    vm_t *vm = host_vm(L);
+    if (vm && vm_phase(vm) != VM_PHASE_LOAD)
+        return luaL_error(L, "mcp.tool can only be called while scripts are loading");
+    lua_settop(L, 1);
+    tool_t t;
+    char *err = NULL;
+    if (tool_from_def(L, 1, &t, &err) != 0) {
+        luaL_where(L, 1);
+        lua_pushfstring(L, "%s%s", lua_tostring(L, -1), err ? err : "invalid tool");
+        free(err);
+        return lua_error(L);
+    }
+    tool_clear(&t);
+    lua_Debug ar;
+    int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
+    remember(L, API_PENDING, vm && vm_loading_file(vm) ? vm_loading_file(vm)
+                                                       : (line ? ar.short_src : "?"), line);
+    return 1; /* the definition */
+}
+
+/* ---- mcp.policy and decisions ---------------------------------------------------------- */
 
 static int l_policy(lua_State *L)
 {

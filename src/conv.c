@@ -8,6 +8,7 @@
  * tables with raw accessors), so a Lua error cannot leave that tree leaked.
  */
 #include "luamcp/conv.h"
+#include "luamcp/text.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -26,56 +27,18 @@ _Static_assert(sizeof(lua_Integer) >= sizeof(json_int_t), "JSON integers must fi
 static const char conv_null_tag;
 
 #define CONV_PATH_MAX 512 /* longest rendered path in an error; longer ones end in "..." */
-#define KEY_SHOW_MAX 48   /* bytes of an odd key shown in a path before "..." */
-
-typedef struct {
-    const char *key; /* borrowed; NULL for an array index */
-    size_t key_len;
-    size_t index; /* 0-based, as JSON sees it */
-} path_segment;
 
 typedef struct {
     lua_State *L;
     char **err;
     int depth; /* containers entered, = path segments in use */
-    path_segment path[CONV_MAX_DEPTH];
+    text_path_segment path[CONV_MAX_DEPTH];
     const void *visiting[CONV_MAX_DEPTH]; /* tables on the current path (cycle check) */
     int array_mt;                         /* stack slots of the marker metatables */
     int object_mt;
 } conv_ctx;
 
-/* ---- UTF-8 and path rendering ---------------------------------------------------------- */
-
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF — the same rules jansson applies), or 0 if it is not one. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0];
-    size_t n;
-    unsigned long cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 1, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 2, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 3, cp = c & 0x07;
-    else
-        return 0;
-    if (avail <= n)
-        return 0;
-    for (size_t k = 1; k <= n; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[k] & 0x3F);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n + 1;
-}
+/* ---- UTF-8 and error paths ------------------------------------------------------------- */
 
 /* True when s[0..len) is valid UTF-8; otherwise *bad_at is the offset of the first bad byte. */
 static bool utf8_valid(const char *s, size_t len, size_t *bad_at)
@@ -83,7 +46,7 @@ static bool utf8_valid(const char *s, size_t len, size_t *bad_at)
     const unsigned char *u = (const unsigned char *)s;
 
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence_length(u + i, len - i);
+        size_t n = text_utf8_sequence_length(u + i, len - i);
         if (n == 0) {
             *bad_at = i;
             return false;
@@ -91,111 +54,6 @@ static bool utf8_valid(const char *s, size_t len, size_t *bad_at)
         i += n;
     }
     return true;
-}
-
-/* A bounded string builder: appends are all-or-nothing, so output never ends mid-escape or
- * mid-UTF-8-sequence; once something does not fit, `full` is set and later appends are
- * dropped. */
-typedef struct {
-    char *buf;
-    size_t cap;
-    size_t len;
-    bool full;
-} text_out;
-
-static void out_put(text_out *o, const char *s, size_t n)
-{
-    if (o->full || o->len + n >= o->cap) {
-        o->full = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-    o->buf[o->len] = '\0';
-}
-
-static void out_str(text_out *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
-static bool is_identifier(const char *s, size_t len)
-{
-    if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (!(ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9')))
-            return false;
-    }
-    return true;
-}
-
-/* Writes key as a quoted, escaped string of at most KEY_SHOW_MAX source bytes. Bytes that
- * are not valid UTF-8 are shown as \xNN so the message itself stays valid UTF-8 (it may be
- * sent to a client inside JSON). */
-static void out_quoted_key(text_out *o, const char *key, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)key;
-    size_t shown = len > KEY_SHOW_MAX ? KEY_SHOW_MAX : len;
-    char esc[8];
-
-    out_put(o, "\"", 1);
-    for (size_t i = 0; i < shown;) {
-        size_t n = utf8_sequence_length(u + i, len - i);
-        if (u[i] == '"' || u[i] == '\\') {
-            esc[0] = '\\', esc[1] = (char)u[i];
-            out_put(o, esc, 2);
-        } else if (u[i] < 0x20 || u[i] == 0x7F) {
-            snprintf(esc, sizeof esc, "\\u%04x", u[i]);
-            out_str(o, esc);
-        } else if (n == 0) {
-            snprintf(esc, sizeof esc, "\\x%02x", u[i]);
-            out_str(o, esc);
-        } else {
-            out_put(o, key + i, n);
-            i += n;
-            continue;
-        }
-        i++;
-    }
-    if (shown < len)
-        out_str(o, "...");
-    out_put(o, "\"", 1);
-}
-
-/* One path segment: ".name" for identifier-like keys, ["odd key"] otherwise, [3] for an
- * index. Rendered into a scratch buffer first so a segment is either whole or absent. */
-static void out_segment(text_out *o, const path_segment *seg)
-{
-    char scratch[KEY_SHOW_MAX * 6 + 16];
-    text_out s = {scratch, sizeof scratch, 0, false};
-
-    if (seg->key == NULL) {
-        snprintf(scratch, sizeof scratch, "[%zu]", seg->index);
-        s.len = strlen(scratch);
-    } else if (seg->key_len <= KEY_SHOW_MAX && is_identifier(seg->key, seg->key_len)) {
-        out_put(&s, ".", 1);
-        out_put(&s, seg->key, seg->key_len);
-    } else {
-        out_put(&s, "[", 1);
-        out_quoted_key(&s, seg->key, seg->key_len);
-        out_put(&s, "]", 1);
-    }
-    out_put(o, scratch, s.len);
-}
-
-static void render_path(const conv_ctx *c, char *buf, size_t cap)
-{
-    text_out o = {buf, cap - 3, 0, false}; /* keep room for "..." */
-
-    buf[0] = '\0';
-    out_put(&o, "$", 1);
-    for (int i = 0; i < c->depth && !o.full; i++)
-        out_segment(&o, &c->path[i]);
-    if (o.full)
-        strcpy(buf + o.len, "...");
 }
 
 /* Records "PATH: message" as the error (the first one wins) and returns -1, so callers can
@@ -210,7 +68,7 @@ static int record_error(conv_ctx *c, const char *fmt, ...)
 
     if (c->err == NULL || *c->err != NULL)
         return -1;
-    render_path(c, path, sizeof path);
+    text_json_path(path, sizeof path, c->path, c->depth);
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
@@ -224,13 +82,13 @@ static int record_error(conv_ctx *c, const char *fmt, ...)
 static void path_push_index(conv_ctx *c, size_t index)
 {
     assert(c->depth < CONV_MAX_DEPTH);
-    c->path[c->depth++] = (path_segment){NULL, 0, index};
+    c->path[c->depth++] = (text_path_segment){NULL, 0, index};
 }
 
 static void path_push_key(conv_ctx *c, const char *key, size_t len)
 {
     assert(c->depth < CONV_MAX_DEPTH);
-    c->path[c->depth++] = (path_segment){key, len, 0};
+    c->path[c->depth++] = (text_path_segment){key, len, 0};
 }
 
 static void path_pop(conv_ctx *c)

@@ -14,6 +14,7 @@
  * value, which compile also checks.
  */
 #include "luamcp/schema.h"
+#include "luamcp/text.h"
 
 #include <assert.h>
 #include <math.h>
@@ -27,7 +28,6 @@
 
 #define SCHEMA_MAX_DEPTH 64
 #define PATH_TEXT_MAX 512    /* longest rendered path in a message; longer ones end in "..." */
-#define KEY_SHOW_MAX 48      /* bytes of a key shown in a message before "..." */
 #define VALUE_SHOW_MAX 120   /* bytes of an enum/const value shown in a message */
 
 enum {
@@ -92,92 +92,10 @@ struct schema {
 
 /* ---- text helpers ---------------------------------------------------------------------- */
 
-/* A bounded string builder: appends are all-or-nothing, so output never ends mid-escape or
- * mid-UTF-8-sequence; once something does not fit, `full` is set and later appends are
- * dropped. (conv.c has the same helper; both walk paths the same way.) */
-typedef struct {
-    char *buf;
-    size_t cap;
-    size_t len;
-    bool full;
-} text_out;
-
-static void out_put(text_out *o, const char *s, size_t n)
-{
-    if (o->full || o->len + n >= o->cap) {
-        o->full = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-    o->buf[o->len] = '\0';
-}
-
-static void out_str(text_out *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
 /* Length of the UTF-8 sequence starting with lead byte c; jansson strings are valid UTF-8. */
 static size_t utf8_lead_length(unsigned char c)
 {
     return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-}
-
-static bool is_identifier(const char *s, size_t len)
-{
-    if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (!(ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9')))
-            return false;
-    }
-    return true;
-}
-
-/* Writes s as a quoted, escaped string of at most KEY_SHOW_MAX bytes. */
-static void out_quoted(text_out *o, const char *s, size_t len)
-{
-    size_t shown = len > KEY_SHOW_MAX ? KEY_SHOW_MAX : len;
-    char esc[8];
-
-    out_put(o, "\"", 1);
-    for (size_t i = 0; i < shown;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t n = utf8_lead_length(c);
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c;
-            out_put(o, esc, 2);
-        } else if (c < 0x20 || c == 0x7F) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            out_str(o, esc);
-        } else {
-            out_put(o, s + i, n <= len - i ? n : len - i);
-        }
-        i += n;
-    }
-    if (shown < len)
-        out_str(o, "...");
-    out_put(o, "\"", 1);
-}
-
-/* ".name" for identifier-like keys, ["odd key"] otherwise; whole or not at all. */
-static void out_key_segment(text_out *o, const char *key, size_t len)
-{
-    char scratch[KEY_SHOW_MAX * 6 + 16];
-    text_out s = {scratch, sizeof scratch, 0, false};
-
-    if (len <= KEY_SHOW_MAX && is_identifier(key, len)) {
-        out_put(&s, ".", 1);
-        out_put(&s, key, len);
-    } else {
-        out_put(&s, "[", 1);
-        out_quoted(&s, key, len);
-        out_put(&s, "]", 1);
-    }
-    out_put(o, scratch, s.len);
 }
 
 /* Formats s quoted into buf (for "property \"x\""-style messages). */
@@ -186,7 +104,7 @@ static const char *quote(char *buf, size_t cap, const char *s, size_t len)
     text_out o = {buf, cap, 0, false};
 
     buf[0] = '\0';
-    out_quoted(&o, s, len);
+    text_put_quoted(&o, s, len);
     return buf;
 }
 
@@ -320,22 +238,22 @@ static void render_compile_path(const compile_ctx *cc, const char *keyword, char
     for (int i = 0; i < cc->segments; i++) {
         const compile_segment *seg = &cc->path[i];
         if (seg->is_property) {
-            out_key_segment(&o, seg->text, seg->len);
+            text_put_key(&o, seg->text, seg->len);
             continue;
         }
         if (o.len > 0)
-            out_put(&o, ".", 1);
-        out_put(&o, seg->text, seg->len);
+            text_put(&o, ".", 1);
+        text_put(&o, seg->text, seg->len);
     }
     if (keyword != NULL) {
         if (o.len > 0)
-            out_put(&o, ".", 1);
-        out_str(&o, keyword);
+            text_put(&o, ".", 1);
+        text_put_str(&o, keyword);
     }
     if (o.full)
         strcpy(buf + o.len, "...");
     else if (o.len == 0)
-        out_str(&o, "schema");
+        text_put_str(&o, "schema");
 }
 
 /* Records "properties.n.minimum: message" (keyword may be NULL for the node itself) and
@@ -436,7 +354,7 @@ static unsigned type_bit(const json_t *name)
 
 static int compile_one_type(compile_ctx *cc, schema_t *node, const json_t *name)
 {
-    char shown[KEY_SHOW_MAX * 6 + 8];
+    char shown[TEXT_QUOTED_SIZE];
     unsigned bit = json_is_string(name) ? type_bit(name) : 0;
 
     if (!json_is_string(name))
@@ -829,13 +747,7 @@ void schema_free(schema_t *s)
 /* ---- validating ------------------------------------------------------------------------ */
 
 typedef struct {
-    const char *key; /* borrowed from the instance; NULL for an array index */
-    size_t key_len;
-    size_t index;
-} path_segment;
-
-typedef struct {
-    path_segment path[SCHEMA_MAX_DEPTH];
+    text_path_segment path[SCHEMA_MAX_DEPTH]; /* keys borrowed from the instance */
     int depth;
     char *buf;
     size_t buflen;
@@ -850,24 +762,11 @@ static int invalid(validate_ctx *vc, const char *fmt, ...) __attribute__((format
 static int invalid(validate_ctx *vc, const char *fmt, ...)
 {
     char path[PATH_TEXT_MAX];
-    text_out o = {path, sizeof path - 3, 0, false};
     va_list ap;
 
     if (vc->buf == NULL || vc->buflen == 0)
         return -1;
-    out_put(&o, "$", 1);
-    for (int i = 0; i < vc->depth && !o.full; i++) {
-        const path_segment *seg = &vc->path[i];
-        char index[32];
-        if (seg->key != NULL) {
-            out_key_segment(&o, seg->key, seg->key_len);
-        } else {
-            snprintf(index, sizeof index, "[%zu]", seg->index);
-            out_str(&o, index);
-        }
-    }
-    if (o.full)
-        strcpy(path + o.len, "...");
+    text_json_path(path, sizeof path, vc->path, vc->depth);
     int n = snprintf(vc->buf, vc->buflen, "%s: ", path);
     if (n >= 0 && (size_t)n < vc->buflen) {
         va_start(ap, fmt);
@@ -883,7 +782,7 @@ static int validate_child(validate_ctx *vc, const schema_t *node, const json_t *
                           const char *key, size_t key_len, size_t index)
 {
     assert(vc->depth < SCHEMA_MAX_DEPTH); /* one segment per schema level below the root */
-    vc->path[vc->depth++] = (path_segment){key, key_len, index};
+    vc->path[vc->depth++] = (text_path_segment){key, key_len, index};
     int rc = validate_node(vc, node, value);
     vc->depth--;
     return rc;
@@ -1059,7 +958,7 @@ static int check_array(validate_ctx *vc, const schema_t *node, const json_t *ins
 
 static int check_object(validate_ctx *vc, const schema_t *node, const json_t *instance)
 {
-    char shown[KEY_SHOW_MAX * 6 + 8];
+    char shown[TEXT_QUOTED_SIZE];
     size_t index;
     json_t *name, *value;
     const char *key;

@@ -1,5 +1,6 @@
 #include "luamcp/text.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void text_utf8_trim(char *s)
@@ -29,4 +30,130 @@ bool text_scope_ok(const char *scope)
         if (*p < 0x21 || *p == 0x22 || *p == 0x5c || *p > 0x7e)
             return false;
     return true;
+}
+
+size_t text_utf8_sequence_length(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0];
+    size_t n;
+    unsigned long cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 1, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 2, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 3, cp = c & 0x07;
+    else
+        return 0;
+    if (avail <= n)
+        return 0;
+    for (size_t k = 1; k <= n; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n + 1;
+}
+
+/* ---- bounded builder and JSON paths ----------------------------------------------------- */
+
+void text_put(text_out *o, const char *s, size_t n)
+{
+    if (o->full || o->len + n >= o->cap) {
+        o->full = true;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    o->buf[o->len] = '\0';
+}
+
+void text_put_str(text_out *o, const char *s)
+{
+    text_put(o, s, strlen(s));
+}
+
+static bool is_identifier(const char *s, size_t len)
+{
+    if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!(ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9')))
+            return false;
+    }
+    return true;
+}
+
+void text_put_quoted(text_out *o, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t shown = len > TEXT_KEY_SHOW_MAX ? TEXT_KEY_SHOW_MAX : len;
+    char esc[8];
+
+    text_put(o, "\"", 1);
+    for (size_t i = 0; i < shown;) {
+        size_t n = text_utf8_sequence_length(u + i, len - i);
+        if (u[i] == '"' || u[i] == '\\') {
+            esc[0] = '\\', esc[1] = (char)u[i];
+            text_put(o, esc, 2);
+        } else if (u[i] < 0x20 || u[i] == 0x7F) {
+            snprintf(esc, sizeof esc, "\\u%04x", u[i]);
+            text_put_str(o, esc);
+        } else if (n == 0) {
+            snprintf(esc, sizeof esc, "\\x%02x", u[i]);
+            text_put_str(o, esc);
+        } else {
+            text_put(o, s + i, n); /* a character that starts in the shown part stays whole */
+            i += n;
+            continue;
+        }
+        i++;
+    }
+    if (shown < len)
+        text_put_str(o, "...");
+    text_put(o, "\"", 1);
+}
+
+/* Rendered into a scratch buffer first so the segment is whole or absent. */
+void text_put_key(text_out *o, const char *key, size_t len)
+{
+    char scratch[TEXT_QUOTED_SIZE + 8];
+    text_out s = {scratch, sizeof scratch, 0, false};
+
+    if (len <= TEXT_KEY_SHOW_MAX && is_identifier(key, len)) {
+        text_put(&s, ".", 1);
+        text_put(&s, key, len);
+    } else {
+        text_put(&s, "[", 1);
+        text_put_quoted(&s, key, len);
+        text_put(&s, "]", 1);
+    }
+    text_put(o, scratch, s.len);
+}
+
+void text_json_path(char *buf, size_t cap, const text_path_segment *path, int depth)
+{
+    text_out o = {buf, cap - 3, 0, false}; /* keep room for "..." */
+    char index[32];
+
+    buf[0] = '\0';
+    text_put(&o, "$", 1);
+    for (int i = 0; i < depth && !o.full; i++) {
+        if (path[i].key != NULL) {
+            text_put_key(&o, path[i].key, path[i].key_len);
+        } else {
+            snprintf(index, sizeof index, "[%zu]", path[i].index);
+            text_put_str(&o, index);
+        }
+    }
+    if (o.full)
+        strcpy(buf + o.len, "...");
 }
