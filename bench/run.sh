@@ -84,6 +84,9 @@ LUAMCP_TOKENS=$tmp/one.txt row "tools/call echo, RS256, reused token" \
     "http://127.0.0.1:$port/mcp" -s "$here/echo.lua"
 auth_reused=$rps
 stop
+# what the policy decision itself cost per call (the audit log records it)
+policy_us=$(awk -F'"latency_us":' 'NF > 1 {split($2, a, /[,}]/); s += a[1]; n++}
+    END {if (n) printf "%.2f", s / n; else print "?"}' "$tmp/audit.jsonl")
 start --stateless --dev --config "$tmp/dev-nocache.lua"
 "$bin" token --config "$tmp/dev-nocache.lua" --scope "mcp:tools" --count 2000 >"$tmp/many.txt"
 LUAMCP_TOKENS=$tmp/many.txt row "tools/call echo, RS256, verify each" \
@@ -96,6 +99,8 @@ echo "idle RSS at start: $((base_rss / 1024)) MiB"
 awk -v a="$auth_reused" -v e="$echo_rps" \
     'BEGIN {printf "reused token / unauthenticated: %.2f (target >= 0.90)\n", a / e}'
 echo "verify each request: $auth_fresh req/s (target >= 15000)"
+awk -v us="$policy_us" -v r="$auth_reused" -v c="$(nproc)" 'BEGIN {
+    per = 1e6 * c / r; printf "policy decision: %.2f us per call = %.1f%% of the %.1f us of CPU a call takes at that rate (target <= 5%%)\n", us, 100 * us / per, per }'
 jose_bench=$(dirname "$bin")/bench/jose_bench
 if [ -x "$jose_bench" ]; then
     echo

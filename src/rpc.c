@@ -206,7 +206,7 @@ static bool authorize(rpc_env_t *env, const rpc_msg_t *m, const tool_t *t, json_
     }
     json_object_set(rec, "request_id", m->id);
     json_object_set_new(rec, "bundle", json_integer((json_int_t)b->version));
-    json_object_set_new(rec, "latency_us", json_integer(elapsed / 1000));
+    json_object_set_new(rec, "latency_us", json_real((double)(elapsed / 10) / 100.0));
     json_t *logged = policy_loggable_args(b->policies, i, args);
     if (logged)
         json_object_set_new(rec, "args", logged);
