@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
@@ -37,6 +38,15 @@ struct reloader {
     int admin;              /* listening Unix socket, -1 when none */
     char *admin_path;
     char *config_name;      /* the config file's name, watched in its directory */
+    /* What each watch is for: a tree (any .lua or directory change in it matters), a parent
+     * (only the entry named like a watched directory matters), or the config's directory
+     * (only the config file matters). One watch may have several roles. */
+    struct role {
+        int wd;
+        enum { ROLE_TREE, ROLE_PARENT, ROLE_CONFIG } kind;
+        char name[256];
+    } roles[MAX_WATCHES];
+    size_t n_roles;
     atomic_bool stop;
     atomic_int requested;
     pthread_mutex_t mu;     /* status below */
@@ -54,18 +64,74 @@ static long long now_ms_wall(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* ---- what clients see ---------------------------------------------------------------- */
+/* ---- what was on disk ------------------------------------------------------------------ */
 
-/* Digest of every tool's descriptor and what its policies need: if it changes, clients may
- * see a different list. */
-static void bundle_digest(const bundle_t *b, unsigned char out[32])
+static void digest_dir(EVP_MD_CTX *md, const char *dir, int depth)
+{
+    if (!dir || depth > 4)
+        return;
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        struct stat st;
+        size_t len = strlen(name);
+        if (name[0] != '.' && stat(path, &st) == 0) {
+            if (S_ISDIR(st.st_mode)) {
+                digest_dir(md, path, depth + 1);
+            } else if (len > 4 && strcmp(name + len - 4, ".lua") == 0 && st.st_size < (1 << 24)) {
+                EVP_DigestUpdate(md, path, strlen(path) + 1);
+                FILE *f = fopen(path, "rb");
+                char buf[8192];
+                size_t k;
+                while (f && (k = fread(buf, 1, sizeof buf, f)) > 0)
+                    EVP_DigestUpdate(md, buf, k);
+                if (f)
+                    fclose(f);
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* A digest of every script (with_scripts) and policy file: equal before and after loading the
+ * bundles means every worker's bundle was built from the same files. */
+static void tree_digest(const config_t *c, bool with_scripts, unsigned char out[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int len = 0;
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    if (with_scripts)
+        digest_dir(md, c->scripts_dir, 0);
+    EVP_DigestUpdate(md, "\0policies", 10);
+    digest_dir(md, c->policies_dir, 0);
+    EVP_DigestUpdate(md, "\0shadow", 8);
+    digest_dir(md, c->shadow_policies, 0);
+    EVP_DigestFinal_ex(md, out, &len);
+    EVP_MD_CTX_free(md);
+}
+
+/* ---- what clients see ---------------------------------------------------------------- */
+
+/* Digest of every tool's descriptor, how many rules cover it and what they need, and of the
+ * policy files themselves: if it changes, a client may see a different list (a policy change
+ * notifies even when it only changes who sees what). */
+static void bundle_digest(const bundle_t *b, const unsigned char policies[32],
+                          unsigned char out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    if (policies)
+        EVP_DigestUpdate(md, policies, 32);
     for (size_t i = 0; i < b->n_tools; i++) {
         char *d = json_dumps(b->tools[i].descriptor, JSON_COMPACT | JSON_SORT_KEYS);
         char *p = policy_describe_scopes(b->policies, i);
+        size_t rules = policy_rules_for(b->policies, i);
+        EVP_DigestUpdate(md, &rules, sizeof rules);
         if (d)
             EVP_DigestUpdate(md, d, strlen(d));
         if (p)
@@ -89,26 +155,59 @@ static void record_failure(reloader_t *r, const char *why, const char *err)
     log_error("reload (%s) refused, the running version stays:\n%s", why, err ? err : "?");
 }
 
+/* Loads one bundle per worker. The files may change while that runs (each worker's bundle is
+ * read from disk): the tree digest before and after must agree, or it starts over, so every
+ * worker serves the same version. NULL with *err when something does not load. */
+static bundle_t **load_all(reloader_t *r, unsigned char policies[32], char **err)
+{
+    server_t *srv = r->srv;
+    int n = srv->n_workers;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        unsigned char before[32];
+        tree_digest(srv->cfg, true, before);
+        bundle_t **fresh = calloc((size_t)n, sizeof *fresh);
+        int built = 0;
+        while (fresh && built < n && (fresh[built] = bundle_load(srv->cfg, err)))
+            built++;
+        if (fresh && built == n) {
+            unsigned char after[32];
+            tree_digest(srv->cfg, true, after);
+            if (memcmp(before, after, 32) == 0) {
+                tree_digest(srv->cfg, false, policies); /* the policies alone: list_changed */
+                return fresh;
+            }
+        }
+        for (int i = 0; fresh && i < built; i++)
+            bundle_free(fresh[i]);
+        bool failed = !fresh || built < n;
+        free(fresh);
+        if (failed) {
+            if (!*err)
+                *err = strdup("out of memory");
+            return NULL;
+        }
+        free(*err); /* files changed under us: load them again */
+        *err = NULL;
+    }
+    *err = strdup("the files kept changing while they were loaded; the next change retries");
+    return NULL;
+}
+
 bool reloader_reload(reloader_t *r, const char *why)
 {
     server_t *srv = r->srv;
     int n = srv->n_workers;
-    bundle_t **fresh = calloc((size_t)n, sizeof *fresh);
     char *err = NULL;
-    for (int i = 0; fresh && i < n; i++)
-        if (!(fresh[i] = bundle_load(srv->cfg, &err)))
-            break;
-    if (!fresh || !fresh[n - 1]) {
-        record_failure(r, why, fresh ? err : "out of memory");
+    unsigned char policies[32];
+    bundle_t **fresh = load_all(r, policies, &err);
+    if (!fresh) {
+        record_failure(r, why, err);
         free(err);
-        for (int i = 0; fresh && i < n; i++)
-            bundle_free(fresh[i]);
-        free(fresh);
         return false;
     }
     unsigned long long version = atomic_fetch_add(&srv->version, 1) + 1;
     unsigned char digest[32];
-    bundle_digest(fresh[0], digest);
+    bundle_digest(fresh[0], policies, digest);
     if (fresh[0]->warnings)
         log_warn("%s", fresh[0]->warnings);
     size_t n_tools = fresh[0]->n_tools, n_rules = policy_set_size(fresh[0]->policies);
@@ -166,15 +265,30 @@ json_t *reloader_status(reloader_t *r)
 
 /* ---- watching --------------------------------------------------------------------------- */
 
+static void add_role(reloader_t *r, int wd, int kind, const char *name)
+{
+    for (size_t i = 0; i < r->n_roles; i++)
+        if (r->roles[i].wd == wd && (int)r->roles[i].kind == kind &&
+            strcmp(r->roles[i].name, name) == 0)
+            return;
+    if (wd < 0 || r->n_roles >= MAX_WATCHES)
+        return;
+    struct role *ro = &r->roles[r->n_roles++];
+    ro->wd = wd;
+    ro->kind = kind;
+    snprintf(ro->name, sizeof ro->name, "%s", name);
+}
+
 static void watch_tree(reloader_t *r, const char *dir, int depth)
 {
     if (!dir || depth > 4)
         return;
     int wd = inotify_add_watch(r->ino, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
                                                 IN_CREATE | IN_DELETE | IN_DELETE_SELF |
-                                                IN_MOVE_SELF | IN_ONLYDIR);
+                                                IN_MOVE_SELF | IN_ONLYDIR | IN_MASK_ADD);
     if (wd < 0)
         return;
+    add_role(r, wd, ROLE_TREE, "");
     char sub[PATH_MAX];
     snprintf(sub, sizeof sub, "%s/lib", dir);
     struct stat st;
@@ -182,26 +296,46 @@ static void watch_tree(reloader_t *r, const char *dir, int depth)
         watch_tree(r, sub, depth + 1);
 }
 
-/* (Re)arms every watch: directories may have appeared or been replaced since. */
+/* Watches dir's parent for dir itself appearing again (deleted and re-created, or a symlink
+ * swapped in by a deploy): events named like it reach read_events as relevant. */
+static void watch_parent(reloader_t *r, const char *dir)
+{
+    if (!dir)
+        return;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    int wd = inotify_add_watch(r->ino, slash ? parent : ".", IN_CREATE | IN_MOVED_TO |
+                               IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR | IN_MASK_ADD);
+    const char *base = strrchr(dir, '/');
+    add_role(r, wd, ROLE_PARENT, base ? base + 1 : dir);
+}
+
+/* (Re)arms every watch, keeping the inotify descriptor (and so every event queued on it):
+ * adding a watch that exists is harmless, and directories may have appeared since. */
 static void rewatch(reloader_t *r)
 {
     if (r->ino < 0)
         return;
-    close(r->ino);
-    r->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (r->ino < 0)
-        return;
     const config_t *c = r->srv->cfg;
-    watch_tree(r, c->scripts_dir, 0);
-    watch_tree(r, c->policies_dir, 0);
-    watch_tree(r, c->shadow_policies, 0);
+    const char *dirs[] = {c->scripts_dir, c->policies_dir, c->shadow_policies};
+    for (int i = 0; i < 3; i++) {
+        watch_tree(r, dirs[i], 0);
+        watch_parent(r, dirs[i]);
+    }
     if (c->config_path) {
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s", c->config_path);
         char *slash = strrchr(dir, '/');
         if (slash)
             *slash = '\0';
-        inotify_add_watch(r->ino, slash ? dir : ".", IN_CLOSE_WRITE | IN_MOVED_TO);
+        int wd = inotify_add_watch(r->ino, slash ? dir : ".", IN_CLOSE_WRITE | IN_MOVED_TO |
+                                   IN_ONLYDIR | IN_MASK_ADD);
+        add_role(r, wd, ROLE_CONFIG, r->config_name ? r->config_name : "");
     }
 }
 
@@ -223,17 +357,36 @@ static bool read_events(reloader_t *r)
         for (char *p = buf; p < buf + len;) {
             struct inotify_event *ev = (struct inotify_event *)p;
             const char *name = ev->len ? ev->name : "";
-            if (r->config_name && strcmp(name, r->config_name) == 0) {
-                pthread_mutex_lock(&r->mu);
-                bool first = !r->restart_needed;
-                r->restart_needed = true;
-                pthread_mutex_unlock(&r->mu);
-                if (first)
-                    log_warn("the configuration file changed: restart luamcp to apply it "
-                             "(scripts and policies reload live; configuration does not)");
-            } else if ((ev->mask & (IN_ISDIR | IN_DELETE_SELF | IN_MOVE_SELF)) ||
-                       lua_name(name)) {
+            if (ev->mask & IN_IGNORED) { /* the watch is gone (its directory was): forget it */
+                for (size_t i = 0; i < r->n_roles;)
+                    if (r->roles[i].wd == ev->wd)
+                        r->roles[i] = r->roles[--r->n_roles];
+                    else
+                        i++;
                 relevant = true;
+                p += sizeof *ev + ev->len;
+                continue;
+            }
+            for (size_t i = 0; i < r->n_roles; i++) {
+                const struct role *ro = &r->roles[i];
+                if (ro->wd != ev->wd)
+                    continue;
+                if (ro->kind == ROLE_CONFIG && strcmp(name, ro->name) == 0 &&
+                    (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))) {
+                    pthread_mutex_lock(&r->mu);
+                    bool first = !r->restart_needed;
+                    r->restart_needed = true;
+                    pthread_mutex_unlock(&r->mu);
+                    if (first)
+                        log_warn("the configuration file changed: restart luamcp to apply it "
+                                 "(scripts and policies reload live; configuration does not)");
+                } else if (ro->kind == ROLE_PARENT && strcmp(name, ro->name) == 0) {
+                    relevant = true; /* the watched directory itself came or went */
+                } else if (ro->kind == ROLE_TREE &&
+                           ((ev->mask & (IN_ISDIR | IN_DELETE_SELF | IN_MOVE_SELF)) ||
+                            lua_name(name))) {
+                    relevant = true;
+                }
             }
             p += sizeof *ev + ev->len;
         }
@@ -301,8 +454,7 @@ static void admin_serve(reloader_t *r)
     json_t *reply;
     if (strcmp(line, "reload") == 0) {
         bool ok = reloader_reload(r, "luamcp reload");
-        if (ok)
-            rewatch(r);
+        rewatch(r);
         reply = reloader_status(r);
         json_object_set_new(reply, "ok", json_boolean(ok));
     } else if (strcmp(line, "status") == 0) {
@@ -348,12 +500,12 @@ static void *run(void *arg)
             admin_serve(r);
         if (atomic_exchange(&r->requested, 0)) {
             due = 0;
-            if (reloader_reload(r, "SIGHUP"))
-                rewatch(r);
+            reloader_reload(r, "SIGHUP");
+            rewatch(r); /* after failures too: a directory may be back */
         } else if (due && now_ms_wall() >= due) {
             due = 0;
-            if (reloader_reload(r, "files changed"))
-                rewatch(r);
+            reloader_reload(r, "files changed");
+            rewatch(r);
         }
     }
     return NULL;
@@ -370,7 +522,9 @@ reloader_t *reloader_new(server_t *srv, char **err)
     r->ino = r->admin = -1;
     pthread_mutex_init(&r->mu, NULL);
     r->loaded_at = time(NULL);
-    bundle_digest(srv->workers[0].bundle, r->digest);
+    unsigned char tree[32];
+    tree_digest(srv->cfg, false, tree);
+    bundle_digest(srv->workers[0].bundle, tree, r->digest);
     r->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     r->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (r->wake < 0) {
