@@ -482,8 +482,13 @@ static const char *escape_problem(char next, char *buf, size_t cap)
 
     if (same_meaning)
         return NULL;
-    snprintf(buf, cap, "\\%c is not supported (patterns are POSIX extended regular expressions)%s",
-             next, next == 'd' ? "; use [0-9]" : "");
+    char shown[8]; /* a byte that is not printable ASCII is shown as \xNN: the message stays UTF-8 */
+    if ((unsigned char)next >= 0x20 && (unsigned char)next < 0x7f)
+        snprintf(shown, sizeof shown, "%c", next);
+    else
+        snprintf(shown, sizeof shown, "\\x%02X", (unsigned char)next);
+    snprintf(buf, cap, "\\%s is not supported (patterns are POSIX extended regular expressions)%s",
+             shown, next == 'd' ? "; use [0-9]" : "");
     return buf;
 }
 
