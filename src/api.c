@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "luamcp/api_crypto.h"
+#include "luamcp/cache.h"
 #include "luamcp/conv.h"
 #include "luamcp/log.h"
 #include "luamcp/policy.h"
@@ -501,4 +502,6 @@ void api_push_mcp(lua_State *L)
     lua_setfield(L, -2, "crypto");
     api_encoding_push(L);
     lua_setfield(L, -2, "encoding");
+    cache_push_api(L);
+    lua_setfield(L, -2, "cache");
 }

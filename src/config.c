@@ -34,6 +34,7 @@ void config_defaults(config_t *c)
     c->session_idle_s = 1800;
     c->max_sessions = 10000;
     c->grace_s = 10;
+    c->cache_max_bytes = 16u << 20;
     c->limits.cpu_ms = 1000;
     c->limits.instructions = 0;
     c->limits.memory_bytes = 64u << 20;
@@ -456,6 +457,7 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     INT_KEY("session_idle_s", 1, 7 * 86400, session_idle_s)
     INT_KEY("max_sessions", 1, 10000000, max_sessions)
     INT_KEY("grace_s", 0, 3600, grace_s)
+    INT_KEY("cache_max_bytes", 65536, 1LL << 34, cache_max_bytes)
 #undef INT_KEY
     if (strcmp(k, "listen") == 0) return get_string(r, k, &c->listen, 0);
     if (strcmp(k, "scripts") == 0) return get_string(r, k, &c->scripts_dir, 1);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "luamcp/api.h"
+#include "luamcp/cache.h"
 #include "luamcp/auth.h"
 #include "luamcp/config.h"
 #include "luamcp/conv.h"
@@ -672,6 +673,15 @@ static void register_policies(lua_State *L)
     lua_pop(L, 1);
 }
 
+/* mcp._cache_reset(max_bytes): empties mcp.cache and sets its bound (specs only) */
+static int l_cache_reset(lua_State *L)
+{
+    lua_Integer bytes = luaL_optinteger(L, 1, 16 << 20);
+    cache_clear();
+    cache_configure((size_t)bytes);
+    return 0;
+}
+
 int luaopen_mcp(lua_State *L)
 {
     register_policies(L);
@@ -680,6 +690,8 @@ int luaopen_mcp(lua_State *L)
     lua_setfield(L, -2, "_loaded_tools");
     lua_pushcfunction(L, l_reset);
     lua_setfield(L, -2, "_reset");
+    lua_pushcfunction(L, l_cache_reset);
+    lua_setfield(L, -2, "_cache_reset");
     lua_pushcfunction(L, l_load_policies);
     lua_setfield(L, -2, "_load_policies");
     return 1;

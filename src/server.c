@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "luamcp/cache.h"
 #include "luamcp/log.h"
 #include "luamcp/reload.h"
 #include "server_int.h"
@@ -275,6 +276,7 @@ server_t *server_new(const config_t *cfg, char **err)
     }
     srv->cfg = cfg;
     atomic_init(&srv->stopping, false);
+    cache_configure(cfg->cache_max_bytes);
     if (parse_listen(cfg->listen, &srv->addr, &srv->loopback, err) ||
         resolve_port(&srv->addr, err))
         goto fail;

@@ -64,6 +64,7 @@ typedef struct config {
     unsigned session_idle_s;
     unsigned max_sessions;
     unsigned grace_s;           /* how long SIGTERM waits for in-flight requests */
+    size_t cache_max_bytes;     /* bound of mcp.cache, shared by every worker */
     char *tls_cert; char *tls_key;
     char *instructions;         /* optional text sent in the initialize result */
     char *log_level;

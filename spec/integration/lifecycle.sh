@@ -143,6 +143,18 @@ check "a stalled upload delays shutdown by grace_s only (${elapsed_ms} ms)" \
     test "$elapsed_ms" -ge 900 -a "$elapsed_ms" -lt 5000
 check "the grace_s expiry is logged" grep -q "still in flight after grace_s" "$t/grace_limit.log"
 
+# ---- mcp.cache: one store for every worker, kept across reloads -------------------------------
+start cache --stateless || exit 1
+count() { rpc "http://127.0.0.1:$port/mcp" '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"counter"}}' | sed -n 's/.*"text":"\([0-9]*\)".*/\1/p'; }
+seq 200 | xargs -P 8 -I{} curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$port/mcp" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"counter"}}'
+check "200 concurrent increments on 2 workers lose none" test "$(count)" = 201
+kill -HUP "$pid"
+for _ in $(seq 50); do grep -q "reload (SIGHUP): version 2" "$t/cache.log" && break; sleep 0.1; done
+check "the counter survives a reload" test "$(count)" = 202
+kill "$pid"; wait "$pid" 2>/dev/null
+
 # ---- HTTPS ---------------------------------------------------------------------------------
 if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$t/key.pem" -out "$t/cert.pem" \
     -days 1 -subj /CN=localhost >/dev/null 2>&1; then
