@@ -9,6 +9,7 @@
 
 #include "luamcp/api_crypto.h"
 #include "luamcp/cache.h"
+#include "luamcp/secret.h"
 #include "luamcp/conv.h"
 #include "luamcp/log.h"
 #include "luamcp/policy.h"
@@ -504,4 +505,6 @@ void api_push_mcp(lua_State *L)
     lua_setfield(L, -2, "encoding");
     cache_push_api(L);
     lua_setfield(L, -2, "cache");
+    secret_push_api(L);
+    lua_setfield(L, -2, "secret");
 }

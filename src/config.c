@@ -111,6 +111,7 @@ void config_free(config_t *c)
     free(c->auth.resource_name); free(c->auth.dev_key_file);
     json_decref(c->auth.scope_implies);
     free(c->shadow_policies); free(c->audit_file); free(c->admin_socket); free(c->config_path);
+    free(c->secrets_file);
     free(c->listen); free(c->scripts_dir); free(c->policies_dir); free(c->endpoint);
     free(c->tls_cert); free(c->tls_key); free(c->instructions); free(c->log_level);
     free_list(c->allowed_origins, c->n_allowed_origins);
@@ -465,6 +466,7 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     if (strcmp(k, "shadow_policies") == 0) return get_string(r, k, &c->shadow_policies, 1);
     if (strcmp(k, "audit_file") == 0) return get_string(r, k, &c->audit_file, 1);
     if (strcmp(k, "admin_socket") == 0) return get_string(r, k, &c->admin_socket, 1);
+    if (strcmp(k, "secrets_file") == 0) return get_string(r, k, &c->secrets_file, 1);
     if (strcmp(k, "endpoint") == 0) return get_string(r, k, &c->endpoint, 0);
     if (strcmp(k, "instructions") == 0) return get_string(r, k, &c->instructions, 0);
     if (strcmp(k, "log_level") == 0) return get_string(r, k, &c->log_level, 0);

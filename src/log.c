@@ -1,4 +1,5 @@
 #include "luamcp/log.h"
+#include "luamcp/secret.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +40,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)
         len = sizeof line - 2; /* truncated: a log line is bounded like everything else */
+    line[len] = '\0';
+    secret_redact(line + n); /* no secret value ever reaches the log */
+    len = strlen(line);
     /* Control characters from untrusted text cannot forge extra log lines. */
     for (size_t i = (size_t)n; i < len; i++)
         if ((unsigned char)line[i] < 0x20 && line[i] != '\t')

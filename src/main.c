@@ -11,6 +11,7 @@
 #include "luamcp/jose.h"
 #include "luamcp/policy.h"
 #include "luamcp/reload.h"
+#include "luamcp/secret.h"
 #include "luamcp/config.h"
 #include "luamcp/log.h"
 #include "luamcp/server.h"
@@ -188,7 +189,7 @@ static int parse_args(int argc, char **argv, config_t *c)
         fprintf(stderr, "luamcp: unexpected argument '%s'\n%s", argv[optind], usage);
         return -1;
     }
-    if (config_validate(c, &err) != 0) {
+    if (config_validate(c, &err) != 0 || secret_load(c->secrets_file, &err) != 0) {
         fprintf(stderr, "luamcp: %s\n", err);
         free(err);
         return -1;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "luamcp/log.h"
+#include "luamcp/secret.h"
 #include "luamcp/version.h"
 
 const char *const rpc_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
@@ -248,6 +249,7 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         if (d.verdict == POLICY_DENY) {
             char msg[320];
             snprintf(msg, sizeof msg, "Access denied: %s", d.reason);
+            secret_redact(msg);
             return rpc_result(m->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type",
                                                "text", "text", msg, "isError", 1));
         }

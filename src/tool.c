@@ -10,6 +10,8 @@
 #include "luamcp/api.h"
 #include "luamcp/conv.h"
 #include "luamcp/log.h"
+#include "luamcp/secret.h"
+#include "luamcp/text.h"
 
 /* ---- declaration ------------------------------------------------------------------------- */
 
@@ -330,7 +332,11 @@ static void push_ctx(lua_State *co, const tool_t *t, tool_call_t *call)
 
 static json_t *error_result(const char *msg)
 {
-    json_t *text = json_string(msg);
+    char clean[4096];
+    snprintf(clean, sizeof clean, "%s", msg);
+    secret_redact(clean); /* a script's error text must not carry a secret to the client */
+    text_utf8_trim(clean);
+    json_t *text = json_string(clean);
     if (!text)
         text = json_string("tool failed with a message that is not valid UTF-8");
     return json_pack("{s[{ssso}]sb}", "content", "type", "text", "text", text, "isError", 1);

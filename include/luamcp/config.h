@@ -51,6 +51,7 @@ typedef struct config {
     char *audit_file;           /* one JSON line per decision; "-" = standard output */
     char *admin_socket;         /* Unix socket for luamcp reload/status (default per port) */
     char *config_path;          /* the file read, if any (watched: edits need a restart) */
+    char *secrets_file;         /* NAME=value lines for mcp.secret, mode 600 */
     char *endpoint;        /* "/mcp" */
     bool stateless;
     bool dev;

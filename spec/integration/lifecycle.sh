@@ -155,6 +155,30 @@ for _ in $(seq 50); do grep -q "reload (SIGHUP): version 2" "$t/cache.log" && br
 check "the counter survives a reload" test "$(count)" = 202
 kill "$pid"; wait "$pid" 2>/dev/null
 
+# ---- secrets: from the environment or a 0600 file, never in a log line or an error -----------
+printf 'API_KEY=sk-live-0123456789abcdef\n' >"$t/secrets"
+chmod 644 "$t/secrets"
+printf 'return { secrets_file = "secrets" }\n' >"$t/secrets.lua"
+out=$("$bin" serve --listen 127.0.0.1:0 --scripts "$here/lifecycle" --config "$t/noauth.lua" \
+    --config "$t/secrets.lua" 2>&1); rc=$?
+check "a secrets file readable by others is refused" contains "$out" "readable by others (chmod 600 it)"
+chmod 600 "$t/secrets"
+start secrets --stateless --config "$t/secrets.lua" || exit 1
+leak() { rpc "http://127.0.0.1:$port/mcp" "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"leak\",\"arguments\":{\"how\":\"$1\"}}}"; }
+check "mcp.secret reads the file" contains "$(leak length)" '"text":"24"'
+body=$(leak result)
+check "an error result carries [secret], not the value" contains "$body" "refused, key [secret] rejected"
+body=$(leak error)$(leak log)
+check "no answer carries the value" test "${body/sk-live-0123456789abcdef/}" = "$body"
+sleep 0.2
+check "the log has [secret] where the value was" grep -q "the key is \[secret\]" "$t/secrets.log"
+check "the traceback in the log is redacted too" grep -q "failed with \[secret\]" "$t/secrets.log"
+check "the log never has the value" test "$(grep -c 'sk-live-0123456789abcdef' "$t/secrets.log")" = 0
+kill "$pid"; wait "$pid" 2>/dev/null
+LUAMCP_SECRET_API_KEY=from-the-environment-1 start secrets_env --stateless || exit 1
+check "mcp.secret reads the environment" contains "$(leak length)" '"text":"22"'
+kill "$pid"; wait "$pid" 2>/dev/null
+
 # ---- HTTPS ---------------------------------------------------------------------------------
 if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$t/key.pem" -out "$t/cert.pem" \
     -days 1 -subj /CN=localhost >/dev/null 2>&1; then

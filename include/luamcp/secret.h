@@ -1,0 +1,26 @@
+/* secret — named secrets for scripts: mcp.secret("NAME"). Values come from the environment
+ * (LUAMCP_SECRET_NAME=value) and from the secrets file named in the configuration (NAME=value
+ * lines; the file must not be readable by group or others). They are read once at start, and
+ * every value is redacted wherever text leaves the server through us: log lines, and the
+ * error messages clients see. */
+#ifndef LUAMCP_SECRET_H
+#define LUAMCP_SECRET_H
+
+#include <lua.h>
+#include <stddef.h>
+
+#define SECRET_MIN_LEN 8 /* shorter values could not be redacted without mangling other text */
+#define SECRET_MASK "[secret]"
+
+/* Loads the environment's secrets and, when file is not NULL, the file's. 0, or -1 with *err
+ * naming the file and line. Call once, before the workers start. */
+int secret_load(const char *file, char **err);
+/* The value of name, or NULL. Borrowed; valid for the life of the process. */
+const char *secret_get(const char *name);
+/* Replaces, in place, every occurrence of a secret value in text with SECRET_MASK. */
+void secret_redact(char *text);
+
+/* Pushes the mcp.secret function. */
+void secret_push_api(lua_State *L);
+
+#endif
