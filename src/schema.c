@@ -526,6 +526,43 @@ static const char *pattern_dialect_problem(const char *p, size_t len, char *buf,
     return NULL;
 }
 
+#define PATTERN_MAX 512
+
+/* True when a quantifier (* + ? or {m,n}) directly follows another, outside brackets. */
+static bool stacked_quantifier(const char *p, size_t len)
+{
+    bool in_bracket = false, after_quantifier = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (in_bracket) {
+            if (c == ']')
+                in_bracket = false;
+            continue;
+        }
+        if (c == '\\') {
+            i++;
+            after_quantifier = false;
+            continue;
+        }
+        bool quantifier = c == '*' || c == '+' || c == '?' || c == '{';
+        if (quantifier && after_quantifier)
+            return true;
+        if (c == '{') {
+            while (i < len && p[i] != '}')
+                i++;
+        }
+        if (c == '[') {
+            in_bracket = true;
+            if (i + 1 < len && p[i + 1] == '^')
+                i++;
+            if (i + 1 < len && p[i + 1] == ']')
+                i++;
+        }
+        after_quantifier = quantifier;
+    }
+    return false;
+}
+
 static int compile_pattern(compile_ctx *cc, schema_t *node, const json_t *schema)
 {
     const json_t *v = json_object_get(schema, "pattern");
@@ -542,6 +579,15 @@ static int compile_pattern(compile_ctx *cc, schema_t *node, const json_t *schema
     const char *problem = pattern_dialect_problem(text, len, problem_buf, sizeof problem_buf);
     if (problem != NULL)
         return compile_error(cc, "pattern", "%s", problem);
+    /* glibc's regcomp copies the tree for every repetition: stacked quantifiers ("a+++",
+     * undefined in POSIX ERE anyway) or a huge pattern can make it take gigabytes (found by
+     * fuzz_conv_schema). Bound both before compiling. */
+    if (len > PATTERN_MAX)
+        return compile_error(cc, "pattern", "longer than %d bytes", PATTERN_MAX);
+    if (stacked_quantifier(text, len))
+        return compile_error(cc, "pattern", "a quantifier follows a quantifier (as in \"a++\"), "
+                                            "which POSIX extended regular expressions leave "
+                                            "undefined");
     int rc = regcomp(&node->pattern, text, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         regerror(rc, &node->pattern, regex_error, sizeof regex_error);

@@ -402,6 +402,23 @@ static void test_unsupported_keywords(void)
                              "properties.a.anyOf: keyword not supported");
 }
 
+static void test_pattern_bounds(void)
+{
+    EXPECT_BAD_SCHEMA_PREFIX("{\"pattern\": \"a++\"}", "pattern: a quantifier follows a quantifier");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"pattern\": \"(ab)*{2}\"}", "pattern: a quantifier follows");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"pattern\": \"x{1,2}+\"}", "pattern: a quantifier follows");
+    char big[700];
+    snprintf(big, sizeof big, "{\"pattern\": \"%0600d\"}", 0);
+    EXPECT_BAD_SCHEMA_PREFIX(big, "pattern: longer than 512 bytes");
+    /* quantifiers after escapes and inside brackets are not stacked */
+    char *err = NULL;
+    schema_t *ok = compile_text("{\"pattern\": \"^a+\\\\+[+*]?b{2}$\"}", &err);
+    if (!CHECK(ok != NULL))
+        fprintf(stderr, "    %s\n", err ? err : "?");
+    schema_free(ok);
+    free(err);
+}
+
 static void test_bad_nested_schemas(void)
 {
     EXPECT_BAD_SCHEMA("{\"properties\": {\"n\": {\"minimum\": \"x\"}}}",
@@ -606,6 +623,7 @@ int main(void)
     test_ignored_keywords();
     test_bad_schemas();
     test_unsupported_keywords();
+    test_pattern_bounds();
     test_bad_nested_schemas();
     test_bad_patterns();
     test_depth_limits();
