@@ -322,12 +322,6 @@ static int l_result(lua_State *L)
 
 /* ---- the verified caller (ctx.auth, a policy's caller) ----------------------------------- */
 
-static int readonly_error(lua_State *L)
-{
-    return luaL_error(L, "attempt to modify a read-only table");
-}
-
-
 /* The scope set's metatable carries this tag, so a method handed some other table (a forged
  * one with its own "set" or "list") refuses it instead of reading what it should not. */
 static const char scopes_tag;
@@ -432,7 +426,7 @@ static void push_scopes(lua_State *L, const auth_caller_t *c)
     lua_setfield(L, -2, "set");
     lua_pushcfunction(L, scopes_index);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, readonly_error);
+    lua_pushcfunction(L, vm_readonly_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, scopes_len);
     lua_setfield(L, -2, "__len");

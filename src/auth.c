@@ -250,6 +250,16 @@ static auth_caller_t *make_caller(json_t *claims, const char *issuer, const char
         return NULL;
     }
     expand_scopes(c, implies);
+    /* computed here, once per verified token, so no request has to hash it again */
+    const char *parts[3] = {c->issuer, c->subject, c->client_id};
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        for (int i = 0; i < 3; i++)
+            EVP_DigestUpdate(md, parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 1);
+        EVP_DigestFinal_ex(md, c->fingerprint, &len);
+    }
+    EVP_MD_CTX_free(md);
     return c;
 }
 

@@ -5,7 +5,6 @@
  * (a response queued then would go out with "Connection: close"); later calls carry the
  * body; the last one, with no data, answers. */
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,19 +324,11 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
  * (all zero without authentication). */
 static void owner_of(const req_t *r, unsigned char out[SESSION_OWNER_LEN])
 {
-    memset(out, 0, SESSION_OWNER_LEN);
-    const auth_caller_t *c = r->caller;
-    if (!c)
-        return;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned int len = 0;
-    const char *parts[3] = {c->issuer, c->subject, c->client_id};
-    if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        for (int i = 0; i < 3; i++)
-            EVP_DigestUpdate(md, parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 1);
-        EVP_DigestFinal_ex(md, out, &len);
-    }
-    EVP_MD_CTX_free(md);
+    _Static_assert(SESSION_OWNER_LEN == sizeof r->caller->fingerprint, "owner = fingerprint");
+    if (r->caller)
+        memcpy(out, r->caller->fingerprint, SESSION_OWNER_LEN);
+    else
+        memset(out, 0, SESSION_OWNER_LEN);
 }
 
 /* Session rules for a non-initialize message. NULL when fine (and *version set), else the

@@ -121,7 +121,7 @@ static int readonly_pairs(lua_State *L)
     return 3;
 }
 
-static int readonly_newindex(lua_State *L)
+int vm_readonly_newindex(lua_State *L)
 {
     return luaL_error(L, "attempt to modify a read-only table");
 }
@@ -141,7 +141,7 @@ void vm_make_readonly(lua_State *L)
     lua_newtable(L);             /* table, proxy, mt */
     lua_pushvalue(L, -3);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, readonly_newindex);
+    lua_pushcfunction(L, vm_readonly_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, readonly_pairs);
     lua_setfield(L, -2, "__pairs");

@@ -24,6 +24,8 @@ typedef struct auth_caller {
     size_t n_scopes;
     long long expires_at;
     json_t *claims;
+    unsigned char fingerprint[32]; /* SHA-256 of issuer, subject and client id: who, for
+                                    * binding sessions; computed once, with the caller */
 } auth_caller_t;
 
 typedef enum auth_status {

@@ -66,6 +66,9 @@ void *vm_current_call(vm_t *vm);
 void vm_host_begin(vm_t *vm);
 void vm_host_end(vm_t *vm);
 
+/* A __newindex that refuses: "attempt to modify a read-only table". */
+int vm_readonly_newindex(lua_State *L);
+
 /* stack: table -> a proxy that reads through to it and refuses writes (pops the table). */
 void vm_make_readonly(lua_State *L);
 
