@@ -8,8 +8,6 @@
 // claim value; that no Lua ran (the request's PROBE-CALLED marker never reaches the log); and
 // that the next valid request on the same server is served.
 //
-// Known server bugs are marked `todo` (reported, not counted) unless LUAMCP_AUTH_STRICT=1.
-//
 //   LUAMCP_BIN=build/luamcp node --test spec/auth/attacks.mjs
 
 import { after, before, describe, test } from 'node:test';
@@ -27,8 +25,6 @@ import {
 
 const BIN = process.env.LUAMCP_BIN || '/work/main/build/luamcp';
 if (!fs.existsSync(BIN)) throw new Error(`LUAMCP_BIN must name the luamcp binary (got '${BIN}')`);
-const STRICT = process.env.LUAMCP_AUTH_STRICT === '1';
-const knownBug = (what) => (STRICT ? undefined : `known server bug: ${what}`);
 
 const OTHER_ISSUER = 'https://other.test';
 const HS_ISSUER = 'https://hs.test';
