@@ -30,7 +30,12 @@ process.on('SIGINT', () => shutdown('SIGINT'));
 // oidc-provider prints some notices with console.info (stdout); stdout is reserved for the
 // ready line, so everything console prints goes to stderr. The provider is imported after this.
 console.log = console.info = (...args) => console.error(...args);
+// Start-up phases go to stderr with their time, so a test that gives up waiting can tell where
+// the IdP stalled.
+const T0 = Date.now();
+const phase = (what) => console.error(`idp: ${what} after ${Date.now() - T0} ms`);
 const { default: Provider, errors } = await import('oidc-provider');
+phase('oidc-provider loaded');
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -222,6 +227,7 @@ function saveState() {
 }
 
 if (!loadState()) keys = [generateKey(opts.alg)];
+phase('signing key ready');
 
 // ---------------------------------------------------------------------------------------------
 // The provider. Rebuilt (same configuration, new keys) on rotation: its keystore is fixed at
@@ -450,6 +456,7 @@ server.listen(opts.port, '127.0.0.1', () => {
     pid: process.pid,
   };
   saveState();
+  phase('listening');
   process.stdout.write(`${JSON.stringify(ready)}\n`);
   // A guard against IdPs orphaned by a crashed test: gone after --max-lifetime (0 = never).
   if (opts.maxLifetime) setTimeout(() => shutdown('max-lifetime'), opts.maxLifetime * 1000).unref();

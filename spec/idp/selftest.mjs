@@ -37,7 +37,7 @@ async function startIdp(args = []) {
   const first = await Promise.race([
     once(lines, 'line').then(([line]) => line),
     once(child, 'exit').then(([code]) => { throw new Error(`idp exited (${code}) before ready:\n${stderr}`); }),
-    new Promise((_, reject) => { setTimeout(() => reject(new Error(`idp not ready in 10 s:\n${stderr}`)), 10000).unref(); }),
+    new Promise((_, reject) => { setTimeout(() => reject(new Error(`idp not ready in 60 s:\n${stderr}`)), 60000).unref(); }),
   ]);
   const info = JSON.parse(first);
   info.child = child;
