@@ -1,6 +1,8 @@
 /* The mcp module. Every function opens the same way: argument checks, then work. */
 #include "luamcp/api.h"
 
+#include "api_http.h"
+
 #include <lauxlib.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -162,7 +164,7 @@ static int l_json_encode(lua_State *L)
     return 1;
 }
 
-static int l_json_decode(lua_State *L)
+int api_json_decode(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
@@ -478,7 +480,7 @@ void api_push_mcp(lua_State *L)
         {"resource", l_resource}, {"result", l_result},  {"policy", l_policy},
         {"allow", l_allow},     {"deny", l_deny},     {"challenge", l_challenge}, {NULL, NULL}};
     static const luaL_Reg json_fns[] = {
-        {"encode", l_json_encode}, {"decode", l_json_decode}, {NULL, NULL}};
+        {"encode", l_json_encode}, {"decode", api_json_decode}, {NULL, NULL}};
 
     conv_init(L);
     luaL_newmetatable(L, API_CONTENT_MT);
@@ -501,4 +503,6 @@ void api_push_mcp(lua_State *L)
     lua_setfield(L, -2, "cache");
     secret_push_api(L);
     lua_setfield(L, -2, "secret");
+    api_http_push(L);
+    lua_setfield(L, -2, "http");
 }

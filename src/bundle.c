@@ -239,6 +239,8 @@ bundle_t *bundle_load(const config_t *cfg, char **err)
     snprintf(lib, sizeof lib, "%s/lib", cfg->scripts_dir);
 
     bundle_t *b = calloc(1, sizeof *b);
+    if (b)
+        b->refs = 1;
     if (!b) {
         *err = strdup("out of memory");
         return NULL;
@@ -290,7 +292,7 @@ done:
 
 void bundle_free(bundle_t *b)
 {
-    if (!b)
+    if (!b || --b->refs > 0)
         return;
     for (size_t i = 0; i < b->n_tools; i++)
         tool_clear(&b->tools[i]);

@@ -1,4 +1,5 @@
 #include "luamcp/config.h"
+#include "luamcp/egress.h"
 #include "luamcp/jose.h"
 #include "luamcp/log.h"
 #include "luamcp/text.h"
@@ -36,8 +37,14 @@ void config_defaults(config_t *c)
     c->grace_s = 10;
     c->cache_max_bytes = 16u << 20;
     c->limits.cpu_ms = 1000;
+    c->limits.timeout_ms = 30000;
     c->limits.instructions = 0;
     c->limits.memory_bytes = 64u << 20;
+    c->egress.max_redirects = 3;
+    c->egress.max_response_bytes = 8u << 20;
+    c->egress.timeout_ms = 10000;
+    c->egress.max_requests = 64;
+    c->egress.max_inflight = 4096;
     c->auth.enabled = true;
     c->auth.leeway_s = 60;
     c->auth.cache_entries = 4096;
@@ -116,6 +123,10 @@ void config_free(config_t *c)
     free(c->tls_cert); free(c->tls_key); free(c->instructions); free(c->log_level);
     free_list(c->allowed_origins, c->n_allowed_origins);
     free_list(c->allowed_hosts, c->n_allowed_hosts);
+    free_list(c->egress.allow, c->egress.n_allow);
+    free_list(c->egress.allow_private, c->egress.n_allow_private);
+    free_list(c->egress.resolve, c->egress.n_resolve);
+    free(c->egress.ca_file);
     memset(c, 0, sizeof *c);
 }
 
@@ -223,6 +234,9 @@ static int read_limits(reader_t *r, config_t *c)
         if (strcmp(k, "cpu_ms") == 0) {
             rc = get_int(r, "limits.cpu_ms", 1, 600000, &v);
             c->limits.cpu_ms = (int)v;
+        } else if (strcmp(k, "timeout_ms") == 0) {
+            rc = get_int(r, "limits.timeout_ms", 1, 3600000, &v);
+            c->limits.timeout_ms = (int)v;
         } else if (strcmp(k, "instructions") == 0) {
             rc = get_int(r, "limits.instructions", 0, LLONG_MAX, &v);
             c->limits.instructions = v;
@@ -230,7 +244,7 @@ static int read_limits(reader_t *r, config_t *c)
             rc = get_int(r, "limits.memory_mb", 4, 65536, &v);
             c->limits.memory_bytes = (size_t)v << 20;
         } else {
-            rc = fail(r, "limits", "unknown key '%s' (known: cpu_ms, instructions, memory_mb)", k);
+            rc = fail(r, "limits", "unknown key '%s' (known: cpu_ms, timeout_ms, instructions, memory_mb)", k);
         }
         lua_pop(L, 1);
         if (rc)
@@ -439,6 +453,58 @@ static int auth_field(reader_t *r, void *ctx, const char *k)
                         "dev_key_file, scope_implies)");
 }
 
+static int egress_field(reader_t *r, void *ctx, const char *k)
+{
+    config_egress_t *e = &((config_t *)ctx)->egress;
+    char key[64];
+    snprintf(key, sizeof key, "egress.%s", k);
+    long long v;
+    int rc;
+    if (strcmp(k, "allow") == 0) {
+        if ((rc = get_list(r, key, &e->allow, &e->n_allow)))
+            return rc;
+        for (size_t i = 0; i < e->n_allow; i++)
+            if (!e->allow[i][0] || strpbrk(e->allow[i], "/@?# ") ||
+                (e->allow[i][0] != '[' && strchr(e->allow[i], ':') != strrchr(e->allow[i], ':')))
+                return fail(r, key, "'%s' is not a host pattern (api.example.com, "
+                                    "*.example.com, host:port, [v6]:port)", e->allow[i]);
+        return 0;
+    }
+    if (strcmp(k, "allow_private") == 0) {
+        if ((rc = get_list(r, key, &e->allow_private, &e->n_allow_private)))
+            return rc;
+        for (size_t i = 0; i < e->n_allow_private; i++)
+            if (!egress_cidr_valid(e->allow_private[i]))
+                return fail(r, key, "'%s' is not an address or CIDR (10.0.0.0/8, ::1/128)",
+                            e->allow_private[i]);
+        return 0;
+    }
+    if (strcmp(k, "resolve") == 0) {
+        if ((rc = get_list(r, key, &e->resolve, &e->n_resolve)))
+            return rc;
+        for (size_t i = 0; i < e->n_resolve; i++) {
+            const char *a = e->resolve[i], *c1 = strchr(a, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+            if (!c1 || c1 == a || !c2 || c2 == c1 + 1 || !c2[1])
+                return fail(r, key, "'%s' must be HOST:PORT:ADDRESS", a);
+        }
+        return 0;
+    }
+    if (strcmp(k, "allow_http") == 0) return get_bool(r, key, &e->allow_http);
+    if (strcmp(k, "ca_file") == 0) return get_string(r, key, &e->ca_file, 1);
+    if (strcmp(k, "max_redirects") == 0) return uint_field(r, key, 0, 20, &e->max_redirects);
+    if (strcmp(k, "timeout_ms") == 0) return uint_field(r, key, 1, 3600000, &e->timeout_ms);
+    if (strcmp(k, "max_requests") == 0) return uint_field(r, key, 1, 10000, &e->max_requests);
+    if (strcmp(k, "max_inflight") == 0) return uint_field(r, key, 1, 1000000, &e->max_inflight);
+    if (strcmp(k, "max_response_bytes") == 0) {
+        rc = get_int(r, key, 1024, 1LL << 30, &v);
+        e->max_response_bytes = (size_t)v;
+        return rc;
+    }
+    return fail(r, key, "unknown key (allow, allow_private, allow_http, resolve, ca_file, "
+                        "max_redirects, max_response_bytes, timeout_ms, max_requests, "
+                        "max_inflight)");
+}
+
 /* stack: ..., key, value */
 static int read_key(reader_t *r, config_t *c, const char *k)
 {
@@ -479,6 +545,7 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     if (strcmp(k, "limits") == 0) return read_limits(r, c);
     if (strcmp(k, "tls") == 0) return read_tls(r, c);
     if (strcmp(k, "auth") == 0) return each_field(r, "auth", c, auth_field);
+    if (strcmp(k, "egress") == 0) return each_field(r, "egress", c, egress_field);
     return fail(r, k, "unknown key (see README.md, Configuration)");
 }
 

@@ -36,7 +36,11 @@ struct req {
     struct MHD_Connection *conn;
     bool answered;
     bool auth_waiting;    /* parked until the issuer's keys are refetched */
-    req_t *next_waiter;   /* w->auth_waiters */
+    req_t *next_waiter;   /* w->auth_waiters or w->tool_waiters */
+    rpc_pending_t *pending; /* a tools/call waiting for backends (connection suspended) */
+    json_t *async_resp;   /* its response, once done: answered on the next handler call */
+    json_t *async_notes;
+    int accept;
     auth_caller_t *caller;
     char *challenge;      /* WWW-Authenticate of a refusal */
     refusal_t refused;   /* status 0 when none */
@@ -385,6 +389,55 @@ static enum MHD_Result answer(req_t *r, struct MHD_Connection *conn, json_t *res
                  sid ? "Mcp-Session-Id" : NULL, sid);
 }
 
+static void unlink_waiter(req_t **list, req_t *r)
+{
+    for (req_t **pp = list; *pp; pp = &(*pp)->next_waiter)
+        if (*pp == r) {
+            *pp = r->next_waiter;
+            return;
+        }
+}
+
+/* Notifications of every step of a waiting call, in order. */
+static void keep_notes(req_t *r, json_t *notes)
+{
+    if (!notes)
+        return;
+    if (!r->async_notes)
+        r->async_notes = notes;
+    else {
+        json_array_extend(r->async_notes, notes);
+        json_decref(notes);
+    }
+}
+
+static void finish_waiting(req_t *r, json_t *resp)
+{
+    r->async_resp = resp;
+    rpc_pending_free(r->pending);
+    r->pending = NULL;
+    unlink_waiter(&r->w->tool_waiters, r);
+    MHD_resume_connection(r->conn); /* the worker runs MHD in this same loop turn */
+}
+
+/* The transfers a waiting call needed have ended (worker thread, from the fetch engine). */
+static void tool_wake(void *arg)
+{
+    req_t *r = arg;
+    json_t *notes = NULL;
+    json_t *resp = rpc_pending_resume(r->pending, &notes);
+    keep_notes(r, notes);
+    if (resp)
+        finish_waiting(r, resp);
+}
+
+void http_abort_waiting(worker_t *w)
+{
+    while (w->tool_waiters)
+        finish_waiting(w->tool_waiters,
+                       rpc_pending_abort(w->tool_waiters->pending, "the server is stopping"));
+}
+
 static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
 {
     server_t *srv = r->w->srv;
@@ -429,8 +482,21 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         goto done;
     }
     rpc_env_t env = {.cfg = srv->cfg, .bundle = r->w->bundle, .caller = r->caller,
-                     .audit = r->w->audit, .progress_ok = (accept & ACCEPT_SSE) != 0};
+                     .audit = r->w->audit, .fetch = r->w->fetch,
+                     .progress_ok = (accept & ACCEPT_SSE) != 0};
     json_t *resp = rpc_dispatch(&env, &m);
+    if (!resp && env.pending) {
+        /* the handler waits for backends: park the connection, serve others meanwhile */
+        r->pending = env.pending;
+        r->accept = accept;
+        keep_notes(r, env.notifications);
+        rpc_pending_on_wake(r->pending, tool_wake, r);
+        r->next_waiter = r->w->tool_waiters;
+        r->w->tool_waiters = r;
+        MHD_suspend_connection(conn);
+        rc = MHD_YES;
+        goto done;
+    }
     if (env.challenge[0]) {
         /* a policy wants more scopes: step-up (403 insufficient_scope, RFC 6750) */
         json_decref(env.notifications);
@@ -672,6 +738,13 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         *upload_size = 0;
         return MHD_YES;
     }
+    if (r->async_resp) { /* resumed: the tool call it waited for is done */
+        json_t *resp = r->async_resp, *notes = r->async_notes;
+        r->async_resp = r->async_notes = NULL;
+        return answer(r, conn, resp, notes, r->accept, NULL);
+    }
+    if (r->pending)
+        return MHD_YES; /* still waiting (a spurious call) */
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
@@ -721,11 +794,13 @@ void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     w->inflight--;
     if (r->auth_waiting) /* closed while parked (shutdown) */
-        for (req_t **pp = &w->auth_waiters; *pp; pp = &(*pp)->next_waiter)
-            if (*pp == r) {
-                *pp = r->next_waiter;
-                break;
-            }
+        unlink_waiter(&w->auth_waiters, r);
+    if (r->pending) {
+        unlink_waiter(&w->tool_waiters, r);
+        rpc_pending_free(r->pending);
+    }
+    json_decref(r->async_resp);
+    json_decref(r->async_notes);
     auth_caller_unref(r->caller);
     free(r->challenge);
     free(r->body);

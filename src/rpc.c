@@ -225,6 +225,76 @@ static bool authorize(rpc_env_t *env, const rpc_msg_t *m, const tool_t *t, json_
     return d->verdict == POLICY_ALLOW;
 }
 
+struct rpc_pending {
+    tool_call_t call;
+    json_t *id, *token;
+    bundle_t *bundle;       /* a reference, once it waits */
+    void (*wake)(void *);
+    void *wake_arg;
+};
+
+static json_t *take_notes(tool_call_t *call)
+{
+    json_t *notes = NULL;
+    if (json_array_size(call->notifications)) {
+        notes = call->notifications;
+        call->notifications = json_array();
+    }
+    return notes;
+}
+
+static void pending_wake(tool_call_t *call, void *arg)
+{
+    (void)call;
+    rpc_pending_t *p = arg;
+    if (p->wake)
+        p->wake(p->wake_arg);
+}
+
+void rpc_pending_on_wake(rpc_pending_t *p, void (*wake)(void *arg), void *arg)
+{
+    p->wake = wake;
+    p->wake_arg = arg;
+    p->call.wake = pending_wake;
+    p->call.wake_arg = p;
+}
+
+json_t *rpc_pending_resume(rpc_pending_t *p, json_t **notes)
+{
+    json_t *result = tool_resume(&p->call);
+    *notes = take_notes(&p->call);
+    return result ? rpc_result(p->id, result) : NULL;
+}
+
+json_t *rpc_pending_abort(rpc_pending_t *p, const char *why)
+{
+    return rpc_result(p->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
+                                       "text", why, "isError", 1));
+}
+
+void rpc_pending_free(rpc_pending_t *p)
+{
+    if (!p)
+        return;
+    tool_call_clear(&p->call);
+    json_decref(p->id);
+    json_decref(p->token);
+    bundle_free(p->bundle);
+    free(p);
+}
+
+/* The arguments as policies and the audit log see them: credentials masked. */
+static json_t *masked_args(const tool_t *t, json_t *args)
+{
+    if (!t->n_credentials || !json_is_object(args))
+        return json_incref(args);
+    json_t *copy = json_copy(args);
+    for (size_t i = 0; copy && i < t->n_credentials; i++)
+        if (json_object_get(copy, t->credentials[i]))
+            json_object_set_new(copy, t->credentials[i], json_string("[credential]"));
+    return copy;
+}
+
 static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
 {
     static _Thread_local unsigned long long serial;
@@ -241,7 +311,10 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
                          "Invalid params: progressToken must be a string or an integer");
     const tool_t *t = bundle_find(env->bundle, json_string_value(name));
     policy_decision_t d;
-    if (t && !authorize(env, m, t, json_is_object(args) ? args : NULL, &d)) {
+    json_t *seen = t ? masked_args(t, json_is_object(args) ? args : NULL) : NULL;
+    bool allowed = t && authorize(env, m, t, seen, &d);
+    json_decref(seen);
+    if (t && !allowed) {
         if (d.verdict == POLICY_CHALLENGE) {
             snprintf(env->challenge, sizeof env->challenge, "%s", d.scopes);
             return rpc_error(m->id, RPC_INVALID_REQUEST, "Forbidden: insufficient scope");
@@ -272,19 +345,30 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         snprintf(msg, sizeof msg, "Unknown tool: %.128s", json_string_value(name));
         return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
     }
-    tool_call_t call = {
-        .request_id = m->id,
-        .progress_token = env->progress_ok ? token : NULL,
+    rpc_pending_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
+    p->id = json_incref(m->id);
+    p->token = json_incref(env->progress_ok ? token : NULL);
+    p->call = (tool_call_t){
+        .request_id = p->id,
+        .progress_token = p->token,
         .notifications = json_array(),
-        .deadline = wall_now() + env->cfg->limits.cpu_ms / 1000.0,
+        .deadline = wall_now() + env->cfg->limits.timeout_ms / 1000.0,
         .serial = ++serial,
         .caller = env->caller,
+        .fetch = env->fetch,
+        .egress = &env->cfg->egress,
     };
-    json_t *result = tool_run(env->bundle->vm, t, json_is_object(args) ? args : NULL, &call);
-    if (json_array_size(call.notifications))
-        env->notifications = call.notifications;
-    else
-        json_decref(call.notifications);
+    json_t *result = tool_start(env->bundle->vm, t, json_is_object(args) ? args : NULL, &p->call);
+    if (!result) {
+        p->bundle = env->bundle;
+        p->bundle->refs++; /* a reload must not free the state this call runs in */
+        env->pending = p;
+        return NULL;
+    }
+    env->notifications = take_notes(&p->call);
+    rpc_pending_free(p);
     return rpc_result(m->id, result);
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "luamcp/cache.h"
+#include "luamcp/fetch.h"
 #include "luamcp/log.h"
 #include "luamcp/reload.h"
 #include "server_int.h"
@@ -200,11 +201,13 @@ static int start_daemon(server_t *srv, worker_t *w, char **err)
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = info->epoll_fd};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_MHD | (uint32_t)info->epoll_fd};
     if (w->epfd < 0 || w->wakefd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, info->epoll_fd, &ev))
         goto fail;
-    ev.data.fd = w->wakefd;
+    ev.data.u64 = EV_WAKE | (uint32_t)w->wakefd;
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev))
+        goto fail;
+    if (!(w->fetch = fetch_engine_new(&c->egress, c->dev, w->epfd, EV_FETCH)))
         goto fail;
     return 0;
 fail:
@@ -236,15 +239,24 @@ static void *worker_main(void *arg)
             timeout = (int)to;
         if (w->streams && w->next_keepalive_ms - now < timeout)
             timeout = (int)(w->next_keepalive_ms - now > 0 ? w->next_keepalive_ms - now : 0);
-        struct epoll_event evs[4];
-        int n = epoll_wait(w->epfd, evs, 4, timeout);
+        int fetch_wait = fetch_engine_wait_ms(w->fetch, now);
+        if (fetch_wait >= 0 && fetch_wait < timeout)
+            timeout = fetch_wait;
+        struct epoll_event evs[64];
+        int n = epoll_wait(w->epfd, evs, 64, timeout);
         now = now_ms();
         bool woken = false;
-        for (int i = 0; i < n; i++)
-            if (evs[i].data.fd == w->wakefd) {
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64 & ~0xffffffffULL;
+            int fd = (int)(uint32_t)evs[i].data.u64;
+            if (tag == EV_WAKE) {
                 uint64_t v;
                 woken = read(w->wakefd, &v, sizeof v) > 0 || woken;
+            } else if (tag == EV_FETCH) {
+                fetch_engine_socket(w->fetch, fd, evs[i].events); /* may finish tool calls */
             }
+        }
+        fetch_engine_timeout(w->fetch, now);
         if (woken || (w->streams && now >= w->next_keepalive_ms) || (stop_at && w->auth_waiters))
             http_service(w, now, stop_at != 0);
         bundle_t *fresh = atomic_exchange(&w->pending, NULL);
@@ -264,6 +276,8 @@ static void *worker_main(void *arg)
     if (w->inflight)
         log_warn("worker %d: %u requests still in flight after grace_s; closing them", w->index,
                  w->inflight);
+    http_abort_waiting(w); /* cancels their transfers; answers go out if the peer still reads */
+    MHD_run(w->daemon);
     return NULL;
 }
 
@@ -335,7 +349,8 @@ void server_free(server_t *srv)
     for (int i = 0; srv->workers && i < srv->n_workers; i++) {
         worker_t *w = &srv->workers[i];
         if (w->daemon)
-            MHD_stop_daemon(w->daemon);
+            MHD_stop_daemon(w->daemon); /* after http_abort_waiting: nothing is suspended */
+        fetch_engine_free(w->fetch);    /* after every call holding a transfer is gone */
         if (w->epfd >= 0)
             close(w->epfd);
         if (w->wakefd >= 0)

@@ -29,6 +29,8 @@ typedef struct worker {
     _Atomic(bundle_t *) pending; /* published by a reload; swapped in between requests */
     stream_t *streams;      /* open SSE streams served by this worker (its thread only) */
     req_t *auth_waiters;    /* requests parked until an issuer's keys are refetched */
+    req_t *tool_waiters;    /* tools/call parked while their handlers wait for backends */
+    struct fetch_engine *fetch; /* this worker's outbound HTTP (mcp.http) */
     auth_cache_t *auth_cache;
     audit_buf_t *audit;
     unsigned inflight;      /* requests between first call and completion */
@@ -59,10 +61,17 @@ void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 /* Worker thread: resumes streams with data or closed and requests parked for keys; sends
  * keepalives when due. */
 void http_service(worker_t *w, long long now_ms, bool closing);
+/* Worker thread, leaving its loop: ends every call still waiting for backends. */
+void http_abort_waiting(worker_t *w);
 /* Any thread: closes a stream detached from its session (DELETE, shutdown). */
 void http_stream_close(void *stream);
 /* Any thread: sends one JSON-RPC message (text) on every open GET stream. */
 void http_broadcast(server_t *srv, const char *json);
+
+/* epoll data of the worker's loop: a tag in the high half, the fd in the low half */
+#define EV_MHD (1ULL << 32)
+#define EV_WAKE (2ULL << 32)
+#define EV_FETCH (3ULL << 32)
 
 long long now_ms(void);
 void worker_wake(worker_t *w);

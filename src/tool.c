@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "luamcp/api.h"
+#include "api_http.h"
 #include "luamcp/conv.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
@@ -107,7 +108,7 @@ static int check_keys(lua_State *L, int idx, char **err)
 {
     static const char *const known[] = {"name", "title", "description", "inputSchema",
                                         "outputSchema", "annotations", "handler", "icons",
-                                        "_meta", NULL};
+                                        "_meta", "egress", "credentials", NULL};
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
@@ -122,7 +123,8 @@ static int check_keys(lua_State *L, int idx, char **err)
             ok = strcmp(k, known[i]) == 0;
         if (!ok) {
             *err = fmt("unknown field '%s' (fields: name, title, description, inputSchema, "
-                       "outputSchema, annotations, handler, icons, _meta)", k);
+                       "outputSchema, annotations, handler, icons, _meta, egress, "
+                       "credentials)", k);
             lua_pop(L, 1);
             return -1;
         }
@@ -145,6 +147,66 @@ static int json_field(lua_State *L, int idx, const char *key, json_t *desc, char
         return -1;
     }
     json_object_set_new(desc, key, v);
+    return 0;
+}
+
+/* A list of strings (field key) into a NULL-ended array. */
+static int list_field(lua_State *L, int idx, const char *key, char ***out, size_t *n, char **err)
+{
+    if (lua_getfield(L, idx, key) == LUA_TNIL)
+        return lua_pop(L, 1), 0;
+    size_t len = lua_istable(L, -1) ? (size_t)lua_rawlen(L, -1) : 0;
+    if (!len || len > 64) {
+        lua_pop(L, 1);
+        *err = fmt("'%s' must be a list of 1 to 64 strings", key);
+        return -1;
+    }
+    *out = calloc(len + 1, sizeof **out);
+    if (!*out) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!v || !*v || strlen(v) > 255) {
+            lua_pop(L, 2);
+            *err = fmt("'%s' entry %zu must be a non-empty string", key, i + 1);
+            return -1;
+        }
+        (*out)[(*n)++] = strdup(v);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Credentials: each a string property of the input schema, and the tool must say which hosts
+ * may receive them. */
+static int check_credentials(tool_t *t, char **err)
+{
+    if (!t->n_credentials)
+        return 0;
+    if (!t->n_egress) {
+        *err = strdup("a tool with credentials must list the hosts they may be sent to in "
+                      "'egress'");
+        return -1;
+    }
+    json_t *props = json_object_get(json_object_get(t->descriptor, "inputSchema"), "properties");
+    for (size_t i = 0; i < t->n_credentials; i++) {
+        json_t *p = json_object_get(props, t->credentials[i]);
+        json_t *type = json_object_get(p, "type");
+        if (!json_is_string(type) || strcmp(json_string_value(type), "string") != 0) {
+            *err = fmt("credential '%s' must be a property of inputSchema with type = "
+                       "\"string\"", t->credentials[i]);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < t->n_egress; i++)
+        if (strcmp(t->egress[i], "*") == 0) {
+            *err = strdup("'egress' of a tool cannot be \"*\": name the hosts");
+            return -1;
+        }
     return 0;
 }
 
@@ -182,7 +244,10 @@ int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
         goto fail;
     if (json_field(L, idx, "annotations", out->descriptor, err) ||
         json_field(L, idx, "icons", out->descriptor, err) ||
-        json_field(L, idx, "_meta", out->descriptor, err))
+        json_field(L, idx, "_meta", out->descriptor, err) ||
+        list_field(L, idx, "egress", &out->egress, &out->n_egress, err) ||
+        list_field(L, idx, "credentials", &out->credentials, &out->n_credentials, err) ||
+        check_credentials(out, err))
         goto fail;
     if (lua_getfield(L, idx, "handler") != LUA_TFUNCTION) {
         lua_pop(L, 1);
@@ -203,8 +268,17 @@ fail:
     return -1;
 }
 
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 void tool_clear(tool_t *t)
 {
+    free_list(t->egress, t->n_egress);
+    free_list(t->credentials, t->n_credentials);
     free(t->name);
     free(t->file);
     json_decref(t->descriptor);
@@ -500,48 +574,110 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
 
 /* ---- running ---------------------------------------------------------------------------- */
 
-json_t *tool_run(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
+/* Replaces every occurrence of secret in the strings of v (in place). */
+static void scrub(json_t *v, const char *secret)
 {
+    size_t sl = strlen(secret);
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+            scrub(x, secret);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+            scrub(x, secret);
+    } else if (json_is_string(v) && strstr(json_string_value(v), secret)) {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v), cap = n + 16 * (n / sl + 1);
+        char *out = malloc(cap), *o = out;
+        if (!out) {
+            json_string_set(v, "[credential]");
+            return;
+        }
+        for (const char *p = s; *p;) {
+            const char *hit = strstr(p, secret);
+            size_t keep = hit ? (size_t)(hit - p) : strlen(p);
+            memcpy(o, p, keep);
+            o += keep;
+            p += keep;
+            if (hit) {
+                memcpy(o, "[credential]", 12);
+                o += 12;
+                p += sl;
+            }
+        }
+        *o = '\0';
+        json_string_set(v, out);
+        free(out);
+    }
+}
+
+/* What leaves the call (its result and notifications) never carries a credential it was
+ * given, whatever the backend echoed. */
+static json_t *finish(tool_call_t *call, json_t *res)
+{
+    size_t i;
+    json_t *sec;
+    json_array_foreach(call->secrets, i, sec) {
+        scrub(res, json_string_value(sec));
+        scrub(call->notifications, json_string_value(sec));
+    }
+    return res ? res : error_result("out of memory");
+}
+
+static void release_co(tool_call_t *call)
+{
+    if (call->co_ref != LUA_NOREF)
+        luaL_unref(vm_lua(call->vm), LUA_REGISTRYINDEX, call->co_ref);
+    call->co_ref = LUA_NOREF;
+    call->co = NULL;
+}
+
+void tool_cancel(tool_call_t *call)
+{
+    api_http_cancel(call->batch);
+    call->batch = NULL;
+    if (call->co && call->co_ref != LUA_NOREF)
+        release_co(call);
+}
+
+void tool_call_clear(tool_call_t *call)
+{
+    tool_cancel(call);
+    json_decref(call->notifications);
+    call->notifications = NULL;
+    json_decref(call->secrets);
+    call->secrets = NULL;
+}
+
+/* Resumes the handler with nargs on its stack; the result, or NULL while it waits. */
+static json_t *step(tool_call_t *call, int nargs)
+{
+    const tool_t *t = call->tool;
+    vm_t *vm = call->vm;
+    lua_State *co = call->co;
     char buf[512];
-    json_t *empty = NULL;
-    if (!args)
-        args = empty = json_object();
-    if (schema_validate(t->input, args, buf, sizeof buf) != 0) {
-        json_decref(empty);
-        char msg[600];
-        snprintf(msg, sizeof msg, "Invalid arguments: %s", buf);
-        return error_result(msg);
-    }
-
-    lua_State *L = vm_lua(vm);
-    int top = lua_gettop(L);
     json_t *res = NULL;
-    vm_host_begin(vm); /* these pushes run unprotected: they must not meet the cap */
-    lua_State *co = lua_newthread(L); /* anchored on L's stack while it runs */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->handler_ref);
-    lua_xmove(L, co, 1);
-    char *err = NULL;
-    if (conv_push_json(co, args, &err) != 0) {
-        vm_host_end(vm);
-        res = error_result("arguments cannot be given to Lua");
-        log_error("tool %s: %s", t->name, err);
-        free(err);
-        goto done;
-    }
-    push_ctx(co, t, call);
-    vm_host_end(vm);
-
     vm_set_call(vm, call, call->serial);
+    vm_set_phase(vm, VM_PHASE_TOOL);
     int nres = 0;
     char *msg = NULL, *trace = NULL;
-    vm_status_t st = vm_resume(vm, co, 2, &nres, &msg, &trace);
+    vm_status_t st = vm_resume_budget(vm, co, nargs, &nres, &msg, &trace, &call->budget);
+    vm_set_phase(vm, VM_PHASE_IDLE);
     vm_set_call(vm, NULL, 0);
     switch (st) {
     case VM_OK:
         res = convert_results(co, nres, t);
         break;
     case VM_YIELD:
-        res = error_result("tool yielded, which is not supported here");
+        if (call->batch) { /* mcp.http: wait (co_ref anchors it) until the transfers end */
+            free(msg);
+            free(trace);
+            return NULL;
+        }
+        res = error_result("tool yielded outside mcp.http, which is not supported");
         break;
     case VM_ERROR:
         log_error("tool %s failed: %s", t->name, trace ? trace : msg);
@@ -557,8 +693,82 @@ json_t *tool_run(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
     }
     free(msg);
     free(trace);
-done:
+    tool_cancel(call); /* a batch left by an error or a stray yield, and the anchor */
+    return finish(call, res);
+}
+
+/* Arguments marked as credentials become opaque values in the args table on top of co. */
+static void wrap_credentials(lua_State *co, const tool_t *t, json_t *args, tool_call_t *call)
+{
+    for (size_t i = 0; i < t->n_credentials; i++) {
+        json_t *v = json_object_get(args, t->credentials[i]);
+        if (!json_is_string(v))
+            continue;
+        api_push_credential(co, json_string_value(v), json_string_length(v));
+        lua_setfield(co, -2, t->credentials[i]);
+        if (json_string_length(v) >= 4) { /* shorter ones would mangle unrelated text */
+            if (!call->secrets)
+                call->secrets = json_array();
+            json_array_append(call->secrets, v);
+        }
+    }
+}
+
+json_t *tool_start(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
+{
+    char buf[512];
+    json_t *empty = NULL;
+    call->vm = vm;
+    call->tool = t;
+    call->tool_name = t->name;
+    call->tool_allow = t->egress;
+    call->n_tool_allow = t->n_egress;
+    call->co = NULL;
+    call->co_ref = LUA_NOREF;
+    if (!args)
+        args = empty = json_object();
+    if (schema_validate(t->input, args, buf, sizeof buf) != 0) {
+        json_decref(empty);
+        char msg[600];
+        snprintf(msg, sizeof msg, "Invalid arguments: %s", buf);
+        json_t *res = error_result(msg);
+        for (size_t i = 0; i < t->n_credentials; i++) { /* the message may quote a value */
+            json_t *v = json_object_get(args, t->credentials[i]);
+            if (json_string_length(v) >= 4)
+                scrub(res, json_string_value(v));
+        }
+        return res;
+    }
+
+    lua_State *L = vm_lua(vm);
+    int top = lua_gettop(L);
+    vm_host_begin(vm); /* these pushes run unprotected: they must not meet the cap */
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, -1);
+    call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* held while the handler runs or waits */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->handler_ref);
+    lua_xmove(L, co, 1);
+    char *err = NULL;
+    if (conv_push_json(co, args, &err) != 0) {
+        vm_host_end(vm);
+        log_error("tool %s: %s", t->name, err);
+        free(err);
+        json_decref(empty);
+        lua_settop(L, top);
+        release_co(call);
+        return error_result("arguments cannot be given to Lua");
+    }
+    wrap_credentials(co, t, args, call);
+    push_ctx(co, t, call);
+    vm_host_end(vm);
     json_decref(empty);
-    lua_settop(L, top);
-    return res ? res : error_result("out of memory");
+    call->co = co;
+    json_t *res = step(call, 2);
+    lua_settop(L, top); /* the thread lives on through co_ref while it waits */
+    return res;
+}
+
+json_t *tool_resume(tool_call_t *call)
+{
+    return step(call, 0);
 }

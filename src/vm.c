@@ -437,12 +437,12 @@ void vm_free(vm_t *vm)
 
 /* ---- running --------------------------------------------------------------------------- */
 
-static void arm_budget(vm_t *vm, lua_State *co)
+static void arm_budget(vm_t *vm, lua_State *co, const vm_budget_t *b)
 {
-    vm->instr_used = 0;
+    vm->instr_used = b ? b->instructions : 0;
     vm->budget_hit = false;
     vm->mem_hit = false;
-    vm->deadline_ns = now_ns() + (long long)vm->limits.cpu_ms * 1000000LL;
+    vm->deadline_ns = now_ns() + (long long)vm->limits.cpu_ms * 1000000LL - (b ? b->cpu_ns : 0);
     lua_sethook(co, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
 }
 
@@ -454,12 +454,23 @@ static char *dup_msg(lua_State *co)
 
 vm_status_t vm_resume(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg, char **trace)
 {
+    return vm_resume_budget(vm, co, nargs, nres, msg, trace, NULL);
+}
+
+vm_status_t vm_resume_budget(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg,
+                             char **trace, vm_budget_t *b)
+{
     *msg = NULL;
     if (trace)
         *trace = NULL;
-    arm_budget(vm, co);
+    arm_budget(vm, co, b);
+    long long t0 = now_ns();
     int rc = lua_resume(co, vm->L, nargs, nres);
     lua_sethook(co, NULL, 0, 0);
+    if (b) {
+        b->instructions = vm->instr_used;
+        b->cpu_ns += now_ns() - t0;
+    }
     if (rc == LUA_OK)
         return VM_OK;
     if (rc == LUA_YIELD)

@@ -18,12 +18,14 @@ typedef struct bundle {
     policy_set_t *shadow;   /* a candidate policy set evaluated beside, never enforced */
     char *warnings;         /* uncovered tools, rules matching nothing; NULL when none */
     unsigned long long version;
+    int refs;               /* the worker's, plus one per call waiting for backends */
 } bundle_t;
 
 /* Loads every *.lua directly in cfg->scripts_dir (sorted; scripts_dir/lib holds modules for
  * require), then every *.lua of cfg->policies_dir (and of cfg->shadow_policies), into one
  * vm. Returns NULL with *err listing every problem as "file:line: what" lines. */
 bundle_t *bundle_load(const config_t *cfg, char **err);
+/* Drops a reference (bundle_load gives one; b->refs++ takes another); frees at the last. */
 void bundle_free(bundle_t *b);
 const tool_t *bundle_find(const bundle_t *b, const char *name);
 /* The index of t in b->tools (for policy_* calls). */

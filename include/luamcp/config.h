@@ -7,7 +7,9 @@
 #include <stddef.h>
 
 typedef struct config_limits {
-    int cpu_ms;             /* wall-clock budget of one call, milliseconds */
+    int cpu_ms;             /* time one call may spend running Lua, milliseconds (summed over
+                               its resumptions when it waits for backends) */
+    int timeout_ms;         /* wall-clock time of one call, waiting included */
     long long instructions; /* VM instructions per call; 0 = only the time budget */
     size_t memory_bytes;    /* cap on one Lua state's heap */
 } config_limits_t;
@@ -43,6 +45,20 @@ typedef struct config_auth {
     char *dev_key_file;          /* where --dev writes its issuer key (default per port) */
 } config_auth_t;
 
+/* Outbound requests of tools (mcp.http); see egress.h for how the rules apply. */
+typedef struct config_egress {
+    char **allow;         size_t n_allow;         /* host patterns; empty = none (but --dev) */
+    char **allow_private; size_t n_allow_private; /* CIDRs reachable though private/loopback */
+    char **resolve;       size_t n_resolve;       /* "HOST:PORT:ADDRESS" pins, as curl --resolve */
+    bool allow_http;              /* plain http:// (default: https only) */
+    char *ca_file;                /* CA bundle; system default if NULL */
+    unsigned max_redirects;
+    size_t max_response_bytes;    /* ceiling of a request's max_bytes */
+    unsigned timeout_ms;          /* a request's default timeout (always within the call's) */
+    unsigned max_requests;        /* per tool call */
+    unsigned max_inflight;        /* transfers at once per worker */
+} config_egress_t;
+
 typedef struct config {
     char *listen;          /* "127.0.0.1:8080", "[::1]:8080" */
     char *scripts_dir;
@@ -71,6 +87,7 @@ typedef struct config {
     char *log_level;
     config_limits_t limits;
     config_auth_t auth;
+    config_egress_t egress;
 } config_t;
 
 void config_defaults(config_t *c);

@@ -39,8 +39,13 @@ int rpc_classify(json_t *msg, rpc_msg_t *out, json_t **error);
 const char *rpc_version_supported(const char *v);
 extern const char *const rpc_versions[]; /* NULL-terminated, newest first */
 
+typedef struct rpc_pending rpc_pending_t;
+struct fetch_engine;
+
 typedef struct rpc_env {
     const config_t *cfg;
+    struct fetch_engine *fetch; /* the worker's engine for mcp.http; NULL = none */
+    rpc_pending_t *pending;     /* out: the call waits for backends (rpc_dispatch gave NULL) */
     bundle_t *bundle;
     auth_caller_t *caller;      /* the verified caller; NULL when auth is off */
     audit_buf_t *audit;         /* where access decisions are recorded (may be NULL) */
@@ -50,8 +55,21 @@ typedef struct rpc_env {
     char challenge[4096];       /* out: non-empty = answer 403 insufficient_scope, these scopes */
 } rpc_env_t;
 
-/* Runs one request and returns the new JSON-RPC response (result or error). */
+/* Runs one request and returns the new JSON-RPC response (result or error), or NULL when a
+ * tool call waits for backends: env->pending is then set, and the caller owns it. */
 json_t *rpc_dispatch(rpc_env_t *env, const rpc_msg_t *msg);
+
+/* A tools/call waiting for backends. It holds its bundle, its request id and progress token;
+ * the caller keeps env->caller alive until it is freed. wake(arg) is called (on the worker
+ * thread, from the fetch engine) when it can go on: then rpc_pending_resume. */
+void rpc_pending_on_wake(rpc_pending_t *p, void (*wake)(void *arg), void *arg);
+/* The JSON-RPC response, or NULL while it still waits; *notes receives the notifications
+ * emitted so far (a new array or NULL). */
+json_t *rpc_pending_resume(rpc_pending_t *p, json_t **notes);
+/* A response ending the call with a tool error (the server is stopping, say). */
+json_t *rpc_pending_abort(rpc_pending_t *p, const char *why);
+/* Abandons it if still waiting (transfers cancelled) and frees it. */
+void rpc_pending_free(rpc_pending_t *p);
 
 json_t *rpc_error(json_t *id, int code, const char *message);
 

@@ -22,7 +22,15 @@ typedef struct tool {
     char *file;
     int line;
     bool warned;         /* --dev: "no policy covers this tool" logged once */
+    char **egress;       /* the tool's own host patterns (narrowing egress.allow); NULL-ended */
+    size_t n_egress;
+    char **credentials;  /* names of arguments that are caller credentials; NULL-ended */
+    size_t n_credentials;
 } tool_t;
+
+struct fetch_engine;
+struct http_batch;
+struct config_egress;
 
 /* What one call carries in and collects out (owned by the caller). */
 typedef struct tool_call {
@@ -33,6 +41,25 @@ typedef struct tool_call {
     unsigned long long serial;
     auth_caller_t *caller;   /* borrowed; NULL without auth */
     const void *ctx;         /* identity of this call's ctx table (lua_topointer) */
+
+    /* backends: set by whoever starts the call */
+    struct fetch_engine *fetch;             /* the worker's engine; NULL = no mcp.http */
+    const struct config_egress *egress;
+    void (*wake)(struct tool_call *call, void *arg); /* the handler can go on (tool_resume) */
+    void *wake_arg;
+
+    /* the running handler: tool.c and api_http.c */
+    vm_t *vm;
+    const tool_t *tool;
+    const char *tool_name;
+    char *const *tool_allow;
+    size_t n_tool_allow;
+    lua_State *co;           /* the handler's coroutine, anchored by co_ref while it waits */
+    int co_ref;
+    vm_budget_t budget;      /* Lua time and instructions used so far, over every resumption */
+    struct http_batch *batch; /* the transfers it waits for */
+    unsigned requests;       /* backend requests made so far */
+    json_t *secrets;         /* credential values of the arguments: scrubbed from results */
 } tool_call_t;
 
 /* Validates the definition table at idx and fills *out (handler left as LUA_NOREF).
@@ -42,8 +69,14 @@ void tool_clear(tool_t *t);
 
 bool tool_name_valid(const char *name);
 
-/* Runs t's handler in vm with args (borrowed; an object or NULL) and returns a new
- * CallToolResult object. Never NULL except on allocation failure. */
-json_t *tool_run(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call);
+/* Starts t's handler in vm with args (borrowed; an object or NULL). Returns a new
+ * CallToolResult object, or NULL when the handler waits for backends: call->wake is called
+ * once they answer, and the caller then calls tool_resume (which may return NULL again). */
+json_t *tool_start(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call);
+json_t *tool_resume(tool_call_t *call);
+/* Abandons a waiting call: transfers cancelled, coroutine released. */
+void tool_cancel(tool_call_t *call);
+/* Releases what a finished call holds (its notifications are the caller's to take first). */
+void tool_call_clear(tool_call_t *call);
 
 #endif

@@ -50,6 +50,16 @@ int vm_load_file(vm_t *vm, const char *path, vm_phase_t phase, char **err);
  * (caller frees) and, for VM_ERROR, *trace the traceback when one exists (caller frees). */
 vm_status_t vm_resume(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg, char **trace);
 
+/* What a call has used of its budget, carried across resumptions of its coroutine. */
+typedef struct vm_budget {
+    long long instructions;
+    long long cpu_ns;
+} vm_budget_t;
+
+/* vm_resume, charging the run to b (and refusing when b is already spent). */
+vm_status_t vm_resume_budget(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg,
+                             char **trace, vm_budget_t *b);
+
 /* Memory in use by the state, in bytes. */
 size_t vm_memory(const vm_t *vm);
 /* The vm of a lua_State (any thread of it). */
