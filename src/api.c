@@ -505,4 +505,6 @@ void api_push_mcp(lua_State *L)
     lua_setfield(L, -2, "secret");
     api_http_push(L);
     lua_setfield(L, -2, "http");
+    api_oauth_push(L); /* last: it is written over the fields above */
+    lua_setfield(L, -2, "oauth");
 }

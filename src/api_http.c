@@ -104,22 +104,36 @@ static const char *const FIELDS[] = {"method", "url", "query", "headers", "body"
 
 /* The table at idx (string keys; string, number or boolean values) as k=v&k=v, URL-encoded,
  * pushed as a string. Built in C memory: lua_next and a luaL_Buffer do not share a stack. */
-static void push_pairs(lua_State *L, int idx, const char *what)
+static const char SUBJECT_KEY; /* its address is mcp.oauth.SUBJECT */
+
+void api_push_subject_placeholder(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&SUBJECT_KEY);
+}
+
+static bool is_subject(lua_State *L, int idx)
+{
+    return lua_touserdata(L, idx) == &SUBJECT_KEY && lua_islightuserdata(L, idx);
+}
+
+static void push_pairs(lua_State *L, int idx, const char *what, const char *subject)
 {
     char *out = NULL;
     size_t len = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         int t = lua_type(L, -1);
+        bool sub = subject && is_subject(L, -1);
         const char *err = lua_type(L, -2) != LUA_TSTRING ? "keys must be strings"
-                          : (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
+                          : (!sub && t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
                               ? "values must be strings, numbers or booleans"
                               : NULL;
         char *ek = NULL, *ev = NULL, *grown = NULL;
         if (!err) {
             lua_pushvalue(L, -1); /* a copy: tostring on a number must not change the key */
-            const char *v = t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? "true" : "false")
-                                              : lua_tostring(L, -1);
+            const char *v = sub ? subject
+                            : t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? "true" : "false")
+                                                : lua_tostring(L, -1);
             ek = curl_easy_escape(NULL, lua_tostring(L, -3), 0);
             ev = curl_easy_escape(NULL, v, 0);
             lua_pop(L, 1);
@@ -195,8 +209,55 @@ static bool has_header(const fetch_t *f, const char *name)
     return false;
 }
 
+/* scheme://host:port of url, lower-cased, into out; false when it does not parse. */
+static bool origin_of(const char *url, char *out, size_t n)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK;
+    if (ok)
+        snprintf(out, n, "%s://%s:%s", scheme, host, port);
+    for (char *p = out; ok && *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+/* When the form at idx holds mcp.oauth.SUBJECT: the caller's access token, after checking
+ * that the request goes to the origin of the issuer that signed it; else NULL. */
+static const char *subject_for(lua_State *L, int idx, fetch_t *f, tool_call_t *call)
+{
+    bool wanted = false;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        wanted = wanted || is_subject(L, -1);
+        lua_pop(L, 1);
+    }
+    if (!wanted)
+        return NULL;
+    if (!call || !call->subject_token || !call->caller || !call->caller->issuer)
+        luaL_error(L, "mcp.oauth.SUBJECT: this call has no caller token (is auth off?)");
+    char want[512] = "?", got[512] = "?";
+    if (!origin_of(call->caller->issuer, want, sizeof want) ||
+        !origin_of(f->url, got, sizeof got) || strcmp(want, got) != 0)
+        luaL_error(L, "mcp.oauth.SUBJECT: the caller's token goes only to its issuer's origin "
+                      "(%s), not to %s", want, got);
+    f->no_redirect = true;
+    if (!call->secrets)
+        call->secrets = json_array();
+    json_array_append_new(call->secrets, json_string(call->subject_token));
+    return call->subject_token;
+}
+
 /* Fills f from the request table at idx. Raises on a malformed request. */
-static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, long left_ms)
+static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, long left_ms,
+                  tool_call_t *call)
 {
     idx = lua_absindex(L, idx);
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -211,7 +272,7 @@ static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, 
         luaL_error(L, "mcp.http: url longer than 8192 bytes");
     if (lua_getfield(L, idx, "query") != LUA_TNIL) {
         luaL_checktype(L, -1, LUA_TTABLE);
-        push_pairs(L, lua_gettop(L), "query");
+        push_pairs(L, lua_gettop(L), "query", NULL);
         const char *q = lua_tostring(L, -1);
         if (*q) {
             lua_pushstring(L, strchr(url, '?') ? "&" : "?");
@@ -263,7 +324,7 @@ static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, 
         if (has_body)
             luaL_error(L, "mcp.http: give one of body, json and form");
         luaL_checktype(L, -1, LUA_TTABLE);
-        push_pairs(L, lua_gettop(L), "form");
+        push_pairs(L, lua_gettop(L), "form", subject_for(L, lua_gettop(L), f, call));
         size_t n;
         const char *s = lua_tolstring(L, -1, &n);
         set_body(L, f, s, n);
@@ -518,7 +579,7 @@ static int run(lua_State *L, int first, size_t n, bool list, const char *fn)
             b->f[i]->tool_allow = call->tool_allow;
             b->f[i]->n_tool_allow = call->n_tool_allow;
         }
-        build(L, first + (int)i, b->f[i], eg, left_ms);
+        build(L, first + (int)i, b->f[i], eg, left_ms, call);
     }
     *box = NULL; /* from here on b is freed by the continuation, the cancel path or below */
     if (call)

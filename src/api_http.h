@@ -18,6 +18,12 @@ void api_push_credential(lua_State *L, const char *value, size_t len);
 /* The text of the credential at idx, or NULL when it is not one. */
 const char *api_credential_value(lua_State *L, int idx);
 
+/* Pushes mcp.oauth (stack: the mcp table, which it needs). */
+void api_oauth_push(lua_State *L);
+/* Pushes mcp.oauth.SUBJECT: in a form of mcp.http, the caller's MCP access token, filled in
+ * by the host for a request to the caller's issuer only. */
+void api_push_subject_placeholder(lua_State *L);
+
 /* mcp.json.decode(text): the value, or fail and a message. */
 int api_json_decode(lua_State *L);
 

@@ -497,7 +497,11 @@ static void finish(fetch_t *f, CURLcode code)
     long status = 0;
     curl_easy_getinfo(st->h, CURLINFO_RESPONSE_CODE, &status);
     f->status = code == CURLE_OK ? status : 0;
-    if (code == CURLE_OK && is_redirect(status) && st->location) {
+    if (code == CURLE_OK && is_redirect(status) && st->location && f->no_redirect) {
+        snprintf(f->error, sizeof f->error, "redirected (%ld), which this request does not "
+                 "follow", status);
+        f->status = 0;
+    } else if (code == CURLE_OK && is_redirect(status) && st->location) {
         if (follow(f) == 0)
             return;
         f->status = 0;

@@ -438,6 +438,17 @@ void http_abort_waiting(worker_t *w)
                        rpc_pending_abort(w->tool_waiters->pending, "the server is stopping"));
 }
 
+/* The token of "Bearer TOKEN" (already verified by auth), or NULL. */
+static const char *bearer_token(const char *authorization)
+{
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return NULL;
+    const char *t = authorization + 7;
+    while (*t == ' ')
+        t++;
+    return *t ? t : NULL;
+}
+
 static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
 {
     server_t *srv = r->w->srv;
@@ -482,6 +493,8 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         goto done;
     }
     rpc_env_t env = {.cfg = srv->cfg, .bundle = r->w->bundle, .caller = r->caller,
+                     .bearer = r->caller ? bearer_token(header(conn, MHD_HTTP_HEADER_AUTHORIZATION))
+                                         : NULL,
                      .audit = r->w->audit, .fetch = r->w->fetch,
                      .progress_ok = (accept & ACCEPT_SSE) != 0};
     json_t *resp = rpc_dispatch(&env, &m);

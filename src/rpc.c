@@ -357,6 +357,7 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         .deadline = wall_now() + env->cfg->limits.timeout_ms / 1000.0,
         .serial = ++serial,
         .caller = env->caller,
+        .subject_token = env->bearer,
         .fetch = env->fetch,
         .egress = &env->cfg->egress,
     };

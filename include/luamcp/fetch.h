@@ -41,6 +41,7 @@ struct fetch {
     char *const *tool_allow;         /* borrowed: the tool's own egress list */
     size_t n_tool_allow;
     const char *tool;                /* borrowed: for the log */
+    bool no_redirect;                /* a redirect is an error (the body holds a token) */
 
     /* the outcome, once done is called: status 0 = failed, and error says why */
     long status;

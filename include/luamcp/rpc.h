@@ -48,6 +48,7 @@ typedef struct rpc_env {
     rpc_pending_t *pending;     /* out: the call waits for backends (rpc_dispatch gave NULL) */
     bundle_t *bundle;
     auth_caller_t *caller;      /* the verified caller; NULL when auth is off */
+    const char *bearer;         /* its access token, as sent (kept from scripts) */
     audit_buf_t *audit;         /* where access decisions are recorded (may be NULL) */
     const char *negotiated;     /* out: set by initialize (static string) */
     json_t *notifications;      /* out: new array of notifications emitted, or NULL */

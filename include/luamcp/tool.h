@@ -40,6 +40,7 @@ typedef struct tool_call {
     double deadline;         /* wall clock, seconds */
     unsigned long long serial;
     auth_caller_t *caller;   /* borrowed; NULL without auth */
+    const char *subject_token; /* borrowed: the caller's access token (mcp.oauth.SUBJECT) */
     const void *ctx;         /* identity of this call's ctx table (lua_topointer) */
 
     /* backends: set by whoever starts the call */

@@ -117,11 +117,15 @@ const CLIENT_TOOL_SCOPES = {
   'svc-none': [],
 };
 
+// RFC 8693 token exchange, for mcp.oauth.token_exchange: svc-all may trade an access token
+// this IdP issued (the subject) for one with another audience (see tokenExchange below).
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
 const CLIENTS = [
   {
     client_id: 'svc-all',
     client_secret: 'svc-all-secret',
-    grant_types: ['client_credentials'],
+    grant_types: ['client_credentials', TOKEN_EXCHANGE],
     response_types: [],
     redirect_uris: [],
     token_endpoint_auth_method: 'client_secret_basic', // client_secret_post works too
@@ -345,8 +349,78 @@ function configuration() {
 let provider;
 let providerHandler;
 let issuer;
+// ---------------------------------------------------------------------------------------------
+// Token exchange (RFC 8693). oidc-provider has no built-in grant for it, so this is a small one:
+// the subject_token must be an access token signed by one of our keys, unexpired, issued by us;
+// the new token keeps its sub, names the exchanging client in "act", and is for the requested
+// audience (or resource). Its claims are printed to stderr so tests can see what was traded.
+
+const b64u = (buf) => Buffer.from(buf).toString('base64url');
+const sigOpts = (alg) => (alg === 'ES256' ? { dsaEncoding: 'ieee-p1363' } : {});
+
+function verifyOwnJwt(token) {
+  const parts = typeof token === 'string' ? token.split('.') : [];
+  if (parts.length !== 3) return null;
+  let header;
+  let payload;
+  try {
+    header = JSON.parse(Buffer.from(parts[0], 'base64url'));
+    payload = JSON.parse(Buffer.from(parts[1], 'base64url'));
+  } catch {
+    return null;
+  }
+  const key = keys.find((k) => k.kid === header.kid && k.alg === header.alg);
+  if (!key) return null;
+  const pub = crypto.createPublicKey({ key: publicJwk(key), format: 'jwk' });
+  const ok = crypto.verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), { key: pub, ...sigOpts(key.alg) },
+    Buffer.from(parts[2], 'base64url'));
+  if (!ok || payload.iss !== issuer || !(payload.exp > Date.now() / 1000)) return null;
+  return payload;
+}
+
+function signJwt(payload) {
+  const key = keys[0];
+  const head = b64u(JSON.stringify({ alg: key.alg, typ: 'at+jwt', kid: key.kid }));
+  const body = b64u(JSON.stringify(payload));
+  const priv = crypto.createPrivateKey({ key, format: 'jwk' });
+  const sig = crypto.sign('sha256', Buffer.from(`${head}.${body}`), { key: priv, ...sigOpts(key.alg) });
+  return `${head}.${body}.${b64u(sig)}`;
+}
+
+async function tokenExchange(ctx) {
+  const { params, client } = ctx.oidc;
+  if (params.subject_token_type !== 'urn:ietf:params:oauth:token-type:access_token') {
+    throw new errors.InvalidRequest('subject_token_type must be urn:ietf:params:oauth:token-type:access_token');
+  }
+  const subject = verifyOwnJwt(params.subject_token);
+  if (!subject) throw new errors.InvalidGrant('subject_token is not a valid access token of this issuer');
+  const audience = params.audience || params.resource;
+  if (!audience) throw new errors.InvalidTarget('audience or resource is required');
+  const now = Math.floor(Date.now() / 1000);
+  const claims = {
+    iss: issuer,
+    sub: subject.sub,
+    aud: audience,
+    client_id: client.clientId,
+    act: { sub: client.clientId },
+    ...(params.scope ? { scope: params.scope } : {}),
+    iat: now,
+    exp: now + opts.ttl,
+    jti: crypto.randomUUID(),
+  };
+  console.error(`idp: token exchange ${JSON.stringify({ subject_jti: subject.jti, ...claims })}`);
+  ctx.body = {
+    access_token: signJwt(claims),
+    issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    token_type: 'Bearer',
+    expires_in: opts.ttl,
+  };
+}
+
 function buildProvider() {
   provider = new Provider(issuer, configuration());
+  provider.registerGrantType(TOKEN_EXCHANGE, tokenExchange,
+    ['subject_token', 'subject_token_type', 'audience', 'resource', 'scope', 'requested_token_type']);
   provider.proxy = false;
   provider.on('server_error', (ctx, err) => console.error('idp: server_error', err));
   providerHandler = provider.callback();

@@ -1,0 +1,182 @@
+// harness.mjs — what the Node end-to-end tests share: child processes that are always
+// stopped, the test IdP (spec/idp), luamcp started from a config object on port 0, a tiny
+// recording backend, and JSON-RPC over HTTP by hand. Built-ins only.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const IDP_JS = path.join(HERE, '..', 'idp', 'idp.mjs');
+
+// The binary under test: LUAMCP_BIN, else the plain build.
+export function luamcpBin(from) {
+  const bin = path.resolve(from, process.env.LUAMCP_BIN || '../../build/luamcp');
+  if (!existsSync(bin)) throw new Error(`LUAMCP_BIN must name the luamcp binary (got '${bin}')`);
+  return bin;
+}
+
+// A temporary directory removed at exit (kept when KEEP_TMP is set).
+export function tmpDir(prefix) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.on('exit', () => {
+    if (process.env.KEEP_TMP) console.error(`kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+const procs = new Set();
+process.on('exit', () => { for (const p of procs) p.kill('SIGKILL'); });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(1));
+
+// Tracks a child: .exit resolves to {code, signal}; .stopProcess() sends SIGTERM, then SIGKILL
+// after 5 s.
+export function track(proc) {
+  let exited = false;
+  procs.add(proc);
+  proc.exit = new Promise((resolve) => proc.on('exit', (code, signal) => {
+    exited = true;
+    procs.delete(proc);
+    resolve({ code, signal });
+  }));
+  proc.exited = () => exited;
+  proc.stopProcess = async () => {
+    if (!exited) {
+      proc.kill('SIGTERM');
+      const done = await Promise.race([proc.exit.then(() => true), sleep(5000, false, { ref: false })]);
+      if (!done) proc.kill('SIGKILL');
+    }
+    return proc.exit;
+  };
+  return proc;
+}
+
+// The test IdP on port 0; resolves with its ready line plus proc and stderr().
+export async function startIdp(args = []) {
+  const proc = track(spawn(process.execPath, [IDP_JS, '--port', '0', '--max-lifetime', '300', ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let out = '';
+  let err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  const ready = await new Promise((resolve, reject) => {
+    // generous: CI runs this beside the sanitizer builds; idp.mjs logs its start-up phases
+    const timer = setTimeout(() => reject(new Error(`the IdP did not start in 60 s: ${err}`)), 60000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      try { resolve(JSON.parse(out.slice(0, nl))); } catch (e) { reject(e); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`the IdP exited (${code}): ${err}`)); });
+  });
+  return { ...ready, proc, stderr: () => err };
+}
+
+// A Lua literal of a config value (ASCII strings, numbers, booleans, lists, tables).
+export function lua(v) {
+  if (typeof v === 'string') {
+    assert.match(v, /^[\x20-\x7e]*$/, 'config strings must be printable ASCII');
+    return JSON.stringify(v);
+  }
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return `{ ${v.map(lua).join(', ')} }`;
+  return `{ ${Object.entries(v).map(([k, x]) => `${/^[A-Za-z_]\w*$/.test(k) ? k : `[${JSON.stringify(k)}]`} = ${lua(x)}`).join(', ')} }`;
+}
+
+// luamcp serving `config` (a config object; listen defaults to 127.0.0.1:0) from its own
+// directory under tmp. Everything it prints is kept in .log (stderr) and .out (stdout: the
+// audit lines). stop() asserts a clean exit: status 0, no sanitizer report.
+let serverSeq = 0;
+export async function startLuamcp(bin, tmp, name, config, { env = {}, args = [] } = {}) {
+  const dir = path.join(tmp, `${name}-${++serverSeq}`);
+  mkdirSync(dir);
+  const conf = path.join(dir, 'luamcp.conf.lua');
+  writeFileSync(conf, `return ${lua({ listen: '127.0.0.1:0', workers: 2, log_level: 'info', ...config })}\n`);
+  const proc = track(spawn(bin, ['serve', '--config', conf, ...args], {
+    cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
+  }));
+  const s = {
+    name, dir, conf, proc, log: '', out: '',
+    stop: async () => {
+      const { code, signal } = await proc.stopProcess();
+      writeFileSync(path.join(dir, 'server.log'), s.log);
+      assert.equal(signal, null, `luamcp (${name}) died of ${signal}`);
+      assert.equal(code, 0, `luamcp (${name}) exited with ${code}`);
+      assert.doesNotMatch(s.log, /Sanitizer|runtime error:/, `luamcp (${name}):\n${s.log}`);
+    },
+    audit: () => s.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)),
+  };
+  proc.stdout.on('data', (d) => { s.out += d; });
+  proc.stderr.on('data', (d) => { s.log += d; });
+  for (let i = 0; i < 800; i++) {
+    const m = s.log.match(/listening on 127\.0\.0\.1:0 port (\d+)/);
+    if (m) {
+      s.port = Number(m[1]);
+      s.base = `http://127.0.0.1:${s.port}`;
+      s.url = `${s.base}/mcp`;
+      return s;
+    }
+    if (proc.exited()) break;
+    await sleep(25);
+  }
+  await proc.stopProcess();
+  throw new Error(`luamcp (${name}) did not start; log:\n${s.log}`);
+}
+
+// A loopback HTTP backend: handler(req, body) returns {status, headers, body} (body: string or
+// object sent as JSON). Every request is recorded in .requests ({method, url, headers, body}).
+export async function startBackend(handler) {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', async () => {
+      const rec = { method: req.method, url: req.url, headers: req.headers, body };
+      requests.push(rec);
+      const out = (await handler(rec)) ?? { status: 200, body: {} };
+      const text = typeof out.body === 'string' ? out.body : JSON.stringify(out.body ?? {});
+      res.writeHead(out.status ?? 200, {
+        'content-type': typeof out.body === 'string' ? 'text/plain' : 'application/json',
+        ...(out.headers ?? {}),
+      });
+      res.end(text);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return { port, url: `http://127.0.0.1:${port}`, requests, close: () => new Promise((r) => server.close(r)) };
+}
+
+// One JSON-RPC request (stateless server); resolves with {status, headers, body}.
+let nextId = 1;
+export async function rpc(server, method, params, { token, headers = {} } = {}) {
+  const msg = { jsonrpc: '2.0', id: nextId++, method, ...(params ? { params } : {}) };
+  const h = { 'content-type': 'application/json', accept: 'application/json', ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  const res = await fetch(server.url, { method: 'POST', headers: h, body: JSON.stringify(msg), signal: AbortSignal.timeout(30000) });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+}
+
+// tools/call: the result object (asserting a 200 JSON-RPC result).
+export async function callTool(server, name, args = {}, opts = {}) {
+  const r = await rpc(server, 'tools/call', { name, arguments: args }, opts);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.ok(r.body.result, JSON.stringify(r.body));
+  return r.body.result;
+}
+
+export function claimsOf(token) {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+}
+
+export function readJson(file) {
+  return JSON.parse(readFileSync(file, 'utf8'));
+}
