@@ -108,4 +108,7 @@ if [ -x "$jose_bench" ]; then
 fi
 awk -v e="$echo_rps" -v c="$ceiling" \
     'BEGIN {printf "echo / ceiling: %.2f (tools/call echo runs at %.0f%% of bare HTTP)\n", e / c, 100 * e / c}'
-if command -v node >/dev/null 2>&1; then echo; node "$here/reload_bench.mjs" "$bin"; fi
+if command -v node >/dev/null 2>&1; then
+    echo; node "$here/reload_bench.mjs" "$bin"
+    echo; node "$here/concurrency.mjs" "$bin"
+fi
