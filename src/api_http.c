@@ -169,7 +169,8 @@ static long opt_int_field(lua_State *L, int idx, const char *k, long lo, long hi
     lua_Integer v = lua_tointeger(L, -1);
     lua_pop(L, 1);
     if (v < lo || v > hi)
-        luaL_error(L, "mcp.http: %s must be between %ld and %ld", k, lo, hi);
+        luaL_error(L, "mcp.http: %s must be between %I and %I", k, (lua_Integer)lo,
+                   (lua_Integer)hi);
     return (long)v;
 }
 
@@ -191,7 +192,7 @@ static void check_fields(lua_State *L, int idx)
 static void set_body(lua_State *L, fetch_t *f, const char *s, size_t n)
 {
     if (n > FETCH_MAX_BODY)
-        luaL_error(L, "mcp.http: request body larger than %u bytes", FETCH_MAX_BODY);
+        luaL_error(L, "mcp.http: request body larger than %d bytes", (int)FETCH_MAX_BODY);
     f->body = malloc(n + 1);
     if (!f->body)
         luaL_error(L, "mcp.http: out of memory");
@@ -355,8 +356,9 @@ static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, 
                 luaL_error(L, "mcp.http: header names must be strings");
             const char *name = lua_tostring(L, -2);
             const char *cred = api_credential_value(L, -1);
-            const char *value = cred ? cred : lua_tostring(L, -1);
-            if (!value || (!cred && lua_type(L, -1) != LUA_TSTRING))
+            bool text = lua_type(L, -1) == LUA_TSTRING; /* before lua_tostring converts it */
+            const char *value = cred ? cred : text ? lua_tostring(L, -1) : NULL;
+            if (!value)
                 luaL_error(L, "mcp.http: header %s must be a string or a credential", name);
             if (fetch_add_header(f, name, value, cred != NULL) != 0)
                 luaL_error(L, "mcp.http: header %s is invalid (a name without ':' and values "
@@ -367,8 +369,9 @@ static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, 
     lua_pop(L, 1);
     if (lua_getfield(L, idx, "bearer") != LUA_TNIL) {
         const char *cred = api_credential_value(L, -1);
-        const char *tok = cred ? cred : lua_tostring(L, -1);
-        if (!tok || (!cred && lua_type(L, -1) != LUA_TSTRING))
+        const char *tok = cred ? cred : lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                                       : NULL;
+        if (!tok)
             luaL_error(L, "mcp.http: bearer must be a string or a credential");
         if (has_header(f, "Authorization"))
             luaL_error(L, "mcp.http: give bearer or an Authorization header, not both");
@@ -547,8 +550,8 @@ static int run(lua_State *L, int first, size_t n, bool list, const char *fn)
     tool_call_t *call = current_call(L, fn);
     const config_egress_t *eg = call ? call->egress : &sync_cfg;
     if (call && call->requests + n > eg->max_requests)
-        return luaL_error(L, "%s: more than %u backend requests in one call "
-                             "(egress.max_requests)", fn, eg->max_requests);
+        return luaL_error(L, "%s: more than %d backend requests in one call "
+                             "(egress.max_requests)", fn, (int)eg->max_requests);
     long left_ms = 3600000;
     if (call) {
         struct timespec ts;
