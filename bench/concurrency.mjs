@@ -6,6 +6,12 @@
 //   node bench/concurrency.mjs [path/to/luamcp]     N=1000 DELAY=1000 by default
 //
 // The backend is a separate Node process, so the client and the backend do not share a loop.
+//
+// Another MCP server instead of a luamcp started here (bench/sdk/compare.sh uses it for the
+// TypeScript SDK server): MCP_URL=http://127.0.0.1:PORT/mcp, and optionally MCP_TOOL (default
+// slow; called with {"url": "<the backend's URL>"}, its answer must contain "status":200),
+// MCP_LABEL (the name printed), MCP_PIDS (comma-separated pids whose RSS and CPU to report,
+// summed) and MCP_TOKEN (a bearer token to send).
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -29,6 +35,15 @@ if (process.argv[2] === '--backend') {
   srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
 } else {
   await main();
+}
+
+function procs(pids) { // summed over the processes (a primary and its workers)
+  const all = pids.map(proc);
+  return {
+    hwmMiB: all.reduce((a, p) => a + p.hwmMiB, 0),
+    rssMiB: all.reduce((a, p) => a + p.rssMiB, 0),
+    cpuMs: all.reduce((a, p) => a + p.cpuMs, 0),
+  };
 }
 
 function proc(pid) {
@@ -73,6 +88,52 @@ async function main() {
   children.push(backend);
   const backendPort = Number(await new Promise((resolve) => backend.stdout.once('data', resolve)));
 
+  let port, mcpPath = '/mcp', pids, label = 'luamcp', server;
+  let args = {}, tool = 'slow', accept = 'application/json';
+  const auth = process.env.MCP_TOKEN ? { authorization: `Bearer ${process.env.MCP_TOKEN}` } : {};
+  if (process.env.MCP_URL) {
+    const url = new URL(process.env.MCP_URL);
+    port = Number(url.port);
+    mcpPath = url.pathname;
+    label = process.env.MCP_LABEL || url.href;
+    pids = (process.env.MCP_PIDS || '').split(',').filter(Boolean).map(Number);
+    tool = process.env.MCP_TOOL || 'slow';
+    args = { url: `http://127.0.0.1:${backendPort}/slow` };
+    accept = 'application/json, text/event-stream';
+  } else {
+    server = await startLuamcp(bin, tmp, backendPort, children);
+    port = server.port;
+    pids = [server.pid];
+  }
+  const idle = pids.length ? procs(pids) : undefined;
+
+  const floor = await burst({ host: '127.0.0.1', port: backendPort, path: '/slow', method: 'GET' });
+  const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: args } });
+  const options = {
+    host: '127.0.0.1', port, path: mcpPath, method: 'POST',
+    headers: { 'content-type': 'application/json', accept, 'content-length': Buffer.byteLength(call), ...auth },
+  };
+  const cpu0 = idle ? procs(pids).cpuMs : 0;
+  const run = await burst(options, call);
+  const after = idle ? procs(pids) : undefined;
+  const ok = run.out.filter((r) => r.status === 200 && r.data.includes('"status":200')).length;
+
+  console.log(`concurrency — ${new Date().toISOString().slice(0, 10)} — ${os.cpus().length} cores — ${N} concurrent tools/call, backend answers after ${DELAY} ms`);
+  console.log(`  floor (client straight to the backend): ${floor.ms.toFixed(0)} ms`);
+  console.log(`  ${`through ${label}:`.padEnd(39)} ${run.ms.toFixed(0)} ms, ${ok}/${N} answered 200`);
+  console.log(`  ratio ${label} / floor: ${(run.ms / floor.ms).toFixed(2)}`);
+  if (idle) {
+    console.log(`  server RSS: ${idle.rssMiB.toFixed(1)} MiB idle, peak ${after.hwmMiB.toFixed(1)} MiB; CPU ${(after.cpuMs - cpu0).toFixed(0)} ms for the burst`);
+  }
+  server?.kill('SIGTERM');
+  backend.kill('SIGTERM');
+  if (ok !== N) {
+    console.log(run.out.find((r) => !(r.status === 200 && r.data.includes('"status":200'))));
+    process.exitCode = 1;
+  }
+}
+
+async function startLuamcp(bin, tmp, backendPort, children) {
   mkdirSync(path.join(tmp, 'scripts'));
   mkdirSync(path.join(tmp, 'policies'));
   writeFileSync(path.join(tmp, 'scripts', 'slow.lua'), `
@@ -106,28 +167,6 @@ mcp.tool {
     if (!port) await sleep(25);
   }
   if (!port) throw new Error(`luamcp did not start:\n${log}`);
-  const idle = proc(server.pid);
-
-  const floor = await burst({ host: '127.0.0.1', port: backendPort, path: '/slow', method: 'GET' });
-  const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'slow', arguments: {} } });
-  const options = {
-    host: '127.0.0.1', port, path: '/mcp', method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', 'content-length': Buffer.byteLength(call) },
-  };
-  const cpu0 = proc(server.pid).cpuMs;
-  const run = await burst(options, call);
-  const after = proc(server.pid);
-  const ok = run.out.filter((r) => r.status === 200 && r.data.includes('"status":200')).length;
-
-  console.log(`concurrency — ${new Date().toISOString().slice(0, 10)} — ${os.cpus().length} cores — ${N} concurrent tools/call, backend answers after ${DELAY} ms`);
-  console.log(`  floor (client straight to the backend): ${floor.ms.toFixed(0)} ms`);
-  console.log(`  through luamcp:                         ${run.ms.toFixed(0)} ms, ${ok}/${N} answered 200`);
-  console.log(`  ratio luamcp / floor: ${(run.ms / floor.ms).toFixed(2)}`);
-  console.log(`  server RSS: ${idle.rssMiB.toFixed(1)} MiB idle, peak ${after.hwmMiB.toFixed(1)} MiB; CPU ${(after.cpuMs - cpu0).toFixed(0)} ms for the burst`);
-  server.kill('SIGTERM');
-  backend.kill('SIGTERM');
-  if (ok !== N) {
-    console.log(run.out.find((r) => !(r.status === 200 && r.data.includes('"status":200'))));
-    process.exitCode = 1;
-  }
+  server.port = port;
+  return server;
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # make bench: luamcp under wrk (keep-alive, -t2 -c32), beside a ceiling measured in the same
 # run (/healthz: HTTP + routing, no JSON-RPC, no Lua), so the ratio holds on a noisy machine.
-# Prints req/s, p50, p99 and the server's RSS (peak, from VmHWM) for each row.
+# Prints req/s, p50, p99 and the server's RSS (peak, from VmHWM) for each row. Then, with Node,
+# the reload and concurrency benches and luamcp beside the official TypeScript SDK server
+# (bench/sdk/compare.sh, whose top comment says what is kept equal; BENCH_SDK=0 skips it).
 set -euo pipefail
-bin=${1:-./build/luamcp}
+bin=$(realpath "${1:-./build/luamcp}") # absolute: reload_bench.mjs starts it from a temp dir
 duration=${DURATION:-10s}
 conns=${CONNS:-32}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -110,5 +112,8 @@ awk -v e="$echo_rps" -v c="$ceiling" \
     'BEGIN {printf "echo / ceiling: %.2f (tools/call echo runs at %.0f%% of bare HTTP)\n", e / c, 100 * e / c}'
 if command -v node >/dev/null 2>&1; then
     echo; node "$here/reload_bench.mjs" "$bin"
-    echo; node "$here/concurrency.mjs" "$bin"
+    echo; node "$here/concurrency.mjs" "$bin" | tee "$tmp/concurrency.txt"
+    if [ "${BENCH_SDK:-1}" != 0 ]; then
+        echo; CONCURRENCY_LUAMCP=$tmp/concurrency.txt "$here/sdk/compare.sh" "$bin"
+    fi
 fi

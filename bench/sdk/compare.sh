@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# luamcp beside the official TypeScript MCP SDK server (bench/sdk/server.mjs), driven by the same
+# wrk in the same run, row after row (luamcp, then the SDK, then the SDK under node:cluster),
+# so a noisy machine slows both alike. Called by bench/run.sh (`make bench`); alone:
+#
+#   bench/sdk/compare.sh [path/to/luamcp]      DURATION=10s CONNS=32 SDK_WORKERS=2 by default
+#
+# What is the same on both sides, so the ratio means something:
+# - the machine and the client: wrk -t2 -c$CONNS -d$DURATION --latency, keep-alive, the same Lua
+#   scripts (../echo.lua; tools_list.lua here, which adds the token and the Accept header the
+#   SDK insists on), the same request bodies; each server gets a 1 s wrk warm-up first (Node's
+#   JIT, the SDK's first JWKS fetch);
+# - the tokens: the same files, minted by `luamcp token` from luamcp's --dev issuer (RS256,
+#   2048-bit RSA), sent to both servers;
+# - the keys: the SDK's verifier fetches that luamcp's JWKS (<issuer>/.well-known/jwks.json)
+#   with jose's createRemoteJWKSet, so both check the same signature with the same public key;
+# - the checks: both verify the RS256 signature, iss, aud (the resource), exp/nbf/iat with a
+#   60 s leeway and the typ header; both apply the scope rule of policies/default.lua (a call
+#   of echo needs mcp:tools; the SDK in a middleware after requireBearerAuth);
+# - the tools: luamcp serves scripts/echo.lua alone (a copy in a scratch folder), the SDK an
+#   echo with the same name, schema, annotations and answer, so tools/list answers carry one
+#   tool each (about 400 bytes); the concurrency rows add a `slow` tool on both sides;
+# - stateless on both: luamcp --stateless; the SDK as its docs show it (a new McpServer and
+#   StreamableHTTPServerTransport per request, sessionIdGenerator undefined, JSON responses).
+# What differs, and how it leans:
+# - luamcp uses both cores (one worker thread per core); Node runs JavaScript on one thread, so
+#   "SDK" is one process and "SDK cluster xN" the same server under node:cluster with N
+#   workers (SDK_WORKERS=0 skips those rows);
+# - the SDK gets its best documented setup: one JSON Schema validator shared by the
+#   per-request McpServers (its default, an Ajv instance built per McpServer, costs it about
+#   half its req/s here; SDK_AJV_PER_REQUEST=1 measures that default instead);
+# - luamcp caches a verified token (auth.cache_entries) and the SDK has no cache, so the
+#   "reused token" rows compare luamcp's cache with an RS256 verification per request on the
+#   SDK; the "fresh token" rows turn luamcp's cache off (cache_entries = 0) and cycle 2,000
+#   tokens, so both verify a signature on every request;
+# - luamcp also writes an audit record per call (to a file) and logs; the SDK server does not;
+# - the concurrency rows (bench/concurrency.mjs: 1,000 calls at once of a tool that waits for a
+#   1 s backend) run without auth on both sides, as concurrency.mjs runs luamcp; the SDK's slow
+#   tool is given the backend's URL, luamcp's has it in its script;
+# - RSS is the peak (VmHWM) of the server so far; for the cluster rows the sum over the primary
+#   and its workers.
+set -euo pipefail
+bin=$(realpath "${1:-./build/luamcp}")
+duration=${DURATION:-10s}
+conns=${CONNS:-32}
+workers=${SDK_WORKERS:-2}
+sdk=$(cd "$(dirname "$0")" && pwd)
+bench=$(dirname "$sdk")
+tmp=$(mktemp -d)
+servers=() # pids to stop at exit
+cleanup() {
+    for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "bench/sdk: node and npm are needed for the comparison with the TypeScript SDK; skipped"
+    exit 0
+fi
+if [ ! -f "$sdk/node_modules/.package-lock.json" ] ||
+    [ "$sdk/package-lock.json" -nt "$sdk/node_modules/.package-lock.json" ]; then
+    (cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+sdk_version=$(node -p "require('$sdk/node_modules/@modelcontextprotocol/sdk/package.json').version")
+
+mkdir "$tmp/scripts"
+cp "$bench/../scripts/echo.lua" "$tmp/scripts/"
+printf 'return { policies = "%s", auth = { dev_key_file = "%s/dev.json" } }\n' \
+    "$bench/../policies" "$tmp" >"$tmp/dev.lua"
+printf 'return { policies = "%s", auth = { dev_key_file = "%s/dev.json", cache_entries = 0 } }\n' \
+    "$bench/../policies" "$tmp" >"$tmp/dev-nocache.lua"
+
+luamcp_pid="" luamcp_port="" sdk_pid="" sdk_port="" sdkn_pid="" sdkn_port=""
+
+start_luamcp() { # start_luamcp CONFIG: sets luamcp_pid and luamcp_port
+    "$bin" serve --listen 127.0.0.1:0 --scripts "$tmp/scripts" --stateless --dev \
+        --config "$1" --log-level notice 2>"$tmp/luamcp.log" >"$tmp/audit.jsonl" &
+    luamcp_pid=$!
+    servers+=("$luamcp_pid")
+    for _ in $(seq 100); do
+        luamcp_port=$(sed -n 's/.*listening on .* port \([0-9]*\),.*/\1/p' "$tmp/luamcp.log" | head -1)
+        [ -n "$luamcp_port" ] && curl -sf "http://127.0.0.1:$luamcp_port/healthz" >/dev/null && return
+        sleep 0.05
+    done
+    echo "luamcp did not start:"; cat "$tmp/luamcp.log"; exit 1
+}
+
+sdk_flags=()
+[ "${SDK_AJV_PER_REQUEST:-0}" = 1 ] && sdk_flags+=(--ajv-per-request)
+start_sdk() { # start_sdk VAR WORKERS [server.mjs flags...]: sets ${VAR}_pid and ${VAR}_port
+    local var=$1 n=$2; shift 2
+    local out=$tmp/$var.out
+    : >"$out"
+    node "$sdk/server.mjs" --workers "$n" ${sdk_flags[@]+"${sdk_flags[@]}"} "$@" >"$out" 2>&1 &
+    local p=$! port=""
+    servers+=("$p")
+    for _ in $(seq 200); do
+        port=$(sed -n 's/^listening on port \([0-9]*\).*/\1/p' "$out")
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    [ -n "$port" ] || { echo "the SDK server did not start:"; cat "$out"; exit 1; }
+    printf -v "${var}_pid" %s "$p"
+    printf -v "${var}_port" %s "$port"
+}
+
+stop() { # stop PID
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+pids_of() { # a server's pid and its children's (the cluster workers), comma-separated
+    { echo "$1"; ps -o pid= --ppid "$1" || true; } | tr -d ' ' | paste -sd, -
+}
+
+hwm_mib() { # summed VmHWM of a comma-separated list of pids, MiB
+    local kib=0 p
+    for p in ${1//,/ }; do
+        kib=$((kib + $(awk '/VmHWM/ {print $2}' "/proc/$p/status")))
+    done
+    echo $((kib / 1024))
+}
+
+check_echo() { # check_echo PORT TOKEN: one call must answer the echo, or the numbers mean nothing
+    local body
+    body=$(curl -s "http://127.0.0.1:$1/mcp" -H "Authorization: Bearer $2" \
+        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello, world"}}}')
+    if ! echo "$body" | grep -q '"text":"hello, world"'; then
+        echo "bench/sdk: echo on port $1 answered: $body"; exit 1
+    fi
+}
+
+warm() { # warm PORT SCRIPT: a short wrk run whose numbers are thrown away
+    wrk -t2 -c"$conns" -d1s "http://127.0.0.1:$1/mcp" -s "$2" >/dev/null
+}
+
+# row WHAT SERVER PIDS PORT SCRIPT: runs wrk, prints one table row, sets rps
+rps=0
+row() {
+    local what=$1 server=$2 pids=$3 port=$4 script=$5 out
+    out=$(wrk -t2 -c"$conns" -d"$duration" --latency -s "$script" "http://127.0.0.1:$port/mcp")
+    if echo "$out" | grep -q "Non-2xx"; then
+        echo "$out"; echo "bench/sdk: $server, $what got non-2xx answers"; exit 1
+    fi
+    rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%d", $2}')
+    local p50 p99 errors ratio="-"
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    errors=$(echo "$out" | sed -n 's/.*Socket errors: \(.*\)/ (socket errors: \1)/p')
+    [ "$server" != luamcp ] && ratio=$(awk -v a="$luamcp_rps" -v b="$rps" \
+        'BEGIN {if (b > 0) printf "%.1fx", a / b; else print "inf"}')
+    [ "$server" = luamcp ] && luamcp_rps=$rps
+    printf "| %-32s | %-15s | %9s | %8s | %8s | %7s MiB | %9s |%s\n" "$what" "$server" "$rps" \
+        "$p50" "$p99" "$(hwm_mib "$pids")" "$ratio" "$errors"
+}
+luamcp_rps=0
+
+# both_rows WHAT SCRIPT TOKENS: the row for luamcp, the SDK and the SDK cluster; sets
+# ratio_sdk (luamcp / SDK req/s)
+both_rows() {
+    local what=$1 script=$2 tokens=$3
+    LUAMCP_TOKENS=$tokens row "$what" luamcp "$luamcp_pid" "$luamcp_port" "$script"
+    LUAMCP_TOKENS=$tokens row "" "SDK" "$(pids_of "$sdk_pid")" "$sdk_port" "$script"
+    ratio_sdk=$(awk -v a="$luamcp_rps" -v b="$rps" 'BEGIN {printf "%.1f", (b > 0 ? a / b : 0)}')
+    if [ "$workers" -gt 1 ]; then
+        LUAMCP_TOKENS=$tokens row "" "SDK cluster x$workers" "$(pids_of "$sdkn_pid")" "$sdkn_port" "$script"
+    fi
+}
+
+# start_all CONFIG TOKENS_OUT [luamcp token flags...]: luamcp with CONFIG, its tokens, and the
+# SDK servers trusting its JWKS; each checked and warmed up
+start_all() {
+    local config=$1 tokens=$2; shift 2
+    start_luamcp "$config"
+    "$bin" token --config "$config" --scope "mcp:tools" "$@" >"$tokens"
+    start_sdk sdk 1 --dev-key-file "$tmp/dev.json"
+    [ "$workers" -gt 1 ] && start_sdk sdkn "$workers" --dev-key-file "$tmp/dev.json"
+    local port
+    for port in "$luamcp_port" "$sdk_port" ${sdkn_port:+"$sdkn_port"}; do
+        check_echo "$port" "$(head -1 "$tokens")"
+        LUAMCP_TOKENS=$tokens warm "$port" "$bench/echo.lua"
+    done
+}
+stop_all() {
+    stop "$luamcp_pid"; stop "$sdk_pid"
+    [ -n "$sdkn_pid" ] && stop "$sdkn_pid"
+    luamcp_pid="" sdk_pid="" sdkn_pid="" sdkn_port=""
+}
+
+cores=$(nproc)
+echo "luamcp vs the TypeScript SDK (@modelcontextprotocol/sdk $sdk_version, Node $(node --version))" \
+    "— $(date -u +%Y-%m-%d) — $cores cores — wrk -t2 -c$conns -d$duration"
+echo "luamcp: one process, a worker thread per core. SDK: one Node process (JavaScript runs on one"
+echo "thread)$([ "$workers" -gt 1 ] && echo "; SDK cluster x$workers: node:cluster, $workers worker processes")."
+if [ "${SDK_AJV_PER_REQUEST:-0}" = 1 ]; then
+    echo "The SDK as its stateless example has it: an Ajv instance built with each per-request McpServer."
+else
+    echo "The SDK's per-request McpServers share one JSON Schema validator (its best case; SDK_AJV_PER_REQUEST=1: its default)."
+fi
+echo "Same tokens (RS256, from luamcp's dev issuer), same JWKS, both verify signatures, same scope rule."
+echo
+printf "| %-32s | %-15s | %9s | %8s | %8s | %11s | %9s |\n" "what" "server" "req/s" "p50" "p99" \
+    "peak RSS" "luamcp/it"
+printf "|%s|%s|%s|%s|%s|%s|%s|\n" "----------------------------------" "-----------------" \
+    "-----------" "----------" "----------" "-------------" "-----------"
+
+start_all "$tmp/dev.lua" "$tmp/one.txt"
+both_rows "tools/call echo, reused token" "$bench/echo.lua" "$tmp/one.txt"
+ratio_reused=$ratio_sdk
+both_rows "tools/list, reused token" "$sdk/tools_list.lua" "$tmp/one.txt"
+stop_all
+
+start_all "$tmp/dev-nocache.lua" "$tmp/many.txt" --count 2000
+both_rows "tools/call echo, fresh token" "$bench/echo.lua" "$tmp/many.txt"
+ratio_fresh=$ratio_sdk
+stop_all
+
+# the concurrency test: luamcp as bench/concurrency.mjs runs it (its output may be handed over
+# in CONCURRENCY_LUAMCP by bench/run.sh, which has just run it), then the SDK servers
+conc() { # conc FILE SERVER: one table row from concurrency.mjs's output
+    local f=$1 server=$2 ms answered floor rss cpu ratio="-"
+    ms=$(sed -n 's/^  through .*: *\([0-9]*\) ms, .*/\1/p' "$f")
+    answered=$(sed -n 's/.* ms, \([0-9]*\/[0-9]*\) answered.*/\1/p' "$f")
+    floor=$(sed -n 's/.*ratio .* \/ floor: \([0-9.]*\)/\1/p' "$f")
+    rss=$(sed -n 's/.*peak \([0-9.]*\) MiB.*/\1/p' "$f")
+    cpu=$(sed -n 's/.*CPU \([0-9]*\) ms.*/\1/p' "$f")
+    [ -z "$ms" ] && { echo "| $server | did not run: $(tr '\n' ' ' <"$f" | cut -c1-200) |"; return; }
+    [ "$server" != luamcp ] && ratio=$(awk -v a="$ms" -v b="$luamcp_ms" 'BEGIN {printf "%.1fx", a / b}')
+    [ "$server" = luamcp ] && luamcp_ms=$ms
+    printf "| %-15s | %8s ms | %9s | %7s | %7s MiB | %7s ms | %9s |\n" "$server" "$ms" "$answered" \
+        "$floor" "$rss" "$cpu" "$ratio"
+}
+n=${N:-1000}
+delay=${DELAY:-1000}
+echo
+echo "$n concurrent tools/call of a tool whose backend answers after $delay ms (bench/concurrency.mjs, no"
+echo "auth; wall time until all have answered; / floor: that time over the client's straight to the backend):"
+echo
+printf "| %-15s | %11s | %9s | %7s | %11s | %10s | %9s |\n" "server" "wall time" "answered" \
+    "/ floor" "peak RSS" "CPU" "it/luamcp"
+printf "|%s|%s|%s|%s|%s|%s|%s|\n" "-----------------" "-------------" "-----------" "---------" \
+    "-------------" "------------" "-----------"
+if [ -n "${CONCURRENCY_LUAMCP:-}" ] && [ -s "$CONCURRENCY_LUAMCP" ]; then
+    cp "$CONCURRENCY_LUAMCP" "$tmp/conc-luamcp.txt"
+else
+    node "$bench/concurrency.mjs" "$bin" >"$tmp/conc-luamcp.txt" 2>&1 || true
+fi
+conc "$tmp/conc-luamcp.txt" luamcp
+start_sdk sdk 1 --no-auth --slow
+MCP_URL="http://127.0.0.1:$sdk_port/mcp" MCP_LABEL=SDK MCP_PIDS=$(pids_of "$sdk_pid") \
+    node "$bench/concurrency.mjs" >"$tmp/conc-sdk.txt" 2>&1 || true
+conc "$tmp/conc-sdk.txt" SDK
+stop "$sdk_pid"
+if [ "$workers" -gt 1 ]; then
+    start_sdk sdkn "$workers" --no-auth --slow
+    MCP_URL="http://127.0.0.1:$sdkn_port/mcp" MCP_LABEL="SDK cluster x$workers" \
+        MCP_PIDS=$(pids_of "$sdkn_pid") node "$bench/concurrency.mjs" >"$tmp/conc-sdkn.txt" 2>&1 || true
+    conc "$tmp/conc-sdkn.txt" "SDK cluster x$workers"
+    stop "$sdkn_pid"
+fi
+
+echo
+echo "authenticated echo, luamcp / SDK (one Node process): ${ratio_reused}x with a reused token" \
+    "(target >= 40), ${ratio_fresh}x with a fresh token per request"
