@@ -359,13 +359,9 @@ static bool session_check(req_t *r, struct MHD_Connection *conn, const char **ve
                    NULL);
         return false;
     }
-    if (hv && strcmp(hv, sv) != 0) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "Unsupported protocol version: %.40s does not match the "
-                 "session's version %s", hv, sv);
-        *rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, msg, NULL, NULL);
-        return false;
-    }
+    /* A supported version other than the session's is accepted: the client SHOULD send the
+     * negotiated one, and only an unsupported one MUST be refused (version_problem did). The
+     * session's version governs the answer. */
     *version = sv;
     return true;
 }
