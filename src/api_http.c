@@ -291,7 +291,9 @@ static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, 
     bool has_body = false;
     if (lua_getfield(L, idx, "body") != LUA_TNIL) {
         size_t n;
-        const char *s = luaL_checklstring(L, -1, &n);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "mcp.http: body must be a string (json = a table sends JSON)");
+        const char *s = lua_tolstring(L, -1, &n);
         set_body(L, f, s, n);
         has_body = true;
     }

@@ -36,7 +36,8 @@ struct fetch_state {
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE];
     char refused[200];      /* why the address check refused the connection */
-    char host[256];         /* of the current hop, for the log and the redirect rule */
+    char host[256];         /* of the current hop, for the log: "host:port" */
+    char origin[300];       /* "scheme://host:port": a credential stays within one */
     char *location;
     size_t header_bytes;
     unsigned redirects;
@@ -276,11 +277,6 @@ static int check_url(fetch_t *f, const char *url)
         snprintf(f->error, sizeof f->error, "invalid URL");
         goto done;
     }
-    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
-        snprintf(f->error, sizeof f->error, "credentials in the URL are refused; send them in "
-                 "a header");
-        goto done;
-    }
     /* host comes back with brackets for IPv6 literals */
     char bare[256];
     size_t hl = strlen(host);
@@ -288,6 +284,13 @@ static int check_url(fetch_t *f, const char *url)
         snprintf(bare, sizeof bare, "%.*s", (int)(hl - 2), host + 1);
     else
         snprintf(bare, sizeof bare, "%s", host);
+    snprintf(st->host, sizeof st->host, "%.200s:%.8s", bare, port);
+    snprintf(st->origin, sizeof st->origin, "%.16s://%.200s:%.8s", scheme, bare, port);
+    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+        snprintf(f->error, sizeof f->error, "credentials in the URL are refused; send them in "
+                 "a header");
+        goto done;
+    }
     rc = egress_check_url(st->e->cfg, st->e->dev, scheme, bare, atoi(port), f->tool_allow,
                           f->n_tool_allow, f->error, sizeof f->error);
     if (rc == 0 && st->e->cfg->n_allow == 0 && st->e->dev &&
@@ -296,7 +299,6 @@ static int check_url(fetch_t *f, const char *url)
         log_warn("egress: --dev lets tool %s reach %s; list it in egress.allow for "
                  "production", f->tool ? f->tool : "?", bare);
     }
-    snprintf(st->host, sizeof st->host, "%.200s:%.8s", bare, port);
 done:
     curl_free(scheme);
     curl_free(host);
@@ -366,17 +368,20 @@ static int add(fetch_t *f)
     return 0;
 }
 
+/* A request refused before it started: logged like one refused later. */
+static int refused(fetch_t *f)
+{
+    log_notice("egress: tool %s %s %s failed: %s (0.0 ms)", f->tool ? f->tool : "?", f->method,
+               f->st && f->st->host[0] ? f->st->host : "?", f->error);
+    return -1;
+}
+
 int fetch_start(fetch_engine_t *e, fetch_t *f, fetch_done_fn done, void *arg)
 {
     f->done = done;
     f->arg = arg;
     f->status = 0;
     f->error[0] = '\0';
-    if (e->active >= e->cfg->max_inflight) {
-        snprintf(f->error, sizeof f->error, "too many backend requests in flight on this "
-                 "worker (egress.max_inflight = %u)", e->cfg->max_inflight);
-        return -1;
-    }
     struct fetch_state *st = f->st = calloc(1, sizeof *st);
     if (!st || !(st->h = curl_easy_init())) {
         snprintf(f->error, sizeof f->error, "out of memory");
@@ -387,7 +392,12 @@ int fetch_start(fetch_engine_t *e, fetch_t *f, fetch_done_fn done, void *arg)
     if (!f->url || check_url(f, f->url) != 0) {
         if (!f->error[0])
             snprintf(f->error, sizeof f->error, "invalid URL");
-        return -1;
+        return refused(f);
+    }
+    if (e->active >= e->cfg->max_inflight) {
+        snprintf(f->error, sizeof f->error, "too many backend requests in flight on this "
+                 "worker (egress.max_inflight = %u)", e->cfg->max_inflight);
+        return refused(f);
     }
     CURL *h = st->h;
     const config_egress_t *cfg = e->cfg;
@@ -412,7 +422,7 @@ int fetch_start(fetch_engine_t *e, fetch_t *f, fetch_done_fn done, void *arg)
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, st->errbuf);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "luamcp/" LUAMCP_VERSION);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* max_bytes bounds the decoded body */
-    return add(f);
+    return add(f) == 0 ? 0 : refused(f);
 }
 
 /* ---- completion ----------------------------------------------------------------------------- */
@@ -441,8 +451,8 @@ static int follow(fetch_t *f)
         return -1;
     }
     curl_url_cleanup(u);
-    char before[256];
-    snprintf(before, sizeof before, "%s", st->host);
+    char before[sizeof st->origin];
+    snprintf(before, sizeof before, "%s", st->origin);
     if (check_url(f, next) != 0) {
         char why[sizeof f->error];
         snprintf(why, sizeof why, "%s", f->error);
@@ -453,8 +463,9 @@ static int follow(fetch_t *f)
     free(f->url);
     f->url = strdup(next);
     curl_free(next);
-    if (strcasecmp(before, st->host) != 0) {
-        /* another host: what authenticated us to the first one stays behind */
+    if (strcasecmp(before, st->origin) != 0) {
+        /* another origin (host, port or scheme: https -> http would expose it): what
+         * authenticated us to the first one stays behind */
         for (size_t i = 0; i < f->n_headers; i++) {
             const char *hd = f->headers[i];
             if (hd && (f->credential[i] || strncasecmp(hd, "authorization:", 14) == 0 ||

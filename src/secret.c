@@ -1,5 +1,6 @@
 #include "luamcp/secret.h"
 
+#include <jansson.h>
 #include <lauxlib.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -127,8 +128,32 @@ const char *secret_get(const char *name)
     return NULL;
 }
 
+static _Thread_local const json_t *scoped; /* the running call's credential values */
+
+void secret_scope(const json_t *values) { scoped = values; }
+
+/* Replaces each occurrence of value (vlen bytes) in text with mask, which is not longer. */
+static void replace_all(char *text, const char *value, size_t vlen, const char *mask)
+{
+    size_t ml = strlen(mask);
+    char *p = text;
+    while ((p = strstr(p, value))) {
+        memcpy(p, mask, ml);
+        memmove(p + ml, p + vlen, strlen(p + vlen) + 1);
+        p += ml;
+    }
+}
+
 void secret_redact(char *text)
 {
+    size_t k;
+    const json_t *v;
+    json_array_foreach(scoped, k, v) {
+        size_t len = json_string_length(v);
+        if (len >= 4) /* the mask must not be longer than what it replaces */
+            replace_all(text, json_string_value(v), len,
+                        len >= 12 ? "[credential]" : len >= 6 ? "[cred]" : "****");
+    }
     size_t mask = strlen(SECRET_MASK);
     for (size_t i = 0; i < n_secrets; i++) {
         char *p = text;

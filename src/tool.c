@@ -580,9 +580,18 @@ static void scrub(json_t *v, const char *secret)
     size_t sl = strlen(secret);
     if (json_is_object(v)) {
         const char *k;
+        void *tmp;
         json_t *x;
-        json_object_foreach(v, k, x)
+        json_object_foreach_safe(v, tmp, k, x) {
             scrub(x, secret);
+            if (strstr(k, secret)) { /* the key too: re-added under its scrubbed name */
+                json_t *name = json_string(k), *keep = json_incref(x);
+                json_object_del(v, k);
+                scrub(name, secret);
+                json_object_set_new(v, json_string_value(name), keep);
+                json_decref(name);
+            }
+        }
     } else if (json_is_array(v)) {
         size_t i;
         json_t *x;
@@ -614,9 +623,9 @@ static void scrub(json_t *v, const char *secret)
     }
 }
 
-/* What leaves the call (its result and notifications) never carries a credential it was
- * given, whatever the backend echoed. */
-static json_t *finish(tool_call_t *call, json_t *res)
+/* What leaves the call (its result and notifications, whenever they are taken) never carries
+ * a credential it was given, whatever the backend echoed. */
+static void scrub_call(tool_call_t *call, json_t *res)
 {
     size_t i;
     json_t *sec;
@@ -624,6 +633,11 @@ static json_t *finish(tool_call_t *call, json_t *res)
         scrub(res, json_string_value(sec));
         scrub(call->notifications, json_string_value(sec));
     }
+}
+
+static json_t *finish(tool_call_t *call, json_t *res)
+{
+    scrub_call(call, res);
     return res ? res : error_result("out of memory");
 }
 
@@ -662,6 +676,7 @@ static json_t *step(tool_call_t *call, int nargs)
     json_t *res = NULL;
     vm_set_call(vm, call, call->serial);
     vm_set_phase(vm, VM_PHASE_TOOL);
+    secret_scope(call->secrets); /* log lines and error texts of this step redact them */
     int nres = 0;
     char *msg = NULL, *trace = NULL;
     vm_status_t st = vm_resume_budget(vm, co, nargs, &nres, &msg, &trace, &call->budget);
@@ -675,6 +690,8 @@ static json_t *step(tool_call_t *call, int nargs)
         if (call->batch) { /* mcp.http: wait (co_ref anchors it) until the transfers end */
             free(msg);
             free(trace);
+            scrub_call(call, NULL); /* its notifications so far go out before the result */
+            secret_scope(NULL);
             return NULL;
         }
         res = error_result("tool yielded outside mcp.http, which is not supported");
@@ -694,7 +711,9 @@ static json_t *step(tool_call_t *call, int nargs)
     free(msg);
     free(trace);
     tool_cancel(call); /* a batch left by an error or a stray yield, and the anchor */
-    return finish(call, res);
+    res = finish(call, res);
+    secret_scope(NULL);
+    return res;
 }
 
 /* Arguments marked as credentials become opaque values in the args table on top of co. */

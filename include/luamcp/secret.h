@@ -17,8 +17,13 @@
 int secret_load(const char *file, char **err);
 /* The value of name, or NULL. Borrowed; valid for the life of the process. */
 const char *secret_get(const char *name);
-/* Replaces, in place, every occurrence of a secret value in text with SECRET_MASK. */
+/* Replaces, in place, every occurrence of a secret value in text with SECRET_MASK, and of a
+ * value in this thread's scope (below) with "[credential]" (shorter masks for short values). */
 void secret_redact(char *text);
+/* Sets this thread's scoped values (a borrowed jansson array of strings, or NULL to clear):
+ * the credentials of the tool call running now. */
+struct json_t;
+void secret_scope(const struct json_t *values);
 
 /* Pushes the mcp.secret function. */
 void secret_push_api(lua_State *L);

@@ -36,7 +36,7 @@ process.on('exit', () => { for (const p of procs) p.kill('SIGKILL'); });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(1));
 
 // Tracks a child: .exit resolves to {code, signal}; .stopProcess() sends SIGTERM, then SIGKILL
-// after 5 s.
+// after 15 s (a server may be finishing calls for grace_s).
 export function track(proc) {
   let exited = false;
   procs.add(proc);
@@ -49,7 +49,7 @@ export function track(proc) {
   proc.stopProcess = async () => {
     if (!exited) {
       proc.kill('SIGTERM');
-      const done = await Promise.race([proc.exit.then(() => true), sleep(5000, false, { ref: false })]);
+      const done = await Promise.race([proc.exit.then(() => true), sleep(15000, false, { ref: false })]);
       if (!done) proc.kill('SIGKILL');
     }
     return proc.exit;
