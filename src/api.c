@@ -11,6 +11,7 @@
 
 #include "luamcp/api_crypto.h"
 #include "luamcp/cache.h"
+#include "luamcp/catalog.h"
 #include "luamcp/secret.h"
 #include "luamcp/conv.h"
 #include "luamcp/log.h"
@@ -33,7 +34,8 @@ static vm_t *host_vm(lua_State *L)
 
 /* Appends { def = arg 1, file, line } to the registry list named list: the declarations the
  * host collects after loading a file. */
-static void remember(lua_State *L, const char *list, const char *file, int line)
+static void remember_kind(lua_State *L, const char *list, const char *file, int line,
+                          const char *kind)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, list) != LUA_TTABLE) {
         lua_pop(L, 1);
@@ -48,8 +50,59 @@ static void remember(lua_State *L, const char *list, const char *file, int line)
     lua_setfield(L, -2, "file");
     lua_pushinteger(L, line);
     lua_setfield(L, -2, "line");
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     lua_pop(L, 1);
+}
+
+static void remember(lua_State *L, const char *list, const char *file, int line)
+{
+    remember_kind(L, list, file, line, "tool");
+}
+
+/* mcp.prompt, mcp.static_resource and mcp.resource_template: checked now, collected by the
+ * host with the tools of the file (API_PENDING entries of their kind). */
+static int declare(lua_State *L, const char *kind, const char *fn)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    vm_t *vm = host_vm(L);
+    if (vm && vm_phase(vm) != VM_PHASE_LOAD)
+        return luaL_error(L, "%s can only be called while scripts are loading", fn);
+    lua_settop(L, 1);
+    char *err = NULL;
+    int rc;
+    if (strcmp(kind, "prompt") == 0) {
+        prompt_t p;
+        if ((rc = prompt_from_def(L, 1, &p, &err)) == 0)
+            prompt_clear(&p);
+    } else {
+        resource_t r;
+        if ((rc = resource_from_def(L, 1, strcmp(kind, "template") == 0, &r, &err)) == 0)
+            resource_clear(&r);
+    }
+    if (rc != 0) {
+        luaL_where(L, 1);
+        lua_pushfstring(L, "%s%s", lua_tostring(L, -1), err ? err : "invalid declaration");
+        free(err);
+        return lua_error(L);
+    }
+    lua_Debug ar;
+    int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
+    remember_kind(L, API_PENDING, vm && vm_loading_file(vm) ? vm_loading_file(vm)
+                                                            : (line ? ar.short_src : "?"),
+                  line, kind);
+    return 1;
+}
+
+static int l_prompt(lua_State *L) { return declare(L, "prompt", "mcp.prompt"); }
+static int l_static_resource(lua_State *L)
+{
+    return declare(L, "resource", "mcp.static_resource");
+}
+static int l_resource_template(lua_State *L)
+{
+    return declare(L, "template", "mcp.resource_template");
 }
 
 
@@ -478,7 +531,9 @@ void api_push_mcp(lua_State *L)
         {"object", l_object},   {"text", l_text},     {"image", l_image},
         {"audio", l_audio},     {"resource_link", l_resource_link},
         {"resource", l_resource}, {"result", l_result},  {"policy", l_policy},
-        {"allow", l_allow},     {"deny", l_deny},     {"challenge", l_challenge}, {NULL, NULL}};
+        {"allow", l_allow},     {"deny", l_deny},     {"challenge", l_challenge},
+        {"prompt", l_prompt},   {"static_resource", l_static_resource},
+        {"resource_template", l_resource_template}, {NULL, NULL}};
     static const luaL_Reg json_fns[] = {
         {"encode", l_json_encode}, {"decode", api_json_decode}, {NULL, NULL}};
 

@@ -74,8 +74,91 @@ static int list_scripts(const char *dir, char ***out, size_t *n)
     return names ? 0 : -1;
 }
 
-/* Moves the tools declared by the file just loaded (API_PENDING) into b. */
-static void collect(bundle_t *b, size_t *cap, errs_t *e)
+static int cmp_prompt(const void *a, const void *b)
+{
+    return strcmp(((const prompt_t *)a)->name, ((const prompt_t *)b)->name);
+}
+
+/* Grows *v (of elements of size sz) to hold one more; false when out of memory. */
+static bool room(void **v, size_t n, size_t *cap, size_t sz)
+{
+    if (n < *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *grown = realloc(*v, c * sz);
+    if (!grown)
+        return false;
+    *v = grown;
+    *cap = c;
+    return true;
+}
+
+/* A prompt or resource declaration (stack: ..., def), moved into b. */
+static void collect_other(bundle_t *b, const char *kind, const char *file, int line,
+                          size_t *caps, errs_t *e)
+{
+    lua_State *L = vm_lua(b->vm);
+    char *err = NULL;
+    if (strcmp(kind, "prompt") == 0) {
+        prompt_t p;
+        if (prompt_from_def(L, -1, &p, &err) != 0) {
+            add_err(e, "%s:%d: %s", file, line, err);
+            free(err);
+            return;
+        }
+        const prompt_t *dup = bundle_find_prompt(b, p.name);
+        for (size_t k = 0; k < b->n_prompts && !dup; k++) /* not sorted yet */
+            if (strcmp(b->prompts[k].name, p.name) == 0)
+                dup = &b->prompts[k];
+        if (dup || !room((void **)&b->prompts, b->n_prompts, &caps[0], sizeof *b->prompts)) {
+            if (dup)
+                add_err(e, "%s:%d: duplicate prompt name '%s' (first defined at %s:%d)", file,
+                        line, p.name, dup->file, dup->line);
+            else
+                add_err(e, "out of memory");
+            prompt_clear(&p);
+            return;
+        }
+        p.file = strdup(file);
+        p.line = line;
+        lua_getfield(L, -1, "handler");
+        p.handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_getfield(L, -1, "complete");
+        p.complete_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* LUA_REFNIL when absent */
+        b->prompts[b->n_prompts++] = p;
+        return;
+    }
+    resource_t r;
+    if (resource_from_def(L, -1, strcmp(kind, "template") == 0, &r, &err) != 0) {
+        add_err(e, "%s:%d: %s", file, line, err);
+        free(err);
+        return;
+    }
+    const resource_t *dup = NULL;
+    for (size_t k = 0; k < b->n_resources && !dup; k++)
+        if (strcmp(b->resources[k].key, r.key) == 0)
+            dup = &b->resources[k];
+    if (dup || !room((void **)&b->resources, b->n_resources, &caps[1], sizeof *b->resources)) {
+        if (dup)
+            add_err(e, "%s:%d: duplicate resource '%s' (first defined at %s:%d)", file, line,
+                    r.key, dup->file, dup->line);
+        else
+            add_err(e, "out of memory");
+        resource_clear(&r);
+        return;
+    }
+    r.file = strdup(file);
+    r.line = line;
+    lua_getfield(L, -1, "handler");
+    r.handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "complete");
+    r.complete_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    b->resources[b->n_resources++] = r;
+}
+
+/* Moves the tools, prompts and resources declared by the file just loaded (API_PENDING)
+ * into b. */
+static void collect(bundle_t *b, size_t *cap, size_t *caps, errs_t *e)
 {
     lua_State *L = vm_lua(b->vm);
     if (lua_getfield(L, LUA_REGISTRYINDEX, API_PENDING) != LUA_TTABLE) {
@@ -90,6 +173,15 @@ static void collect(bundle_t *b, size_t *cap, errs_t *e)
         const char *file = lua_tostring(L, -2);
         int line = (int)lua_tointeger(L, -1);
         lua_getfield(L, -3, "def");      /* pending, entry, file, line, def */
+        lua_getfield(L, -4, "kind");
+        const char *kind = lua_tostring(L, -1);
+        if (kind && strcmp(kind, "tool") != 0) {
+            lua_pop(L, 1);
+            collect_other(b, kind, file, line, caps, e);
+            lua_pop(L, 4);
+            continue;
+        }
+        lua_pop(L, 1);
         tool_t t;
         char *err = NULL;
         if (tool_from_def(L, -1, &t, &err) != 0) {
@@ -159,6 +251,43 @@ static void collect_rules(bundle_t *b, policy_set_t *ps, errs_t *e)
     lua_setfield(L, LUA_REGISTRYINDEX, API_PENDING_POLICIES);
 }
 
+/* Every target policies bind to, in target order (see bundle.h); free with free_targets. */
+static size_t n_targets(const bundle_t *b)
+{
+    return b->n_tools + b->n_prompts + b->n_resources;
+}
+
+static char **targets(const bundle_t *b)
+{
+    size_t n = n_targets(b), k = 0;
+    char **v = calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; v && i < b->n_tools; i++)
+        v[k++] = strdup(b->tools[i].name);
+    for (size_t i = 0; v && i < b->n_prompts; i++) {
+        size_t len = strlen(b->prompts[i].name) + 8;
+        if ((v[k] = malloc(len)))
+            snprintf(v[k], len, "prompt:%s", b->prompts[i].name);
+        k++;
+    }
+    for (size_t i = 0; v && i < b->n_resources; i++) {
+        size_t len = strlen(b->resources[i].key) + 10;
+        if ((v[k] = malloc(len)))
+            snprintf(v[k], len, "resource:%s", b->resources[i].key);
+        k++;
+    }
+    for (size_t i = 0; v && i < n; i++)
+        if (!v[i])
+            v[i] = strdup(""); /* out of memory: matches no rule, so denied */
+    return v;
+}
+
+static void free_targets(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 static policy_set_t *load_policies(bundle_t *b, const char *dir, bool shadow, errs_t *e)
 {
     policy_set_t *ps = policy_set_new();
@@ -187,11 +316,9 @@ static policy_set_t *load_policies(bundle_t *b, const char *dir, bool shadow, er
         free(names[i]);
     }
     free(names);
-    char **tool_names = calloc(b->n_tools ? b->n_tools : 1, sizeof *tool_names);
-    for (size_t i = 0; tool_names && i < b->n_tools; i++)
-        tool_names[i] = b->tools[i].name;
-    policy_set_bind(ps, tool_names, b->n_tools, NULL);
-    free(tool_names);
+    char **t = targets(b);
+    policy_set_bind(ps, t, n_targets(b), NULL);
+    free_targets(t, n_targets(b));
     return ps;
 }
 
@@ -199,32 +326,35 @@ static policy_set_t *load_policies(bundle_t *b, const char *dir, bool shadow, er
  * them uncallable) and rules that match no tool (a typo, usually). */
 static void note_coverage(bundle_t *b, const config_t *cfg)
 {
-    char **tool_names = calloc(b->n_tools ? b->n_tools : 1, sizeof *tool_names);
-    for (size_t i = 0; tool_names && i < b->n_tools; i++)
-        tool_names[i] = b->tools[i].name;
+    char **t = targets(b);
+    size_t n = n_targets(b);
     char *unused = NULL;
-    size_t n_unused = policy_set_bind(b->policies, tool_names, b->n_tools, &unused);
-    free(tool_names);
+    size_t n_unused = policy_set_bind(b->policies, t, n, &unused);
     errs_t w = {0};
+    const char *what = cfg->dev ? "allowed only because of --dev" : "nobody can call it";
     for (size_t i = 0; i < b->n_tools; i++)
         if (policy_rules_for(b->policies, i) == 0)
             add_err(&w, "%s:%d: tool '%s' is covered by no policy: %s", b->tools[i].file,
-                    b->tools[i].line, b->tools[i].name,
-                    cfg->dev ? "allowed only because of --dev" : "nobody can call it");
+                    b->tools[i].line, b->tools[i].name, what);
+    for (size_t i = 0; i < b->n_prompts; i++)
+        if (policy_rules_for(b->policies, bundle_prompt_target(b, &b->prompts[i])) == 0)
+            add_err(&w, "%s:%d: prompt '%s' is covered by no policy: %s", b->prompts[i].file,
+                    b->prompts[i].line, b->prompts[i].name, what);
+    for (size_t i = 0; i < b->n_resources; i++)
+        if (policy_rules_for(b->policies, bundle_resource_target(b, &b->resources[i])) == 0)
+            add_err(&w, "%s:%d: resource '%s' is covered by no policy: %s",
+                    b->resources[i].file, b->resources[i].line, b->resources[i].key, what);
     if (n_unused)
         add_err(&w, "policies matching no tool: %s", unused);
     free(unused);
     if (b->shadow) {
-        /* a misspelt tool in the candidate set would make it look identical to the live one */
-        tool_names = calloc(b->n_tools ? b->n_tools : 1, sizeof *tool_names);
-        for (size_t i = 0; tool_names && i < b->n_tools; i++)
-            tool_names[i] = b->tools[i].name;
-        n_unused = policy_set_bind(b->shadow, tool_names, b->n_tools, &unused);
-        free(tool_names);
+        /* a misspelt name in the candidate set would make it look identical to the live one */
+        n_unused = policy_set_bind(b->shadow, t, n, &unused);
         if (n_unused)
             add_err(&w, "shadow policies matching no tool: %s", unused);
         free(unused);
     }
+    free_targets(t, n);
     if (w.len && w.text[w.len - 1] == '\n')
         w.text[--w.len] = '\0';
     b->warnings = w.text;
@@ -234,7 +364,7 @@ bundle_t *bundle_load(const config_t *cfg, char **err)
 {
     errs_t e = {0};
     char **names = NULL;
-    size_t n_names = 0, cap = 0;
+    size_t n_names = 0, cap = 0, caps[2] = {0, 0};
     char lib[4096];
     snprintf(lib, sizeof lib, "%s/lib", cfg->scripts_dir);
 
@@ -266,10 +396,12 @@ bundle_t *bundle_load(const config_t *cfg, char **err)
             lua_setfield(vm_lua(b->vm), LUA_REGISTRYINDEX, API_PENDING);
             continue;
         }
-        collect(b, &cap, &e);
+        collect(b, &cap, caps, &e);
     }
     if (b->n_tools)
         qsort(b->tools, b->n_tools, sizeof *b->tools, cmp_tool);
+    if (b->n_prompts)
+        qsort(b->prompts, b->n_prompts, sizeof *b->prompts, cmp_prompt);
     b->version = 1; /* reloads (a later issue) will count up from here */
     b->policies = load_policies(b, cfg->policies_dir, false, &e);
     if (cfg->shadow_policies)
@@ -297,6 +429,12 @@ void bundle_free(bundle_t *b)
     for (size_t i = 0; i < b->n_tools; i++)
         tool_clear(&b->tools[i]);
     free(b->tools);
+    for (size_t i = 0; i < b->n_prompts; i++)
+        prompt_clear(&b->prompts[i]);
+    free(b->prompts);
+    for (size_t i = 0; i < b->n_resources; i++)
+        resource_clear(&b->resources[i]);
+    free(b->resources);
     policy_set_free(b->policies);
     policy_set_free(b->shadow);
     free(b->warnings);
@@ -323,4 +461,51 @@ const tool_t *bundle_find(const bundle_t *b, const char *name)
 size_t bundle_index(const bundle_t *b, const tool_t *t)
 {
     return (size_t)(t - b->tools);
+}
+
+const prompt_t *bundle_find_prompt(const bundle_t *b, const char *name)
+{
+    size_t lo = 0, hi = b->n_prompts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, b->prompts[mid].name);
+        if (c == 0)
+            return &b->prompts[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+size_t bundle_prompt_target(const bundle_t *b, const prompt_t *p)
+{
+    return b->n_tools + (size_t)(p - b->prompts);
+}
+
+size_t bundle_resource_target(const bundle_t *b, const resource_t *r)
+{
+    return b->n_tools + b->n_prompts + (size_t)(r - b->resources);
+}
+
+const resource_t *bundle_find_resource(const bundle_t *b, const char *uri, json_t **vars)
+{
+    *vars = NULL;
+    for (size_t i = 0; i < b->n_resources; i++)
+        if (b->resources[i].uri && strcmp(b->resources[i].uri, uri) == 0)
+            return &b->resources[i];
+    for (size_t i = 0; i < b->n_resources; i++)
+        if (b->resources[i].uri_template &&
+            resource_template_match(b->resources[i].uri_template, uri, vars))
+            return &b->resources[i];
+    return NULL;
+}
+
+const resource_t *bundle_find_template(const bundle_t *b, const char *tmpl)
+{
+    for (size_t i = 0; i < b->n_resources; i++)
+        if (b->resources[i].uri_template && strcmp(b->resources[i].uri_template, tmpl) == 0)
+            return &b->resources[i];
+    return NULL;
 }

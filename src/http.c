@@ -492,6 +492,9 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                      .bearer = r->caller ? bearer_token(header(conn, MHD_HTTP_HEADER_AUTHORIZATION))
                                          : NULL,
                      .audit = r->w->audit, .fetch = r->w->fetch,
+                     .sessions = srv->sessions,
+                     .session_id = srv->cfg->stateless || init ? NULL
+                                                               : header(conn, "Mcp-Session-Id"),
                      .progress_ok = (accept & ACCEPT_SSE) != 0};
     json_t *resp = rpc_dispatch(&env, &m);
     if (!resp && env.pending) {

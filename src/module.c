@@ -26,19 +26,29 @@
 
 int luaopen_mcp(lua_State *L);
 
-/* mcp._loaded_tools() -> { [name] = def } of every tool declared since the last reset */
+/* mcp._loaded_tools() -> { [name] = def } of every tool declared since the last reset;
+ * mcp._loaded_tools("prompt") the prompts, ("resource") static resources by uri,
+ * ("template") resource templates by uriTemplate. */
 static int l_loaded_tools(lua_State *L)
 {
+    const char *kind = luaL_optstring(L, 1, "tool");
+    const char *key = strcmp(kind, "resource") == 0 ? "uri"
+                      : strcmp(kind, "template") == 0 ? "uriTemplate" : "name";
     lua_newtable(L);
     if (lua_getfield(L, LUA_REGISTRYINDEX, API_PENDING) != LUA_TTABLE)
         return lua_pop(L, 1), 1;
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, -1, i);          /* out, pending, entry */
-        lua_getfield(L, -1, "def");     /* out, pending, entry, def */
-        lua_getfield(L, -1, "name");    /* out, pending, entry, def, name */
-        lua_insert(L, -2);
-        lua_settable(L, -5);
+        lua_getfield(L, -1, "kind");
+        bool mine = strcmp(lua_tostring(L, -1), kind) == 0;
+        lua_pop(L, 1);
+        if (mine) {
+            lua_getfield(L, -1, "def");     /* out, pending, entry, def */
+            lua_getfield(L, -1, key);       /* out, pending, entry, def, name */
+            lua_insert(L, -2);
+            lua_settable(L, -5);
+        }
         lua_pop(L, 1);
     }
     lua_pop(L, 1);

@@ -195,7 +195,8 @@ done:
 
 static int check_keys(lua_State *L, int idx, char **err)
 {
-    static const char *const known[] = {"tool", "tools", "scopes", "any_scopes", "issuers",
+    static const char *const known[] = {"tool", "tools", "prompt", "prompts", "resource",
+                                        "resources", "scopes", "any_scopes", "issuers",
                                         "client_ids", "claims", "check", "log_args",
                                         "description", NULL};
     lua_pushnil(L);
@@ -206,11 +207,11 @@ static int check_keys(lua_State *L, int idx, char **err)
         for (int i = 0; k && known[i] && !ok; i++)
             ok = strcmp(k, known[i]) == 0;
         if (!ok) {
-            *err = malloc(200);
+            *err = malloc(260);
             if (*err)
-                snprintf(*err, 200, "unknown field '%.40s' (fields: tool or tools, scopes, "
-                         "any_scopes, issuers, client_ids, claims, check, log_args, description)",
-                         k ? k : "?");
+                snprintf(*err, 260, "unknown field '%.40s' (fields: tool or tools, scopes, "
+                         "any_scopes, issuers, client_ids, claims, check, log_args, description; "
+                         "prompt(s) and resource(s) for those)", k ? k : "?");
             lua_pop(L, 1);
             return -1;
         }
@@ -232,20 +233,44 @@ int policy_rule_from_def(lua_State *L, int idx, const char *file, int line,
     snprintf(r->where, sizeof r->where, "%s:%d", file, line);
     if (check_keys(L, idx, err))
         goto fail;
-    strlist_t one = {0};
-    if (read_strings(L, idx, "tool", &one, err) || read_strings(L, idx, "tools", &r->tools, err)) {
+    /* targets: tools by name, prompts and resources under a prefix of their kind */
+    static const struct { const char *one, *many, *prefix; } kinds[] = {
+        {"tool", "tools", ""}, {"prompt", "prompts", "prompt:"},
+        {"resource", "resources", "resource:"}};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        strlist_t one = {0}, many = {0};
+        int bad = read_strings(L, idx, kinds[k].one, &one, err) ||
+                  read_strings(L, idx, kinds[k].many, &many, err);
+        if (!bad && one.n && many.n) {
+            *err = malloc(80);
+            if (*err)
+                snprintf(*err, 80, "give '%s' or '%s', not both", kinds[k].one, kinds[k].many);
+            bad = 1;
+        }
+        strlist_t *got = one.n ? &one : &many;
+        for (size_t i = 0; !bad && i < got->n; i++) {
+            size_t len = strlen(kinds[k].prefix) + strlen(got->v[i]) + 1;
+            char **grown = realloc(r->tools.v, (r->tools.n + 1) * sizeof *grown);
+            char *name = malloc(len);
+            if (!grown || !name) {
+                free(name);
+                if (grown)
+                    r->tools.v = grown;
+                bad = 1;
+                break;
+            }
+            snprintf(name, len, "%s%s", kinds[k].prefix, got->v[i]);
+            r->tools.v = grown;
+            r->tools.v[r->tools.n++] = name;
+        }
         strlist_free(&one);
-        goto fail;
+        strlist_free(&many);
+        if (bad)
+            goto fail;
     }
-    if (one.n && r->tools.n) {
-        strlist_free(&one);
-        *err = strdup("give 'tool' or 'tools', not both");
-        goto fail;
-    }
-    if (one.n)
-        r->tools = one;
     if (!r->tools.n) {
-        *err = strdup("a policy needs 'tool' (a name or glob such as \"get_*\") or 'tools'");
+        *err = strdup("a policy needs 'tool' (a name or glob such as \"get_*\") or 'tools' "
+                      "(or 'prompt(s)', 'resource(s)')");
         goto fail;
     }
     if (read_strings(L, idx, "scopes", &r->scopes, err) ||
@@ -342,10 +367,17 @@ int policy_set_add(policy_set_t *ps, policy_rule_t *r)
 
 size_t policy_set_size(const policy_set_t *ps) { return ps ? ps->n : 0; }
 
+/* 0 tool, 1 prompt, 2 resource: a pattern only ever matches targets of its own kind */
+static int kind_of(const char *name)
+{
+    return strncmp(name, "prompt:", 7) == 0 ? 1 : strncmp(name, "resource:", 9) == 0 ? 2 : 0;
+}
+
 static bool rule_matches(const policy_rule_t *r, const char *tool)
 {
+    int kind = kind_of(tool);
     for (size_t i = 0; i < r->tools.n; i++)
-        if (glob_match(r->tools.v[i], tool))
+        if (kind_of(r->tools.v[i]) == kind && glob_match(r->tools.v[i], tool))
             return true;
     return false;
 }

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <lauxlib.h>
 #include <time.h>
 
+#include "luamcp/catalog.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
 #include "luamcp/version.h"
@@ -184,21 +186,31 @@ static json_t *decision_json(const policy_decision_t *d)
     return o;
 }
 
-/* Decides a tools/call, records it, and says whether it may go on. */
-static bool authorize(rpc_env_t *env, const rpc_msg_t *m, const tool_t *t, json_t *args,
-                      policy_decision_t *d)
+/* What a decision is about: a tool, prompt or resource (target index i, see bundle.h). */
+typedef struct target {
+    const char *kind;   /* "tool", "prompt", "resource" */
+    const char *name;   /* as audited: the tool or prompt name, the resource's URI */
+    const char *policy_name; /* as policy checks see it: "NAME", "prompt:NAME", "resource:KEY" */
+    size_t index;
+    bool *warned;
+} target_t;
+
+/* Decides a request on target, records it, and says whether it may go on. */
+static bool authorize_target(rpc_env_t *env, const rpc_msg_t *m, const target_t *tg,
+                             json_t *args, policy_decision_t *d)
 {
     bundle_t *b = env->bundle;
-    size_t i = bundle_index(b, t);
+    size_t i = tg->index;
     long long t0 = mono_ns();
-    policy_decide(b->policies, b->vm, i, t->name, env->caller, args, env->cfg->dev, d);
+    policy_decide(b->policies, b->vm, i, tg->policy_name, env->caller, args, env->cfg->dev, d);
     long long elapsed = mono_ns() - t0;
-    if (d->unguarded && !t->warned) {
-        log_warn("tool %s is covered by no policy; allowed only because of --dev", t->name);
-        ((tool_t *)t)->warned = true;
+    if (d->unguarded && !*tg->warned) {
+        log_warn("%s %s is covered by no policy; allowed only because of --dev", tg->kind,
+                 tg->name);
+        *tg->warned = true;
     }
     json_t *rec = decision_json(d);
-    json_object_set_new(rec, "tool", json_string(t->name));
+    json_object_set_new(rec, tg->kind, json_string(tg->name));
     if (env->caller) {
         if (env->caller->subject)
             json_object_set_new(rec, "subject", json_string(env->caller->subject));
@@ -213,11 +225,12 @@ static bool authorize(rpc_env_t *env, const rpc_msg_t *m, const tool_t *t, json_
         json_object_set_new(rec, "args", logged);
     if (b->shadow) {
         policy_decision_t sd;
-        policy_decide(b->shadow, b->vm, i, t->name, env->caller, args, env->cfg->dev, &sd);
+        policy_decide(b->shadow, b->vm, i, tg->policy_name, env->caller, args, env->cfg->dev,
+                      &sd);
         if (sd.verdict != d->verdict) {
             json_object_set_new(rec, "shadow", decision_json(&sd));
-            log_notice("shadow policies decide %s for tools/call %s (live: %s; %s)",
-                       policy_verdict_name(sd.verdict), t->name,
+            log_notice("shadow policies decide %s for %s %s (live: %s; %s)",
+                       policy_verdict_name(sd.verdict), m->method, tg->name,
                        policy_verdict_name(d->verdict), sd.reason);
         }
     }
@@ -225,9 +238,18 @@ static bool authorize(rpc_env_t *env, const rpc_msg_t *m, const tool_t *t, json_
     return d->verdict == POLICY_ALLOW;
 }
 
+static bool authorize(rpc_env_t *env, const rpc_msg_t *m, const tool_t *t, json_t *args,
+                      policy_decision_t *d)
+{
+    target_t tg = {"tool", t->name, t->name, bundle_index(env->bundle, t),
+                   &((tool_t *)t)->warned};
+    return authorize_target(env, m, &tg, args, d);
+}
+
 struct rpc_pending {
     tool_call_t call;
     json_t *id, *token;
+    char *uri;              /* resources/read: the URI (call.uri points here) */
     bundle_t *bundle;       /* a reference, once it waits */
     void (*wake)(void *);
     void *wake_arg;
@@ -259,11 +281,21 @@ void rpc_pending_on_wake(rpc_pending_t *p, void (*wake)(void *arg), void *arg)
     p->call.wake_arg = p;
 }
 
+/* The response of a call that has finished with result. */
+static json_t *finish_call(rpc_pending_t *p, json_t *result)
+{
+    if (p->call.rpc_error) {
+        json_decref(result);
+        return rpc_error(p->id, p->call.rpc_error, p->call.rpc_message);
+    }
+    return rpc_result(p->id, result);
+}
+
 json_t *rpc_pending_resume(rpc_pending_t *p, json_t **notes)
 {
     json_t *result = tool_resume(&p->call);
     *notes = take_notes(&p->call);
-    return result ? rpc_result(p->id, result) : NULL;
+    return result ? finish_call(p, result) : NULL;
 }
 
 json_t *rpc_pending_abort(rpc_pending_t *p, const char *why)
@@ -279,6 +311,7 @@ void rpc_pending_free(rpc_pending_t *p)
     tool_call_clear(&p->call);
     json_decref(p->id);
     json_decref(p->token);
+    free(p->uri);
     bundle_free(p->bundle);
     free(p);
 }
@@ -295,9 +328,39 @@ static json_t *masked_args(const tool_t *t, json_t *args)
     return copy;
 }
 
-static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
+static int session_level(const rpc_env_t *env)
+{
+    return env->progress_ok && env->sessions && env->session_id
+               ? session_log_level(env->sessions, env->session_id)
+               : -1;
+}
+
+/* A call about to start, holding what must outlive the request's message. */
+static rpc_pending_t *new_pending(rpc_env_t *env, const rpc_msg_t *m, json_t *token)
 {
     static _Thread_local unsigned long long serial;
+    rpc_pending_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->id = json_incref(m->id);
+    p->token = json_incref(env->progress_ok ? token : NULL);
+    p->call = (tool_call_t){
+        .request_id = p->id,
+        .progress_token = p->token,
+        .notifications = json_array(),
+        .deadline = wall_now() + env->cfg->limits.timeout_ms / 1000.0,
+        .serial = ++serial,
+        .caller = env->caller,
+        .subject_token = env->bearer,
+        .fetch = env->fetch,
+        .egress = &env->cfg->egress,
+        .log_level = session_level(env),
+    };
+    return p;
+}
+
+static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
+{
     json_t *name = json_object_get(m->params, "name");
     if (!json_is_string(name))
         return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: name must be a string");
@@ -345,22 +408,9 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         snprintf(msg, sizeof msg, "Unknown tool: %.128s", json_string_value(name));
         return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
     }
-    rpc_pending_t *p = calloc(1, sizeof *p);
+    rpc_pending_t *p = new_pending(env, m, token);
     if (!p)
         return rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
-    p->id = json_incref(m->id);
-    p->token = json_incref(env->progress_ok ? token : NULL);
-    p->call = (tool_call_t){
-        .request_id = p->id,
-        .progress_token = p->token,
-        .notifications = json_array(),
-        .deadline = wall_now() + env->cfg->limits.timeout_ms / 1000.0,
-        .serial = ++serial,
-        .caller = env->caller,
-        .subject_token = env->bearer,
-        .fetch = env->fetch,
-        .egress = &env->cfg->egress,
-    };
     json_t *result = tool_start(env->bundle->vm, t, json_is_object(args) ? args : NULL, &p->call);
     if (!result) {
         p->bundle = env->bundle;
@@ -371,6 +421,324 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
     env->notifications = take_notes(&p->call);
     rpc_pending_free(p);
     return rpc_result(m->id, result);
+}
+
+/* ---- prompts, resources, completion, logging ---------------------------------------------- */
+
+static bool visible(const rpc_env_t *env, size_t target)
+{
+    policy_decision_t d;
+    return policy_static(env->bundle->policies, target, env->caller, env->cfg->dev, &d) ==
+           POLICY_ALLOW;
+}
+
+/* A page of all (taken) under key, by the request's cursor. */
+static json_t *paginate(rpc_env_t *env, const rpc_msg_t *m, json_t *all, const char *key)
+{
+    size_t n = json_array_size(all), offset = 0, page = (size_t)env->cfg->page_size;
+    json_t *cursor = json_object_get(m->params, "cursor");
+    if (cursor && !json_is_null(cursor)) {
+        const char *c = json_string_value(cursor);
+        char *end = NULL;
+        unsigned long long v = c && c[0] >= '0' && c[0] <= '9' ? strtoull(c, &end, 10) : 0;
+        if (!c || !end || *end || v == 0 || v >= n) {
+            json_decref(all);
+            return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: invalid cursor");
+        }
+        offset = (size_t)v;
+    }
+    json_t *items = json_array();
+    size_t stop = offset + page < n ? offset + page : n;
+    for (size_t i = offset; i < stop; i++)
+        json_array_append(items, json_array_get(all, i));
+    json_decref(all);
+    json_t *result = json_pack("{so}", key, items);
+    if (stop < n) {
+        char next[32];
+        snprintf(next, sizeof next, "%zu", stop);
+        json_object_set_new(result, "nextCursor", json_string(next));
+    }
+    return rpc_result(m->id, result);
+}
+
+/* Runs a prompt, resource or completion handler: the response, or NULL when it waits. */
+static json_t *start_call(rpc_env_t *env, const rpc_msg_t *m, const char *kind,
+                          const char *name, int handler_ref, json_t *args,
+                          json_t *(*convert)(lua_State *, int, tool_call_t *), const char *uri,
+                          const char *mime)
+{
+    rpc_pending_t *p = new_pending(env, m, NULL);
+    if (!p || (uri && !(p->uri = strdup(uri)))) {
+        rpc_pending_free(p);
+        return rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
+    }
+    p->call.kind = kind;
+    p->call.tool_name = name;
+    p->call.convert = convert;
+    p->call.uri = p->uri;
+    p->call.mime_type = mime;
+    json_t *result = call_start(env->bundle->vm, handler_ref, args, &p->call);
+    if (!result) {
+        p->bundle = env->bundle;
+        p->bundle->refs++;
+        env->pending = p;
+        return NULL;
+    }
+    env->notifications = take_notes(&p->call);
+    json_t *resp = finish_call(p, result);
+    rpc_pending_free(p);
+    return resp;
+}
+
+/* The answer to a decision that is not ALLOW; NULL for HIDDEN (the caller answers "unknown"). */
+static json_t *refusal(rpc_env_t *env, const rpc_msg_t *m, const policy_decision_t *d)
+{
+    if (d->verdict == POLICY_CHALLENGE) {
+        snprintf(env->challenge, sizeof env->challenge, "%s", d->scopes);
+        return rpc_error(m->id, RPC_INVALID_REQUEST, "Forbidden: insufficient scope");
+    }
+    if (d->verdict == POLICY_DENY) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "Access denied: %s", d->reason);
+        secret_redact(msg);
+        return rpc_error(m->id, RPC_INVALID_REQUEST, msg);
+    }
+    return NULL;
+}
+
+static json_t *m_prompts_list(rpc_env_t *env, const rpc_msg_t *m)
+{
+    const bundle_t *b = env->bundle;
+    json_t *all = json_array();
+    for (size_t i = 0; i < b->n_prompts; i++)
+        if (visible(env, bundle_prompt_target(b, &b->prompts[i])))
+            json_array_append(all, b->prompts[i].descriptor);
+    return paginate(env, m, all, "prompts");
+}
+
+static json_t *m_prompts_get(rpc_env_t *env, const rpc_msg_t *m)
+{
+    json_t *name = json_object_get(m->params, "name");
+    json_t *args = json_object_get(m->params, "arguments");
+    if (!json_is_string(name))
+        return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: name must be a string");
+    if (args && !json_is_object(args) && !json_is_null(args))
+        return rpc_error(m->id, RPC_INVALID_PARAMS,
+                         "Invalid params: arguments must be an object");
+    args = json_is_object(args) ? args : NULL;
+    bundle_t *b = env->bundle;
+    prompt_t *p = (prompt_t *)bundle_find_prompt(b, json_string_value(name));
+    char msg[300];
+    if (p) {
+        char policy_name[160];
+        snprintf(policy_name, sizeof policy_name, "prompt:%s", p->name);
+        target_t tg = {"prompt", p->name, policy_name, bundle_prompt_target(b, p), &p->warned};
+        policy_decision_t d;
+        if (!authorize_target(env, m, &tg, args, &d)) {
+            json_t *no = refusal(env, m, &d);
+            if (no)
+                return no;
+            p = NULL; /* hidden: as if unknown */
+        }
+    }
+    if (!p) {
+        snprintf(msg, sizeof msg, "Invalid params: unknown prompt %.128s",
+                 json_string_value(name));
+        return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+    }
+    json_t *empty = args ? NULL : json_object();
+    const char *bad = prompt_check_args(p, args ? args : empty, msg, sizeof msg);
+    if (bad) {
+        json_decref(empty);
+        return rpc_error(m->id, RPC_INVALID_PARAMS, bad);
+    }
+    json_t *resp = start_call(env, m, "prompt", p->name, p->handler_ref, args ? args : empty,
+                              prompt_convert, NULL, NULL);
+    json_decref(empty);
+    return resp;
+}
+
+static json_t *m_resources_list(rpc_env_t *env, const rpc_msg_t *m, bool templates)
+{
+    const bundle_t *b = env->bundle;
+    json_t *all = json_array();
+    for (size_t i = 0; i < b->n_resources; i++) {
+        const resource_t *r = &b->resources[i];
+        if ((r->uri_template != NULL) == templates && visible(env, bundle_resource_target(b, r)))
+            json_array_append(all, r->descriptor);
+    }
+    return paginate(env, m, all, templates ? "resourceTemplates" : "resources");
+}
+
+static json_t *not_found(const rpc_msg_t *m, const char *uri)
+{
+    json_t *e = rpc_error(m->id, RPC_RESOURCE_NOT_FOUND, "Resource not found");
+    json_object_set_new(json_object_get(e, "error"), "data", json_pack("{s:s}", "uri", uri));
+    return e;
+}
+
+/* The resource uri names, authorized for this caller (vars: its template variables). */
+static resource_t *find_resource(rpc_env_t *env, const rpc_msg_t *m, const char *uri,
+                                 json_t **vars, json_t **answer)
+{
+    bundle_t *b = env->bundle;
+    *answer = NULL;
+    resource_t *r = (resource_t *)bundle_find_resource(b, uri, vars);
+    if (!r) {
+        *answer = not_found(m, uri);
+        return NULL;
+    }
+    if (!*vars)
+        *vars = json_object();
+    json_object_set_new(*vars, "uri", json_string(uri));
+    char policy_name[2100];
+    snprintf(policy_name, sizeof policy_name, "resource:%s", r->key);
+    target_t tg = {"resource", uri, policy_name, bundle_resource_target(b, r), &r->warned};
+    policy_decision_t d;
+    if (!authorize_target(env, m, &tg, *vars, &d)) {
+        *answer = refusal(env, m, &d);
+        if (!*answer)
+            *answer = not_found(m, uri); /* hidden */
+        json_decref(*vars);
+        *vars = NULL;
+        return NULL;
+    }
+    return r;
+}
+
+static json_t *m_resources_read(rpc_env_t *env, const rpc_msg_t *m)
+{
+    json_t *uri = json_object_get(m->params, "uri");
+    if (!json_is_string(uri))
+        return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: uri must be a string");
+    json_t *vars = NULL, *answer = NULL;
+    resource_t *r = find_resource(env, m, json_string_value(uri), &vars, &answer);
+    if (!r)
+        return answer;
+    json_t *resp = start_call(env, m, "resource", r->key, r->handler_ref, vars,
+                              resource_convert, json_string_value(uri), r->mime_type);
+    json_decref(vars);
+    return resp;
+}
+
+static json_t *m_subscribe(rpc_env_t *env, const rpc_msg_t *m, bool on)
+{
+    json_t *uri = json_object_get(m->params, "uri");
+    if (!json_is_string(uri))
+        return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: uri must be a string");
+    if (!env->sessions || !env->session_id)
+        return rpc_error(m->id, RPC_INVALID_REQUEST, "Invalid Request: subscriptions need a "
+                                                     "session (this server is stateless)");
+    if (on) {
+        json_t *vars = NULL, *answer = NULL;
+        if (!find_resource(env, m, json_string_value(uri), &vars, &answer))
+            return answer;
+        json_decref(vars);
+    }
+    int rc = session_subscribe(env->sessions, env->session_id, json_string_value(uri), on);
+    if (rc == -2)
+        return rpc_error(m->id, RPC_INVALID_REQUEST, "Invalid Request: too many subscriptions "
+                                                     "on this session (256)");
+    if (rc != 0)
+        return rpc_error(m->id, RPC_SESSION_NOT_FOUND, "Session not found");
+    return rpc_result(m->id, json_object());
+}
+
+static const char *const LEVELS[] = {"debug", "info", "notice", "warning", "error",
+                                     "critical", "alert", "emergency", NULL};
+
+static json_t *m_set_level(rpc_env_t *env, const rpc_msg_t *m)
+{
+    const char *level = json_string_value(json_object_get(m->params, "level"));
+    int lv = -1;
+    for (int i = 0; level && LEVELS[i] && lv < 0; i++)
+        if (strcmp(level, LEVELS[i]) == 0)
+            lv = i;
+    if (lv < 0)
+        return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: level must be one of "
+                         "debug, info, notice, warning, error, critical, alert, emergency");
+    if (!env->sessions || !env->session_id)
+        return rpc_error(m->id, RPC_INVALID_REQUEST, "Invalid Request: logging/setLevel needs "
+                                                     "a session (this server is stateless)");
+    if (session_set_log_level(env->sessions, env->session_id, lv) != 0)
+        return rpc_error(m->id, RPC_SESSION_NOT_FOUND, "Session not found");
+    return rpc_result(m->id, json_object());
+}
+
+/* Whether tmpl has a variable called name. */
+static bool template_has(const char *tmpl, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = strchr(tmpl, '{'); p; p = strchr(p + 1, '{')) {
+        const char *v = p + 1 + (p[1] == '+');
+        if (strncmp(v, name, n) == 0 && v[n] == '}')
+            return true;
+    }
+    return false;
+}
+
+static json_t *m_complete(rpc_env_t *env, const rpc_msg_t *m)
+{
+    json_t *ref = json_object_get(m->params, "ref");
+    json_t *arg = json_object_get(m->params, "argument");
+    const char *type = json_string_value(json_object_get(ref, "type"));
+    const char *arg_name = json_string_value(json_object_get(arg, "name"));
+    json_t *value = json_object_get(arg, "value");
+    if (!type || !arg_name || !json_is_string(value))
+        return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: completion/complete needs "
+                         "ref.type, argument.name and argument.value (a string)");
+    bundle_t *b = env->bundle;
+    char msg[300];
+    int handler = LUA_NOREF;
+    const char *name = NULL;
+    if (strcmp(type, "ref/prompt") == 0) {
+        const char *pn = json_string_value(json_object_get(ref, "name"));
+        const prompt_t *p = pn ? bundle_find_prompt(b, pn) : NULL;
+        if (!p || !visible(env, bundle_prompt_target(b, p))) {
+            snprintf(msg, sizeof msg, "Invalid params: unknown prompt %.128s", pn ? pn : "");
+            return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+        }
+        bool known = false;
+        size_t i;
+        json_t *a;
+        json_array_foreach(json_object_get(p->descriptor, "arguments"), i, a)
+            known = known || strcmp(json_string_value(json_object_get(a, "name")), arg_name) == 0;
+        if (!known) {
+            snprintf(msg, sizeof msg, "Invalid params: prompt '%s' has no argument '%.64s'",
+                     p->name, arg_name);
+            return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+        }
+        handler = p->complete_ref;
+        name = p->name;
+    } else if (strcmp(type, "ref/resource") == 0) {
+        const char *uri = json_string_value(json_object_get(ref, "uri"));
+        const resource_t *r = uri ? bundle_find_template(b, uri) : NULL;
+        if (!r || !visible(env, bundle_resource_target(b, r))) {
+            snprintf(msg, sizeof msg, "Invalid params: unknown resource template %.128s",
+                     uri ? uri : "");
+            return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+        }
+        if (!template_has(r->uri_template, arg_name)) {
+            snprintf(msg, sizeof msg, "Invalid params: template %.128s has no variable '%.64s'",
+                     r->uri_template, arg_name);
+            return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+        }
+        handler = r->complete_ref;
+        name = r->key;
+    } else {
+        return rpc_error(m->id, RPC_INVALID_PARAMS,
+                         "Invalid params: ref.type must be ref/prompt or ref/resource");
+    }
+    if (handler == LUA_NOREF || handler == LUA_REFNIL) /* nothing to suggest */
+        return rpc_result(m->id, json_pack("{s:{s:[], s:i, s:b}}", "completion", "values",
+                                           "total", 0, "hasMore", 0));
+    json_t *context = json_object_get(json_object_get(m->params, "context"), "arguments");
+    json_t *args = json_pack("{s:s, s:O, s:o}", "argument", arg_name, "value", value, "context",
+                             json_is_object(context) ? json_incref(context) : json_object());
+    json_t *resp = start_call(env, m, "completion", name, handler, args, completion_convert,
+                              NULL, NULL);
+    json_decref(args);
+    return resp;
 }
 
 json_t *rpc_dispatch(rpc_env_t *env, const rpc_msg_t *m)
@@ -386,6 +754,24 @@ json_t *rpc_dispatch(rpc_env_t *env, const rpc_msg_t *m)
         return rpc_result(m->id, json_object());
     if (strcmp(method, "initialize") == 0)
         return m_initialize(env, m);
+    if (strcmp(method, "resources/read") == 0)
+        return m_resources_read(env, m);
+    if (strcmp(method, "prompts/get") == 0)
+        return m_prompts_get(env, m);
+    if (strcmp(method, "prompts/list") == 0)
+        return m_prompts_list(env, m);
+    if (strcmp(method, "resources/list") == 0)
+        return m_resources_list(env, m, false);
+    if (strcmp(method, "resources/templates/list") == 0)
+        return m_resources_list(env, m, true);
+    if (strcmp(method, "completion/complete") == 0)
+        return m_complete(env, m);
+    if (strcmp(method, "resources/subscribe") == 0)
+        return m_subscribe(env, m, true);
+    if (strcmp(method, "resources/unsubscribe") == 0)
+        return m_subscribe(env, m, false);
+    if (strcmp(method, "logging/setLevel") == 0)
+        return m_set_level(env, m);
     char msg[200];
     snprintf(msg, sizeof msg, "Method not found: %.128s", method);
     return rpc_error(m->id, RPC_METHOD_NOT_FOUND, msg);

@@ -13,8 +13,19 @@ typedef struct session {
     const char *version;
     time_t last_used;
     void *attached;
+    int log_level;          /* logging/setLevel; -1 until the client sets one */
+    char **subs;            /* resources/subscribe URIs */
+    size_t n_subs;
     struct session *next;
 } session_t;
+
+static void session_free(session_t *s)
+{
+    for (size_t i = 0; i < s->n_subs; i++)
+        free(s->subs[i]);
+    free(s->subs);
+    free(s);
+}
 
 struct session_store {
     pthread_mutex_t mu;
@@ -73,7 +84,7 @@ static void drop_all(session_store_t *st, bool expired_only, void (*on_drop)(voi
             *pp = s->next;
             if (s->attached && on_drop)
                 on_drop(s->attached);
-            free(s);
+            session_free(s);
             st->count--;
         }
     }
@@ -122,6 +133,7 @@ int session_create(session_store_t *st, const char *version,
     memcpy(s->id, id, SESSION_ID_LEN + 1);
     memcpy(s->owner, owner, SESSION_OWNER_LEN);
     s->version = version;
+    s->log_level = -1;
     s->last_used = now_s();
     pthread_mutex_lock(&st->mu);
     if (st->count >= st->max)
@@ -172,7 +184,7 @@ bool session_delete(session_store_t *st, const char *id,
         *link = s->next;
         *attached = s->attached;
         st->count--;
-        free(s);
+        session_free(s);
     }
     pthread_mutex_unlock(&st->mu);
     return s != NULL;
@@ -229,5 +241,76 @@ void session_foreach_attached(session_store_t *st, void (*fn)(void *attached, vo
         for (session_t *s = st->buckets[b]; s; s = s->next)
             if (s->attached)
                 fn(s->attached, arg);
+    pthread_mutex_unlock(&st->mu);
+}
+
+int session_log_level(session_store_t *st, const char *id)
+{
+    pthread_mutex_lock(&st->mu);
+    session_t *s = id ? find(st, id, NULL) : NULL;
+    int level = s ? s->log_level : -1;
+    pthread_mutex_unlock(&st->mu);
+    return level;
+}
+
+int session_set_log_level(session_store_t *st, const char *id, int level)
+{
+    pthread_mutex_lock(&st->mu);
+    session_t *s = id ? find(st, id, NULL) : NULL;
+    if (s)
+        s->log_level = level;
+    pthread_mutex_unlock(&st->mu);
+    return s ? 0 : -1;
+}
+
+int session_subscribe(session_store_t *st, const char *id, const char *uri, bool on)
+{
+    int rc = -1;
+    pthread_mutex_lock(&st->mu);
+    session_t *s = id ? find(st, id, NULL) : NULL;
+    size_t i = 0;
+    while (s && i < s->n_subs && strcmp(s->subs[i], uri) != 0)
+        i++;
+    if (s && !on) {
+        if (i < s->n_subs) {
+            free(s->subs[i]);
+            s->subs[i] = s->subs[--s->n_subs];
+        }
+        rc = 0;
+    } else if (s && i < s->n_subs) {
+        rc = 0; /* already */
+    } else if (s && s->n_subs < SESSION_MAX_SUBSCRIPTIONS) {
+        char **grown = realloc(s->subs, (s->n_subs + 1) * sizeof *grown);
+        char *copy = strdup(uri);
+        if (grown && copy) {
+            s->subs = grown;
+            s->subs[s->n_subs++] = copy;
+            rc = 0;
+        } else {
+            if (grown)
+                s->subs = grown;
+            free(copy);
+        }
+    } else if (s) {
+        rc = -2;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+void session_foreach_subscribed(session_store_t *st, const char *uri,
+                                void (*fn)(void *attached, void *arg), void *arg)
+{
+    pthread_mutex_lock(&st->mu);
+    for (size_t b = 0; b < st->n_buckets; b++)
+        for (session_t *s = st->buckets[b]; s; s = s->next) {
+            if (!s->attached)
+                continue;
+            for (size_t i = 0; i < s->n_subs; i++)
+                if (strcmp(s->subs[i], uri) == 0) {
+                    fn(s->attached, arg);
+                    break;
+                }
+        }
     pthread_mutex_unlock(&st->mu);
 }

@@ -318,14 +318,25 @@ static int ctx_remaining_ms(lua_State *L)
 
 static int ctx_log(lua_State *L)
 {
-    ctx_call(L);
-    const char *level = luaL_checkstring(L, 1);
+    static const char *const levels[] = {"debug", "info", "notice", "warning", "error",
+                                         "critical", "alert", "emergency", NULL};
+    tool_call_t *call = ctx_call(L);
+    int lv = luaL_checkoption(L, 1, NULL, levels);
     const char *msg = luaL_checkstring(L, 2);
-    int lv = log_level_parse(level);
-    if (lv < 0)
-        return luaL_argerror(L, 1, "level must be debug, info, notice, warning or error");
-    lua_getfield(L, lua_upvalueindex(2), "tool");
-    log_msg((enum log_level)lv, "tool %s: %s", lua_tostring(L, -1), msg);
+    /* the server log has five levels: the three most severe are errors there */
+    log_msg((enum log_level)(lv > LOG_ERROR ? LOG_ERROR : lv), "%s %s: %s",
+            call->kind ? call->kind : "tool", call->tool_name, msg);
+    if (call->log_level >= 0 && lv >= call->log_level) { /* the client asked for these */
+        if (json_array_size(call->notifications) >= 1000)
+            return luaL_error(L, "ctx.log: too many notifications in one call (1000)");
+        json_t *data = json_string(msg);
+        if (!data)
+            data = json_string("(a log message that is not valid UTF-8)");
+        json_array_append_new(call->notifications,
+                              json_pack("{s:s, s:s, s:{s:s, s:s, s:o}}", "jsonrpc", "2.0",
+                                        "method", "notifications/message", "params", "level",
+                                        levels[lv], "logger", call->tool_name, "data", data));
+    }
     return 0;
 }
 
@@ -370,7 +381,7 @@ static int ctx_index(lua_State *L)
 }
 
 /* pushes the ctx table for this call onto co */
-static void push_ctx(lua_State *co, const tool_t *t, tool_call_t *call)
+static void push_ctx(lua_State *co, tool_call_t *call)
 {
     lua_createtable(co, 0, 7);
     if (luaL_newmetatable(co, "luamcp.ctx")) {
@@ -388,7 +399,7 @@ static void push_ctx(lua_State *co, const tool_t *t, tool_call_t *call)
         lua_pushnil(co);
     }
     lua_setfield(co, -2, "request_id");
-    lua_pushstring(co, t->name);
+    lua_pushstring(co, call->tool_name);
     lua_setfield(co, -2, "tool");
     lua_pushnumber(co, call->deadline);
     lua_setfield(co, -2, "deadline");
@@ -670,6 +681,7 @@ void tool_call_clear(tool_call_t *call)
 static json_t *step(tool_call_t *call, int nargs)
 {
     const tool_t *t = call->tool;
+    const char *kind = call->kind ? call->kind : "tool", *name = call->tool_name;
     vm_t *vm = call->vm;
     lua_State *co = call->co;
     char buf[512];
@@ -684,7 +696,7 @@ static json_t *step(tool_call_t *call, int nargs)
     vm_set_call(vm, NULL, 0);
     switch (st) {
     case VM_OK:
-        res = convert_results(co, nres, t);
+        res = call->convert ? call->convert(co, nres, call) : convert_results(co, nres, t);
         break;
     case VM_YIELD:
         if (call->batch) { /* mcp.http: wait (co_ref anchors it) until the transfers end */
@@ -694,19 +706,25 @@ static json_t *step(tool_call_t *call, int nargs)
             secret_scope(NULL);
             return NULL;
         }
-        res = error_result("tool yielded outside mcp.http, which is not supported");
+        snprintf(buf, sizeof buf, "%s yielded outside mcp.http, which is not supported", kind);
+        res = error_result(buf);
         break;
     case VM_ERROR:
-        log_error("tool %s failed: %s", t->name, trace ? trace : msg);
-        snprintf(buf, sizeof buf, "tool '%s' failed (see server log)", t->name);
+        log_error("%s %s failed: %s", kind, name, trace ? trace : msg);
+        snprintf(buf, sizeof buf, "%s '%.200s' failed (see server log)", kind, name);
         res = error_result(buf);
         break;
     case VM_TIMEOUT:
     case VM_NOMEM:
-        log_warn("tool %s %s", t->name, msg);
-        snprintf(buf, sizeof buf, "tool '%s' %s", t->name, msg);
+        log_warn("%s %s %s", kind, name, msg);
+        snprintf(buf, sizeof buf, "%s '%.200s' %s", kind, name, msg);
         res = error_result(buf);
         break;
+    }
+    if (st != VM_OK && call->convert) { /* not a tool: a failure is a JSON-RPC error */
+        call->rpc_error = -32603;
+        snprintf(call->rpc_message, sizeof call->rpc_message, "Internal error: %.260s", buf);
+        secret_redact(call->rpc_message);
     }
     free(msg);
     free(trace);
@@ -733,17 +751,32 @@ static void wrap_credentials(lua_State *co, const tool_t *t, json_t *args, tool_
     }
 }
 
+static json_t *run(vm_t *vm, int handler_ref, json_t *args, tool_call_t *call);
+
+json_t *call_start(vm_t *vm, int handler_ref, json_t *args, tool_call_t *call)
+{
+    call->vm = vm;
+    call->tool = NULL;
+    call->co = NULL;
+    call->co_ref = LUA_NOREF;
+    json_t *empty = args ? NULL : json_object();
+    json_t *res = run(vm, handler_ref, args ? args : empty, call);
+    json_decref(empty);
+    return res;
+}
+
 json_t *tool_start(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
 {
     char buf[512];
     json_t *empty = NULL;
     call->vm = vm;
     call->tool = t;
-    call->tool_name = t->name;
     call->tool_allow = t->egress;
     call->n_tool_allow = t->n_egress;
     call->co = NULL;
     call->co_ref = LUA_NOREF;
+    call->tool_name = t->name;
+    call->kind = "tool";
     if (!args)
         args = empty = json_object();
     if (schema_validate(t->input, args, buf, sizeof buf) != 0) {
@@ -758,29 +791,41 @@ json_t *tool_start(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
         }
         return res;
     }
+    json_t *res = run(vm, t->handler_ref, args, call);
+    json_decref(empty);
+    return res;
+}
 
+/* Runs handler_ref(args, ctx) in a new coroutine of vm: the result, or NULL while it waits. */
+static json_t *run(vm_t *vm, int handler_ref, json_t *args, tool_call_t *call)
+{
+    const tool_t *t = call->tool;
     lua_State *L = vm_lua(vm);
     int top = lua_gettop(L);
     vm_host_begin(vm); /* these pushes run unprotected: they must not meet the cap */
     lua_State *co = lua_newthread(L);
     lua_pushvalue(L, -1);
     call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* held while the handler runs or waits */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->handler_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
     lua_xmove(L, co, 1);
     char *err = NULL;
     if (conv_push_json(co, args, &err) != 0) {
         vm_host_end(vm);
-        log_error("tool %s: %s", t->name, err);
+        log_error("%s: %s", call->tool_name, err);
         free(err);
-        json_decref(empty);
         lua_settop(L, top);
         release_co(call);
+        if (call->convert) {
+            call->rpc_error = -32602;
+            snprintf(call->rpc_message, sizeof call->rpc_message,
+                     "Invalid params: arguments cannot be given to Lua");
+        }
         return error_result("arguments cannot be given to Lua");
     }
-    wrap_credentials(co, t, args, call);
-    push_ctx(co, t, call);
+    if (t)
+        wrap_credentials(co, t, args, call);
+    push_ctx(co, call);
     vm_host_end(vm);
-    json_decref(empty);
     call->co = co;
     json_t *res = step(call, 2);
     lua_settop(L, top); /* the thread lives on through co_ref while it waits */

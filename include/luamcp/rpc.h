@@ -10,6 +10,7 @@
 #include "luamcp/auth.h"
 #include "luamcp/bundle.h"
 #include "luamcp/config.h"
+#include "luamcp/session.h"
 
 /* JSON-RPC 2.0 and MCP error codes */
 #define RPC_PARSE_ERROR -32700
@@ -18,6 +19,7 @@
 #define RPC_INVALID_PARAMS -32602
 #define RPC_INTERNAL_ERROR -32603
 #define RPC_SESSION_NOT_FOUND -32001
+#define RPC_RESOURCE_NOT_FOUND -32002
 
 #define RPC_LATEST_VERSION "2025-11-25"
 #define RPC_DEFAULT_VERSION "2025-03-26" /* assumed when a client sends no version header */
@@ -46,6 +48,8 @@ typedef struct rpc_env {
     const config_t *cfg;
     struct fetch_engine *fetch; /* the worker's engine for mcp.http; NULL = none */
     rpc_pending_t *pending;     /* out: the call waits for backends (rpc_dispatch gave NULL) */
+    session_store_t *sessions;  /* with session_id: the request's session, if any */
+    const char *session_id;
     bundle_t *bundle;
     auth_caller_t *caller;      /* the verified caller; NULL when auth is off */
     const char *bearer;         /* its access token, as sent (kept from scripts) */

@@ -39,4 +39,16 @@ unsigned session_count(session_store_t *st);
 void session_foreach_attached(session_store_t *st, void (*fn)(void *attached, void *arg),
                               void *arg);
 
+/* logging/setLevel of a session: -1 when unset or unknown. */
+int session_log_level(session_store_t *st, const char *id);
+int session_set_log_level(session_store_t *st, const char *id, int level);
+/* resources/subscribe (on) and unsubscribe: 0, -1 for an unknown session, -2 when the
+ * session already has SESSION_MAX_SUBSCRIPTIONS. */
+#define SESSION_MAX_SUBSCRIPTIONS 256
+int session_subscribe(session_store_t *st, const char *id, const char *uri, bool on);
+/* Calls fn (under the table's lock) for the attached stream of every session subscribed to
+ * uri. */
+void session_foreach_subscribed(session_store_t *st, const char *uri,
+                                void (*fn)(void *attached, void *arg), void *arg);
+
 #endif

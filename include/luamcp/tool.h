@@ -61,6 +61,16 @@ typedef struct tool_call {
     struct http_batch *batch; /* the transfers it waits for */
     unsigned requests;       /* backend requests made so far */
     json_t *secrets;         /* credential values of the arguments: scrubbed from results */
+
+    /* prompts, resources and completions run the same way (catalog.h): their converter, and
+     * the JSON-RPC error a failure becomes (rpc_error != 0; the result is then ignored) */
+    json_t *(*convert)(lua_State *co, int nres, struct tool_call *call);
+    const char *uri;         /* resources/read: the URI asked for */
+    const char *mime_type;   /* resources/read: the declared type, or NULL */
+    int rpc_error;
+    char rpc_message[300];
+    int log_level;           /* notifications/message from ctx.log at or above this; -1 none */
+    const char *kind;        /* "tool", "prompt", "resource", "completion": for messages */
 } tool_call_t;
 
 /* Validates the definition table at idx and fills *out (handler left as LUA_NOREF).
@@ -74,6 +84,8 @@ bool tool_name_valid(const char *name);
  * CallToolResult object, or NULL when the handler waits for backends: call->wake is called
  * once they answer, and the caller then calls tool_resume (which may return NULL again). */
 json_t *tool_start(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call);
+/* The same for any handler (call->convert set, call->tool NULL, call->tool_name naming it). */
+json_t *call_start(vm_t *vm, int handler_ref, json_t *args, tool_call_t *call);
 json_t *tool_resume(tool_call_t *call);
 /* Abandons a waiting call: transfers cancelled, coroutine released. */
 void tool_cancel(tool_call_t *call);
