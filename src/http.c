@@ -41,6 +41,11 @@ struct req {
     json_t *async_resp;   /* its response, once done: answered on the next handler call */
     json_t *async_notes;
     int accept;
+    unsigned long long gen;  /* unique per request on its worker */
+    bool suspended;       /* parked by us while its call waits (not by a stream) */
+    stream_t *stream;     /* the POST's SSE answer, once the call had to talk mid-flight */
+    json_t *outbox;       /* messages for that stream before it exists */
+    char ask_id[48];      /* the request to the client it waits for, or "" */
     auth_caller_t *caller;
     char *challenge;      /* WWW-Authenticate of a refusal */
     refusal_t refused;   /* status 0 when none */
@@ -60,6 +65,11 @@ struct stream {
     char session[SESSION_ID_LEN + 1];
     stream_t *next;            /* w->streams, worker thread only */
 };
+
+static void stream_append(stream_t *s, const char *data, size_t n);
+static void stream_release(stream_t *s);
+static void emit_all(req_t *r, json_t *msgs);
+static void service_asks(worker_t *w);
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
@@ -263,6 +273,7 @@ void http_broadcast(server_t *srv, const char *json)
 void http_service(worker_t *w, long long now, bool closing)
 {
     resume_auth_waiters(w);
+    service_asks(w);
     bool ping = now >= w->next_keepalive_ms;
     if (ping)
         w->next_keepalive_ms = now + KEEPALIVE_MS;
@@ -314,6 +325,43 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
     }
     s->next = r->w->streams;
     r->w->streams = s;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    r->answered = true;
+    enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+/* A POST answered as a stream because its call talks to the client while it runs: what was
+ * kept (notifications, requests) goes first; the response ends it (finish_waiting). */
+static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
+{
+    stream_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return MHD_NO;
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 2; /* the response's and the request's */
+    s->w = r->w;
+    s->conn = conn;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_done);
+    if (!resp) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return MHD_NO;
+    }
+    r->stream = s;
+    s->next = r->w->streams;
+    r->w->streams = s;
+    json_t *kept = r->async_notes;
+    r->async_notes = NULL;
+    emit_all(r, kept);
+    json_decref(kept);
+    kept = r->outbox;
+    r->outbox = NULL;
+    emit_all(r, kept);
+    json_decref(kept);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     r->answered = true;
@@ -407,13 +455,205 @@ static void keep_notes(req_t *r, json_t *notes)
     }
 }
 
+/* One SSE event for msg on r's stream, or kept for it until it starts. */
+static void emit(req_t *r, json_t *msg)
+{
+    if (!r->stream) {
+        if (!r->outbox)
+            r->outbox = json_array();
+        json_array_append(r->outbox, msg);
+        return;
+    }
+    char *js = json_dumps(msg, JSON_COMPACT);
+    if (!js)
+        return;
+    size_t n = strlen(js) + 32;
+    char *ev = malloc(n);
+    if (ev) {
+        snprintf(ev, n, "event: message\ndata: %s\n\n", js);
+        pthread_mutex_lock(&r->stream->mu);
+        stream_append(r->stream, ev, strlen(ev));
+        pthread_mutex_unlock(&r->stream->mu);
+        worker_wake(r->w); /* http_service resumes the stream's connection */
+    }
+    free(ev);
+    free(js);
+}
+
+static void emit_all(req_t *r, json_t *msgs)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+        emit(r, m);
+}
+
+static void forget_ask(req_t *r)
+{
+    if (!r->ask_id[0])
+        return;
+    server_t *srv = r->w->srv;
+    pthread_mutex_lock(&srv->asks_mu);
+    for (ask_t **pp = &srv->asks; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->id, r->ask_id) == 0) {
+            ask_t *a = *pp;
+            *pp = a->next;
+            srv->n_asks--;
+            free(a);
+            break;
+        }
+    pthread_mutex_unlock(&srv->asks_mu);
+    r->ask_id[0] = '\0';
+}
+
 static void finish_waiting(req_t *r, json_t *resp)
 {
-    r->async_resp = resp;
     rpc_pending_free(r->pending);
     r->pending = NULL;
+    forget_ask(r);
     unlink_waiter(&r->w->tool_waiters, r);
-    MHD_resume_connection(r->conn); /* the worker runs MHD in this same loop turn */
+    if (r->stream) { /* the answer goes out on the stream, which then ends */
+        emit_all(r, r->async_notes);
+        json_decref(r->async_notes);
+        r->async_notes = NULL;
+        emit(r, resp);
+        json_decref(resp);
+        pthread_mutex_lock(&r->stream->mu);
+        r->stream->closed = true;
+        pthread_mutex_unlock(&r->stream->mu);
+        worker_wake(r->w);
+        return;
+    }
+    r->async_resp = resp;
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn); /* the worker runs MHD in this same loop turn */
+    }
+}
+
+/* ctx.sample / ctx.elicit (worker thread, while the call's Lua runs): the request gets an id,
+ * is registered for its answer and goes out on the POST's stream. */
+static int req_ask(void *arg, json_t *request)
+{
+    req_t *r = arg;
+    worker_t *w = r->w;
+    server_t *srv = w->srv;
+    ask_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return -1;
+    snprintf(a->id, sizeof a->id, "luamcp-%d-%llu", w->index, ++w->ask_seq);
+    const char *sid = header(r->conn, "Mcp-Session-Id");
+    snprintf(a->session, sizeof a->session, "%s", sid ? sid : "");
+    a->worker = w->index;
+    a->r = r;
+    a->gen = r->gen;
+    pthread_mutex_lock(&srv->asks_mu);
+    bool room = srv->n_asks < MAX_ASKS;
+    if (room) {
+        a->next = srv->asks;
+        srv->asks = a;
+        srv->n_asks++;
+    }
+    pthread_mutex_unlock(&srv->asks_mu);
+    if (!room) {
+        free(a);
+        return -1;
+    }
+    snprintf(r->ask_id, sizeof r->ask_id, "%s", a->id);
+    json_object_set_new(request, "id", json_string(a->id));
+    emit(r, request);
+    if (r->suspended && !r->stream) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn); /* its handler starts the stream */
+    }
+    return 0;
+}
+
+static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn);
+
+/* A client's response to one of our requests (any worker): to the worker holding the call.
+ * False when no request of this session waits for it. */
+static bool route_answer(req_t *from, json_t *msg)
+{
+    server_t *srv = from->w->srv;
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    const char *sid = header(from->conn, "Mcp-Session-Id");
+    if (!id || !sid)
+        return false;
+    ask_t *found = NULL;
+    pthread_mutex_lock(&srv->asks_mu);
+    for (ask_t **pp = &srv->asks; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->id, id) == 0 && strcmp((*pp)->session, sid) == 0) {
+            found = *pp;
+            *pp = found->next; /* one answer per request */
+            srv->n_asks--;
+            break;
+        }
+    pthread_mutex_unlock(&srv->asks_mu);
+    if (!found)
+        return false;
+    answer_t *ans = calloc(1, sizeof *ans);
+    worker_t *w = &srv->workers[found->worker];
+    if (ans) {
+        ans->r = found->r;
+        ans->gen = found->gen;
+        ans->msg = json_incref(msg);
+        pthread_mutex_lock(&w->inbox_mu);
+        ans->next = w->inbox;
+        w->inbox = ans;
+        pthread_mutex_unlock(&w->inbox_mu);
+        worker_wake(w);
+    }
+    free(found);
+    return true;
+}
+
+/* The call of a waiting request goes on with what it waited for from the client. */
+static void deliver(req_t *r, json_t *answer)
+{
+    r->ask_id[0] = '\0'; /* already out of the table */
+    json_t *notes = NULL;
+    json_t *resp = rpc_pending_answer(r->pending, answer, &notes);
+    if (r->stream) {
+        emit_all(r, notes);
+        json_decref(notes);
+    } else {
+        keep_notes(r, notes);
+    }
+    if (resp)
+        finish_waiting(r, resp);
+}
+
+/* Worker thread: answers that arrived for this worker's calls, and calls whose client did
+ * not answer in time. */
+static void service_asks(worker_t *w)
+{
+    pthread_mutex_lock(&w->inbox_mu);
+    answer_t *list = w->inbox;
+    w->inbox = NULL;
+    pthread_mutex_unlock(&w->inbox_mu);
+    while (list) {
+        answer_t *a = list;
+        list = a->next;
+        req_t *r = w->tool_waiters;
+        while (r && !(r == a->r && r->gen == a->gen))
+            r = r->next_waiter;
+        if (r && r->pending)
+            deliver(r, a->msg);
+        json_decref(a->msg);
+        free(a);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    for (req_t *r = w->tool_waiters, *next; r; r = next) {
+        next = r->next_waiter;
+        double deadline;
+        if (r->pending && rpc_pending_asking(r->pending, &deadline) && now >= deadline) {
+            forget_ask(r);
+            deliver(r, NULL); /* "the client did not answer in time" */
+        }
+    }
 }
 
 /* The transfers a waiting call needed have ended (worker thread, from the fetch engine). */
@@ -422,7 +662,12 @@ static void tool_wake(void *arg)
     req_t *r = arg;
     json_t *notes = NULL;
     json_t *resp = rpc_pending_resume(r->pending, &notes);
-    keep_notes(r, notes);
+    if (r->stream) { /* streaming already: progress and logs go out as they come */
+        emit_all(r, notes);
+        json_decref(notes);
+    } else {
+        keep_notes(r, notes);
+    }
     if (resp)
         finish_waiting(r, resp);
 }
@@ -483,6 +728,12 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
     }
     if (!init && !session_check(r, conn, &version, &rc))
         goto done;
+    if (m.kind == RPC_RESPONSE && !route_answer(r, msg)) {
+        rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
+                  "Bad Request: no request of this session waits for this response", NULL,
+                  NULL);
+        goto done;
+    }
     if (m.kind != RPC_REQUEST) {
         r->answered = true;
         rc = queue(conn, MHD_HTTP_ACCEPTED, NULL, 0, NULL, NULL, NULL);
@@ -492,7 +743,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                      .bearer = r->caller ? bearer_token(header(conn, MHD_HTTP_HEADER_AUTHORIZATION))
                                          : NULL,
                      .audit = r->w->audit, .fetch = r->w->fetch,
-                     .sessions = srv->sessions,
+                     .sessions = srv->sessions, .ask = req_ask, .ask_arg = r,
                      .session_id = srv->cfg->stateless || init ? NULL
                                                                : header(conn, "Mcp-Session-Id"),
                      .progress_ok = (accept & ACCEPT_SSE) != 0};
@@ -505,6 +756,11 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         rpc_pending_on_wake(r->pending, tool_wake, r);
         r->next_waiter = r->w->tool_waiters;
         r->w->tool_waiters = r;
+        if (r->outbox) { /* it already talks to the client: answer with a stream now */
+            rc = start_stream(r, conn);
+            goto done;
+        }
+        r->suspended = true;
         MHD_suspend_connection(conn);
         rc = MHD_YES;
         goto done;
@@ -532,6 +788,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
             goto done;
         }
         with_sid = true;
+        session_set_client_caps(srv->sessions, sid, env.client_caps);
     }
     rc = answer(r, conn, resp, env.notifications, accept, with_sid ? sid : NULL);
 done:
@@ -728,6 +985,7 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
             return MHD_NO;
         r->w = w;
         r->conn = conn;
+        r->gen = ++w->req_gen;
         w->inflight++;
         *req_cls = r;
         if (mcp && origin_checks(r, conn, &r->refused) &&
@@ -755,8 +1013,10 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         r->async_resp = r->async_notes = NULL;
         return answer(r, conn, resp, notes, r->accept, NULL);
     }
-    if (r->pending)
-        return MHD_YES; /* still waiting (a spurious call) */
+    if (r->pending && r->outbox && !r->stream)
+        return start_stream(r, conn); /* resumed by req_ask: the call talks to the client */
+    if (r->pending || r->stream)
+        return MHD_YES; /* still waiting, or its stream does the rest */
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
@@ -811,6 +1071,14 @@ void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         unlink_waiter(&w->tool_waiters, r);
         rpc_pending_free(r->pending);
     }
+    forget_ask(r);
+    if (r->stream) {
+        pthread_mutex_lock(&r->stream->mu);
+        r->stream->closed = true;
+        pthread_mutex_unlock(&r->stream->mu);
+        stream_release(r->stream); /* the request's reference */
+    }
+    json_decref(r->outbox);
     json_decref(r->async_resp);
     json_decref(r->async_notes);
     auth_caller_unref(r->caller);

@@ -111,6 +111,9 @@ static json_t *m_initialize(rpc_env_t *env, const rpc_msg_t *m)
                          "Invalid params: protocolVersion must be a string");
     const char *v = rpc_version_supported(json_string_value(pv));
     env->negotiated = v ? v : RPC_LATEST_VERSION;
+    json_t *caps = json_object_get(m->params, "capabilities");
+    env->client_caps = (json_is_object(json_object_get(caps, "sampling")) ? SESSION_CAP_SAMPLING : 0) |
+                       (json_is_object(json_object_get(caps, "elicitation")) ? SESSION_CAP_ELICITATION : 0);
     json_t *result = json_pack("{sss{s{sb}}s{ssss}}", "protocolVersion", env->negotiated,
                                "capabilities", "tools", "listChanged", 1, "serverInfo", "name", "luamcp", "version", LUAMCP_VERSION);
     if (env->cfg->instructions)
@@ -298,6 +301,19 @@ json_t *rpc_pending_resume(rpc_pending_t *p, json_t **notes)
     return result ? finish_call(p, result) : NULL;
 }
 
+json_t *rpc_pending_answer(rpc_pending_t *p, json_t *answer, json_t **notes)
+{
+    p->call.answer = json_incref(answer);
+    p->call.asking = false;
+    return rpc_pending_resume(p, notes);
+}
+
+bool rpc_pending_asking(const rpc_pending_t *p, double *deadline)
+{
+    *deadline = p->call.deadline;
+    return p->call.asking;
+}
+
 json_t *rpc_pending_abort(rpc_pending_t *p, const char *why)
 {
     return rpc_result(p->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
@@ -355,6 +371,10 @@ static rpc_pending_t *new_pending(rpc_env_t *env, const rpc_msg_t *m, json_t *to
         .fetch = env->fetch,
         .egress = &env->cfg->egress,
         .log_level = session_level(env),
+        .ask = env->progress_ok ? env->ask : NULL, /* requests need the POST's SSE stream */
+        .ask_arg = env->ask_arg,
+        .client_caps = env->sessions && env->session_id
+                           ? session_client_caps(env->sessions, env->session_id) : 0,
     };
     return p;
 }

@@ -290,6 +290,7 @@ server_t *server_new(const config_t *cfg, char **err)
     }
     srv->cfg = cfg;
     atomic_init(&srv->stopping, false);
+    pthread_mutex_init(&srv->asks_mu, NULL);
     cache_configure(cfg->cache_max_bytes);
     if (parse_listen(cfg->listen, &srv->addr, &srv->loopback, err) ||
         resolve_port(&srv->addr, err))
@@ -314,6 +315,7 @@ server_t *server_new(const config_t *cfg, char **err)
         worker_t *w = &srv->workers[i];
         w->srv = srv;
         w->index = i;
+        pthread_mutex_init(&w->inbox_mu, NULL);
         w->epfd = w->wakefd = -1;
         if (!(w->auth_cache = auth_cache_new(srv->auth)) ||
             !(w->audit = audit_buf_new(srv->audit))) {
@@ -359,7 +361,18 @@ void server_free(server_t *srv)
         bundle_free(atomic_load(&w->pending));
         auth_cache_free(w->auth_cache);
         audit_buf_free(w->audit);
+        for (answer_t *a = w->inbox, *next; a; a = next) {
+            next = a->next;
+            json_decref(a->msg);
+            free(a);
+        }
+        pthread_mutex_destroy(&w->inbox_mu);
     }
+    for (ask_t *a = srv->asks, *next; a; a = next) {
+        next = a->next;
+        free(a);
+    }
+    pthread_mutex_destroy(&srv->asks_mu);
     session_store_free(srv->sessions, drop_stream);
     auth_free(srv->auth);
     audit_close(srv->audit);

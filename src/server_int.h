@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <jansson.h>
 #include <sys/socket.h>
 
 #include "luamcp/audit.h"
@@ -17,6 +18,27 @@
 typedef struct server server_t;
 typedef struct stream stream_t;
 typedef struct req req_t;
+
+/* The client's answer to a server request, on its way to the worker whose call asked. */
+typedef struct answer {
+    req_t *r;
+    unsigned long long gen;   /* r's, so an answer for a request since gone is dropped */
+    json_t *msg;              /* the JSON-RPC response (owned) */
+    struct answer *next;
+} answer_t;
+
+/* A server request waiting for the client (ctx.sample, ctx.elicit): routes the answer, which
+ * may arrive on any worker, to the one holding the call. */
+typedef struct ask {
+    char id[48];
+    char session[SESSION_ID_LEN + 1];
+    int worker;
+    req_t *r;
+    unsigned long long gen;
+    struct ask *next;
+} ask_t;
+
+#define MAX_ASKS 10000
 
 typedef struct worker {
     server_t *srv;
@@ -34,6 +56,10 @@ typedef struct worker {
     auth_cache_t *auth_cache;
     audit_buf_t *audit;
     unsigned inflight;      /* requests between first call and completion */
+    unsigned long long req_gen;
+    unsigned long long ask_seq;
+    pthread_mutex_t inbox_mu;
+    answer_t *inbox;        /* answers for this worker's calls, from any worker */
     long long next_keepalive_ms;
 } worker_t;
 
@@ -46,6 +72,9 @@ struct server {
     audit_t *audit;
     struct reloader *reloader;
     atomic_ullong version;  /* of the bundles being served (published ones) */
+    pthread_mutex_t asks_mu;
+    ask_t *asks;
+    unsigned n_asks;
     atomic_bool stopping;
     struct sockaddr_storage addr;
     bool loopback;          /* bound to a loopback address */

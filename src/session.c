@@ -14,6 +14,7 @@ typedef struct session {
     time_t last_used;
     void *attached;
     int log_level;          /* logging/setLevel; -1 until the client sets one */
+    unsigned client_caps;   /* SESSION_CAP_*: what the client declared at initialize */
     char **subs;            /* resources/subscribe URIs */
     size_t n_subs;
     struct session *next;
@@ -313,4 +314,22 @@ void session_foreach_subscribed(session_store_t *st, const char *uri,
                 }
         }
     pthread_mutex_unlock(&st->mu);
+}
+
+void session_set_client_caps(session_store_t *st, const char *id, unsigned caps)
+{
+    pthread_mutex_lock(&st->mu);
+    session_t *s = id ? find(st, id, NULL) : NULL;
+    if (s)
+        s->client_caps = caps;
+    pthread_mutex_unlock(&st->mu);
+}
+
+unsigned session_client_caps(session_store_t *st, const char *id)
+{
+    pthread_mutex_lock(&st->mu);
+    session_t *s = id ? find(st, id, NULL) : NULL;
+    unsigned caps = s ? s->client_caps : 0;
+    pthread_mutex_unlock(&st->mu);
+    return caps;
 }

@@ -12,6 +12,7 @@
 #include "luamcp/conv.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
+#include "luamcp/session.h"
 #include "luamcp/text.h"
 
 /* ---- declaration ------------------------------------------------------------------------- */
@@ -363,6 +364,112 @@ static int ctx_progress(lua_State *L)
     return 0;
 }
 
+/* ---- requests to the client ---------------------------------------------------------------- */
+
+static int ask_resumed(lua_State *L, int status, lua_KContext k)
+{
+    (void)status;
+    (void)k;
+    tool_call_t *call = vm_current_call(vm_of(L));
+    json_t *answer = call ? call->answer : NULL;
+    if (call)
+        call->answer = NULL;
+    if (!answer) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "the client did not answer in time");
+        return 2;
+    }
+    json_t *err = json_object_get(answer, "error");
+    json_t *result = json_object_get(answer, "result");
+    int n;
+    if (err || !json_is_object(result)) {
+        const char *m = json_string_value(json_object_get(err, "message"));
+        luaL_pushfail(L);
+        lua_pushfstring(L, "the client refused: %s", m ? m : "no result");
+        n = 2;
+    } else {
+        char *why = NULL;
+        if (conv_push_json(L, result, &why) != 0) {
+            luaL_pushfail(L);
+            lua_pushfstring(L, "the client's answer cannot be given to Lua: %s", why ? why : "?");
+            free(why);
+            n = 2;
+        } else {
+            n = 1;
+        }
+    }
+    json_decref(answer);
+    return n;
+}
+
+/* ctx.sample{...} and ctx.elicit{...}: a request to the client, answered later; the call waits
+ * for it like for a backend. Returns the client's result, or nil and why. */
+static int ctx_ask(lua_State *L, const char *method, unsigned cap, const char *what)
+{
+    tool_call_t *call = ctx_call(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!(call->client_caps & cap)) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "the client does not support %s (it declared no %s capability)",
+                        what, what);
+        return 2;
+    }
+    if (!call->ask) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s needs the client to accept text/event-stream on this request",
+                        what);
+        return 2;
+    }
+    if (L != call->co || !lua_isyieldable(L))
+        return luaL_error(L, "ctx.%s cannot be used inside a coroutine the script created or "
+                             "a function that cannot yield", what);
+    char *why = NULL;
+    json_t *params = conv_to_json(L, 1, &why);
+    if (!params || !json_is_object(params)) {
+        json_decref(params);
+        lua_pushfstring(L, "ctx.%s: %s", what, why ? why : "expected a table");
+        free(why);
+        return lua_error(L);
+    }
+    const char *bad = NULL;
+    if (cap == SESSION_CAP_SAMPLING) {
+        if (!json_is_array(json_object_get(params, "messages")))
+            bad = "ctx.sample: messages must be a list of { role =, content = }";
+        else if (!json_is_integer(json_object_get(params, "maxTokens")))
+            bad = "ctx.sample: maxTokens must be an integer";
+    } else {
+        if (!json_is_string(json_object_get(params, "message")))
+            bad = "ctx.elicit: message must be a string";
+        else if (!json_is_object(json_object_get(params, "requestedSchema")))
+            bad = "ctx.elicit: requestedSchema must be an object schema";
+    }
+    if (bad) {
+        json_decref(params);
+        return luaL_error(L, "%s", bad);
+    }
+    json_t *req = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method, "params",
+                            params);
+    int rc = req ? call->ask(call->ask_arg, req) : -1;
+    json_decref(req);
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "the %s request cannot be sent (too many waiting)", what);
+        return 2;
+    }
+    call->asking = true;
+    return lua_yieldk(L, 0, 0, ask_resumed);
+}
+
+static int ctx_sample(lua_State *L)
+{
+    return ctx_ask(L, "sampling/createMessage", SESSION_CAP_SAMPLING, "sampling");
+}
+
+static int ctx_elicit(lua_State *L)
+{
+    return ctx_ask(L, "elicitation/create", SESSION_CAP_ELICITATION, "elicitation");
+}
+
 /* ctx's __index: "auth" is built when first read; nothing else is there */
 static int ctx_index(lua_State *L)
 {
@@ -404,7 +511,8 @@ static void push_ctx(lua_State *co, tool_call_t *call)
     lua_pushnumber(co, call->deadline);
     lua_setfield(co, -2, "deadline");
     static const struct { const char *name; lua_CFunction fn; } fns[] = {
-        {"remaining_ms", ctx_remaining_ms}, {"log", ctx_log}, {"progress", ctx_progress}};
+        {"remaining_ms", ctx_remaining_ms}, {"log", ctx_log}, {"progress", ctx_progress},
+        {"sample", ctx_sample}, {"elicit", ctx_elicit}};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         lua_pushinteger(co, (lua_Integer)call->serial);
         lua_pushvalue(co, -2); /* the ctx table, for ctx.tool */
@@ -675,6 +783,8 @@ void tool_call_clear(tool_call_t *call)
     call->notifications = NULL;
     json_decref(call->secrets);
     call->secrets = NULL;
+    json_decref(call->answer);
+    call->answer = NULL;
 }
 
 /* Resumes the handler with nargs on its stack; the result, or NULL while it waits. */
@@ -699,7 +809,7 @@ static json_t *step(tool_call_t *call, int nargs)
         res = call->convert ? call->convert(co, nres, call) : convert_results(co, nres, t);
         break;
     case VM_YIELD:
-        if (call->batch) { /* mcp.http: wait (co_ref anchors it) until the transfers end */
+        if (call->batch || call->asking) { /* mcp.http or the client: wait (co_ref anchors it) */
             free(msg);
             free(trace);
             scrub_call(call, NULL); /* its notifications so far go out before the result */

@@ -50,6 +50,11 @@ typedef struct rpc_env {
     rpc_pending_t *pending;     /* out: the call waits for backends (rpc_dispatch gave NULL) */
     session_store_t *sessions;  /* with session_id: the request's session, if any */
     const char *session_id;
+    unsigned client_caps;       /* out (initialize): SESSION_CAP_* the client declared */
+    /* Sends a request to the client on this request's stream (ctx.sample, ctx.elicit): the
+     * transport gives it an id and routes the answer back (rpc_pending_answer). 0, or -1. */
+    int (*ask)(void *arg, json_t *request);
+    void *ask_arg;
     bundle_t *bundle;
     auth_caller_t *caller;      /* the verified caller; NULL when auth is off */
     const char *bearer;         /* its access token, as sent (kept from scripts) */
@@ -71,6 +76,12 @@ void rpc_pending_on_wake(rpc_pending_t *p, void (*wake)(void *arg), void *arg);
 /* The JSON-RPC response, or NULL while it still waits; *notes receives the notifications
  * emitted so far (a new array or NULL). */
 json_t *rpc_pending_resume(rpc_pending_t *p, json_t **notes);
+/* The client's answer (a JSON-RPC response object, borrowed; NULL when it did not come in
+ * time) to the request the call sent: the call goes on. As rpc_pending_resume. */
+json_t *rpc_pending_answer(rpc_pending_t *p, json_t *answer, json_t **notes);
+/* Whether the call waits for the client (not for backends), and until when (wall clock). */
+bool rpc_pending_asking(const rpc_pending_t *p, double *deadline);
+
 /* A response ending the call with a tool error (the server is stopping, say). */
 json_t *rpc_pending_abort(rpc_pending_t *p, const char *why);
 /* Abandons it if still waiting (transfers cancelled) and frees it. */

@@ -39,6 +39,12 @@ unsigned session_count(session_store_t *st);
 void session_foreach_attached(session_store_t *st, void (*fn)(void *attached, void *arg),
                               void *arg);
 
+/* What the client declared in initialize's capabilities. */
+#define SESSION_CAP_SAMPLING 1u
+#define SESSION_CAP_ELICITATION 2u
+void session_set_client_caps(session_store_t *st, const char *id, unsigned caps);
+unsigned session_client_caps(session_store_t *st, const char *id);
+
 /* logging/setLevel of a session: -1 when unset or unknown. */
 int session_log_level(session_store_t *st, const char *id);
 int session_set_log_level(session_store_t *st, const char *id, int level);

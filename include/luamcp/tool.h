@@ -71,6 +71,14 @@ typedef struct tool_call {
     char rpc_message[300];
     int log_level;           /* notifications/message from ctx.log at or above this; -1 none */
     const char *kind;        /* "tool", "prompt", "resource", "completion": for messages */
+
+    /* requests to the client (ctx.sample, ctx.elicit): sent through ask; the answer is put
+     * in `answer` (or left NULL when it did not come) before tool_resume */
+    int (*ask)(void *arg, json_t *request);
+    void *ask_arg;
+    unsigned client_caps;    /* SESSION_CAP_* */
+    bool asking;
+    json_t *answer;
 } tool_call_t;
 
 /* Validates the definition table at idx and fills *out (handler left as LUA_NOREF).

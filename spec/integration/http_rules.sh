@@ -538,9 +538,18 @@ check_202() {
 check_202 "notification" '{"jsonrpc":"2.0","method":"notifications/initialized"}'
 check_202 "unknown notification" '{"jsonrpc":"2.0","method":"notifications/whatever","params":{"x":1}}'
 check_202 "cancel notification for an unknown request" '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":999}}'
-check_202 "client JSON-RPC result response" '{"jsonrpc":"2.0","id":"srv-1","result":{}}'
-check_202 "client JSON-RPC error response" '{"jsonrpc":"2.0","id":"srv-2","error":{"code":-32601,"message":"no"}}'
 good_after "notifications"
+
+# A response is accepted (202) only when one of this session's calls waits for it (ctx.sample,
+# ctx.elicit); an unknown id cannot be accepted, so 400 (spec: "MUST return an HTTP error").
+for resp in '{"jsonrpc":"2.0","id":"srv-1","result":{}}' \
+            '{"jsonrpc":"2.0","id":"srv-2","error":{"code":-32601,"message":"no"}}'; do
+  begin "client JSON-RPC response nobody waits for -> 400"
+  post "$resp"
+  expect_rpc_error 400 -32600 "Bad Request: no request of this session waits for this response" null
+  finish
+done
+good_after "stray responses"
 
 ############################################################################ method-level errors
 
