@@ -113,6 +113,7 @@ awk -v e="$echo_rps" -v c="$ceiling" \
 if command -v node >/dev/null 2>&1; then
     echo; node "$here/reload_bench.mjs" "$bin"
     echo; node "$here/concurrency.mjs" "$bin" | tee "$tmp/concurrency.txt"
+    echo; node "$here/rss.mjs" "$bin"
     if [ "${BENCH_SDK:-1}" != 0 ]; then
         echo; CONCURRENCY_LUAMCP=$tmp/concurrency.txt "$here/sdk/compare.sh" "$bin"
     fi

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "luamcp/hdr.h"
 #include "luamcp/log.h"
@@ -868,6 +869,57 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
 
 static void wake_worker(void *arg) { worker_wake(arg); }
 
+/* ---- slow clients --------------------------------------------------------------------------- */
+
+void http_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                     enum MHD_ConnectionNotificationCode toe)
+{
+    worker_t *w = cls;
+    conn_t *c = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(c = calloc(1, sizeof *c)))
+            return; /* untracked: only libmicrohttpd's own timeout applies */
+        c->fd = ci->connect_fd;
+        c->since_ms = now_ms();
+        c->next = w->conns;
+        if (w->conns)
+            w->conns->prev = c;
+        w->conns = c;
+        *socket_context = c;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            w->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+static conn_t *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+void http_close_slow(worker_t *w, long long now)
+{
+    long long limit = (long long)w->srv->cfg->idle_timeout_s * 1000;
+    for (conn_t *c = w->conns; c; c = c->next)
+        if (!c->answering && now - c->since_ms > limit && c->fd >= 0) {
+            /* libmicrohttpd notices the end of the stream and closes it as usual */
+            shutdown(c->fd, SHUT_RDWR);
+            c->fd = -1;
+            log_info("http: closed a connection whose request was not whole after "
+                     "idle_timeout_s (%us)", w->srv->cfg->idle_timeout_s);
+        }
+}
+
 /* The bearer token, before anything else is looked at. False when refused (*no) or parked
  * (r->auth_waiting, connection suspended). */
 static bool authenticate(req_t *r, struct MHD_Connection *conn, bool may_wait, refusal_t *no)
@@ -893,6 +945,9 @@ static bool authenticate(req_t *r, struct MHD_Connection *conn, bool may_wait, r
         return true;
     }
     if (res.status == AUTH_WAIT) {
+        conn_t *c = conn_of(conn);
+        if (c)
+            c->answering = true; /* parked by us, bounded by the key fetch's timeout */
         r->auth_waiting = true;
         r->next_waiter = w->auth_waiters;
         w->auth_waiters = r;
@@ -1000,6 +1055,11 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
          * carries no body yet (libmicrohttpd reads it after we return), so it must not be
          * taken for the final call of the request. */
         r->auth_waiting = false;
+        conn_t *c = conn_of(conn);
+        if (c) { /* the body's clock starts now */
+            c->answering = false;
+            c->since_ms = now_ms();
+        }
         if (authenticate(r, conn, false, &r->refused))
             method_checks(r, conn, method, &r->refused);
         return MHD_YES;
@@ -1032,6 +1092,9 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         }
         return MHD_YES;
     }
+    conn_t *c = conn_of(conn);
+    if (c)
+        c->answering = true; /* the request is whole: its answer may take its time */
     if (r->refused.status)
         return refuse(r, conn);
     if (mcp) {
@@ -1058,10 +1121,14 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
 void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                     enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     worker_t *w = cls;
     req_t *r = *req_cls;
+    conn_t *c = conn_of(conn);
+    if (c) { /* keep-alive: the next request's clock starts now */
+        c->answering = false;
+        c->since_ms = now_ms();
+    }
     if (!r)
         return;
     w->inflight--;

@@ -191,6 +191,7 @@ static int start_daemon(server_t *srv, worker_t *w, char **err)
         MHD_OPTION_CONNECTION_TIMEOUT, c->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_MEMORY_PER_CONN,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, w,
+        MHD_OPTION_NOTIFY_CONNECTION, http_connection, w,
         MHD_OPTION_ARRAY, srv->tls_cert_pem ? tls : &tls[2],
         MHD_OPTION_END);
     if (!w->daemon) {
@@ -267,6 +268,10 @@ static void *worker_main(void *arg)
         }
         /* Always run MHD after a resume: without its own thread, nothing else would. */
         MHD_run(w->daemon);
+        if (now >= w->next_conn_check_ms) {
+            http_close_slow(w, now);
+            w->next_conn_check_ms = now + 250;
+        }
         audit_flush(w->audit); /* the records of this turn, in one write */
         if (w->index == 0 && now >= next_sweep) {
             session_sweep(srv->sessions);

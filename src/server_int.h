@@ -40,6 +40,16 @@ typedef struct ask {
 
 #define MAX_ASKS 10000
 
+/* One TCP connection of a worker: a request must arrive whole (headers and body) within
+ * idle_timeout_s of the connection opening or of the previous answer, however slowly its
+ * bytes trickle in (libmicrohttpd's own timeout only measures silence). */
+typedef struct conn {
+    int fd;
+    long long since_ms;     /* when the current request's clock started */
+    bool answering;         /* the request is complete (or parked by us): no deadline */
+    struct conn *prev, *next;
+} conn_t;
+
 typedef struct worker {
     server_t *srv;
     int index;
@@ -60,6 +70,8 @@ typedef struct worker {
     unsigned long long ask_seq;
     pthread_mutex_t inbox_mu;
     answer_t *inbox;        /* answers for this worker's calls, from any worker */
+    conn_t *conns;          /* its open connections */
+    long long next_conn_check_ms;
     long long next_keepalive_ms;
 } worker_t;
 
@@ -87,6 +99,10 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
                              size_t *upload_size, void **req_cls);
 void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                     enum MHD_RequestTerminationCode toe);
+void http_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                     enum MHD_ConnectionNotificationCode toe);
+/* Worker thread: closes connections whose request is not whole after idle_timeout_s. */
+void http_close_slow(worker_t *w, long long now_ms);
 /* Worker thread: resumes streams with data or closed and requests parked for keys; sends
  * keepalives when due. */
 void http_service(worker_t *w, long long now_ms, bool closing);
