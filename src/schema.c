@@ -88,6 +88,12 @@ struct schema {
     json_t *required;       /* array of strings, in schema order */
     additional_mode additional;
     schema_t *additional_schema;
+    /* applicators (JSON Schema 2020-12): a local $ref (compiled in place), the combinators
+     * and the conditional */
+    schema_t *ref;
+    schema_t **all_of, **any_of, **one_of;
+    size_t n_all_of, n_any_of, n_one_of;
+    schema_t *not_schema, *if_schema, *then_schema, *else_schema;
 };
 
 /* ---- text helpers ---------------------------------------------------------------------- */
@@ -224,6 +230,7 @@ typedef struct {
     int segments;
     int depth; /* schema nodes on the current path, the root being 1 */
     char **err;
+    const json_t *root; /* for $ref */
 } compile_ctx;
 
 static schema_t *compile_node(compile_ctx *cc, const json_t *schema);
@@ -709,7 +716,7 @@ static schema_t *new_node(void)
 static int refuse_unsupported(compile_ctx *cc, const json_t *schema)
 {
     static const char *const unsupported[] = {
-        "anyOf", "oneOf", "allOf", "not", "$ref", "$dynamicRef", "if", "then", "else",
+        "$dynamicRef", "$recursiveRef",
         "patternProperties", "propertyNames", "minProperties", "maxProperties", "uniqueItems",
         "multipleOf", "prefixItems", "additionalItems", "contains", "minContains",
         "maxContains", "dependentRequired", "dependentSchemas", "dependencies",
@@ -721,8 +728,142 @@ static int refuse_unsupported(compile_ctx *cc, const json_t *schema)
                                  "enum, const, minimum, maximum, exclusiveMinimum, "
                                  "exclusiveMaximum, minLength, maxLength, pattern, items, "
                                  "minItems, maxItems, required, properties, "
-                                 "additionalProperties); check it in the handler instead");
+                                 "additionalProperties, $ref, allOf, anyOf, oneOf, not, "
+                                 "if/then/else); check it in the handler instead");
     return 0;
+}
+
+/* The target of a local $ref: "#", "#/json/pointer" (~0 ~1 escapes) or "#anchor" (an
+ * "$anchor" anywhere under $defs or definitions). */
+static const json_t *resolve_ref(const json_t *root, const char *ref)
+{
+    if (ref[0] != '#')
+        return NULL;
+    if (ref[1] == '\0')
+        return root;
+    if (ref[1] != '/') {
+        const char *defs_keys[] = {"$defs", "definitions"};
+        for (int k = 0; k < 2; k++) {
+            const char *name;
+            json_t *def;
+            json_object_foreach(json_object_get(root, defs_keys[k]), name, def)
+            {
+                const char *anchor = json_string_value(json_object_get(def, "$anchor"));
+                if (anchor && strcmp(anchor, ref + 1) == 0)
+                    return def;
+            }
+        }
+        return NULL;
+    }
+    const json_t *at = root;
+    const char *p = ref + 2;
+    while (at) {
+        char token[256];
+        size_t n = 0;
+        for (; *p && *p != '/'; p++) {
+            char c = *p;
+            if (c == '~' && (p[1] == '0' || p[1] == '1'))
+                c = *++p == '0' ? '~' : '/';
+            if (n + 1 >= sizeof token)
+                return NULL;
+            token[n++] = c;
+        }
+        token[n] = '\0';
+        if (json_is_object(at)) {
+            at = json_object_get(at, token);
+        } else if (json_is_array(at)) {
+            char *end;
+            unsigned long i = strtoul(token, &end, 10);
+            at = *end || !n ? NULL : json_array_get(at, i);
+        } else {
+            return NULL;
+        }
+        if (!*p)
+            return at;
+        p++;
+    }
+    return NULL;
+}
+
+static int compile_list(compile_ctx *cc, const json_t *schema, const char *keyword,
+                        schema_t ***out, size_t *n)
+{
+    const json_t *list = json_object_get(schema, keyword);
+    if (!list)
+        return 0;
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return compile_error(cc, keyword, "must be a non-empty array of schemas");
+    *out = calloc(json_array_size(list), sizeof **out);
+    if (!*out)
+        return compile_error(cc, keyword, "out of memory");
+    size_t i;
+    json_t *sub;
+    json_array_foreach(list, i, sub)
+    {
+        char at[32];
+        snprintf(at, sizeof at, "%zu", i);
+        int saved = cc->segments;
+        compile_push(cc, keyword, strlen(keyword), false);
+        schema_t *child = compile_child(cc, at, NULL, 0, sub);
+        cc->segments = saved;
+        if (!child)
+            return -1;
+        (*out)[(*n)++] = child;
+    }
+    return 0;
+}
+
+static int compile_one(compile_ctx *cc, const json_t *schema, const char *keyword,
+                       schema_t **out)
+{
+    const json_t *sub = json_object_get(schema, keyword);
+    if (!sub)
+        return 0;
+    *out = compile_child(cc, keyword, NULL, 0, sub);
+    return *out ? 0 : -1;
+}
+
+static int compile_applicators(compile_ctx *cc, schema_t *node, const json_t *schema)
+{
+    const json_t *ref = json_object_get(schema, "$ref");
+    if (ref) {
+        const json_t *target = json_is_string(ref) ? resolve_ref(cc->root, json_string_value(ref))
+                                                   : NULL;
+        if (!target)
+            return compile_error(cc, "$ref", "must be a local reference (\"#/$defs/name\" or "
+                                             "\"#anchor\") to a schema in this document");
+        /* compiled in place: a reference that leads back to itself meets the depth limit */
+        node->ref = compile_child(cc, "$ref", NULL, 0, target);
+        if (!node->ref)
+            return -1;
+    }
+    const char *defs_keys[] = {"$defs", "definitions"};
+    for (int k = 0; k < 2; k++) { /* checked once, so an unused definition is still valid */
+        const json_t *defs = json_object_get(schema, defs_keys[k]);
+        if (defs && !json_is_object(defs))
+            return compile_error(cc, defs_keys[k], "must be an object of schemas");
+        const char *name;
+        size_t name_len;
+        json_t *def;
+        json_object_keylen_foreach((json_t *)defs, name, name_len, def)
+        {
+            schema_t *check = compile_child(cc, defs_keys[k], name, name_len, def);
+            if (!check)
+                return -1;
+            schema_free(check);
+        }
+    }
+    /* then and else without if are ignored, as the specification says */
+    return compile_list(cc, schema, "allOf", &node->all_of, &node->n_all_of) ||
+                   compile_list(cc, schema, "anyOf", &node->any_of, &node->n_any_of) ||
+                   compile_list(cc, schema, "oneOf", &node->one_of, &node->n_one_of) ||
+                   compile_one(cc, schema, "not", &node->not_schema) ||
+                   (json_object_get(schema, "if") &&
+                    (compile_one(cc, schema, "if", &node->if_schema) ||
+                     compile_one(cc, schema, "then", &node->then_schema) ||
+                     compile_one(cc, schema, "else", &node->else_schema)))
+               ? -1
+               : 0;
 }
 
 static schema_t *compile_node(compile_ctx *cc, const json_t *schema)
@@ -756,7 +897,8 @@ static schema_t *compile_node(compile_ctx *cc, const json_t *schema)
         compile_count(cc, schema, "minItems", &node->min_items) != 0 ||
         compile_count(cc, schema, "maxItems", &node->max_items) != 0 ||
         compile_required(cc, node, schema) != 0 || compile_properties(cc, node, schema) != 0 ||
-        compile_additional(cc, node, schema) != 0) {
+        compile_additional(cc, node, schema) != 0 ||
+        compile_applicators(cc, node, schema) != 0) {
         schema_free(node);
         return NULL;
     }
@@ -765,7 +907,7 @@ static schema_t *compile_node(compile_ctx *cc, const json_t *schema)
 
 schema_t *schema_compile(const json_t *schema, char **err)
 {
-    compile_ctx cc = {.depth = 1, .err = err};
+    compile_ctx cc = {.depth = 1, .err = err, .root = schema};
 
     if (err != NULL)
         *err = NULL;
@@ -792,6 +934,20 @@ void schema_free(schema_t *s)
     json_decref(s->property_names);
     json_decref(s->required);
     schema_free(s->additional_schema);
+    schema_free(s->ref);
+    for (size_t i = 0; i < s->n_all_of; i++)
+        schema_free(s->all_of[i]);
+    for (size_t i = 0; i < s->n_any_of; i++)
+        schema_free(s->any_of[i]);
+    for (size_t i = 0; i < s->n_one_of; i++)
+        schema_free(s->one_of[i]);
+    free(s->all_of);
+    free(s->any_of);
+    free(s->one_of);
+    schema_free(s->not_schema);
+    schema_free(s->if_schema);
+    schema_free(s->then_schema);
+    schema_free(s->else_schema);
     free(s);
 }
 
@@ -1042,11 +1198,58 @@ static int check_object(validate_ctx *vc, const schema_t *node, const json_t *in
     return 0;
 }
 
+/* Whether instance matches s, without a message. */
+static bool matches(validate_ctx *vc, const schema_t *s, const json_t *instance)
+{
+    char *buf = vc->buf;
+    vc->buf = NULL; /* invalid() writes nothing */
+    int depth = vc->depth;
+    int rc = validate_node(vc, s, instance);
+    vc->depth = depth;
+    vc->buf = buf;
+    return rc == 0;
+}
+
+static int check_applicators(validate_ctx *vc, const schema_t *node, const json_t *instance)
+{
+    if (node->ref && validate_node(vc, node->ref, instance) != 0)
+        return -1;
+    for (size_t i = 0; i < node->n_all_of; i++)
+        if (validate_node(vc, node->all_of[i], instance) != 0)
+            return -1;
+    if (node->n_any_of) {
+        bool any = false;
+        for (size_t i = 0; i < node->n_any_of && !any; i++)
+            any = matches(vc, node->any_of[i], instance);
+        if (!any)
+            return invalid(vc, "must match at least one of the anyOf schemas");
+    }
+    if (node->n_one_of) {
+        size_t hits = 0;
+        for (size_t i = 0; i < node->n_one_of; i++)
+            hits += matches(vc, node->one_of[i], instance);
+        if (hits == 0)
+            return invalid(vc, "must match one of the oneOf schemas");
+        if (hits > 1)
+            return invalid(vc, "must match exactly one of the oneOf schemas, matches %zu", hits);
+    }
+    if (node->not_schema && matches(vc, node->not_schema, instance))
+        return invalid(vc, "must not match the schema under \"not\"");
+    if (node->if_schema) {
+        const schema_t *branch = matches(vc, node->if_schema, instance) ? node->then_schema
+                                                                         : node->else_schema;
+        if (branch && validate_node(vc, branch, instance) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int validate_node(validate_ctx *vc, const schema_t *node, const json_t *instance)
 {
     if (node->reject_all)
         return invalid(vc, "no value is allowed here");
-    if (check_type(vc, node, instance) != 0 || check_enum_const(vc, node, instance) != 0)
+    if (check_type(vc, node, instance) != 0 || check_enum_const(vc, node, instance) != 0 ||
+        check_applicators(vc, node, instance) != 0)
         return -1;
     switch (json_typeof(instance)) {
     case JSON_INTEGER:

@@ -389,17 +389,74 @@ static void test_bad_schemas(void)
 
 static void test_unsupported_keywords(void)
 {
-    static const char *const kw[] = {"anyOf", "oneOf", "allOf", "not", "$ref", "uniqueItems",
-                                     "multipleOf", "patternProperties", "prefixItems",
-                                     "minProperties", "if", NULL};
+    static const char *const kw[] = {"uniqueItems", "multipleOf", "patternProperties",
+                                     "prefixItems", "minProperties", "$dynamicRef",
+                                     "unevaluatedProperties", NULL};
     char schema[128], want[64];
     for (int i = 0; kw[i]; i++) {
         snprintf(schema, sizeof schema, "{\"%s\": 1}", kw[i]);
         snprintf(want, sizeof want, "%s: keyword not supported", kw[i]);
         EXPECT_BAD_SCHEMA_PREFIX(schema, want);
     }
-    EXPECT_BAD_SCHEMA_PREFIX("{\"properties\": {\"a\": {\"anyOf\": []}}}",
-                             "properties.a.anyOf: keyword not supported");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"properties\": {\"a\": {\"uniqueItems\": true}}}",
+                             "properties.a.uniqueItems: keyword not supported");
+}
+
+/* JSON Schema 2020-12 applicators: $ref (local), allOf, anyOf, oneOf, not, if/then/else. */
+static void test_applicators(void)
+{
+    const char *ref = "{\"type\":\"object\",\"$defs\":{\"addr\":{\"$anchor\":\"A\","
+                      "\"type\":\"object\",\"required\":[\"city\"],"
+                      "\"properties\":{\"city\":{\"type\":\"string\"}}}},"
+                      "\"properties\":{\"home\":{\"$ref\":\"#/$defs/addr\"},"
+                      "\"work\":{\"$ref\":\"#A\"}}}";
+    EXPECT_VALID(ref, "{\"home\":{\"city\":\"Paris\"},\"work\":{\"city\":\"Oslo\"}}");
+    EXPECT_INVALID(ref, "{\"home\":{\"city\":3}}", "$.home.city: expected string, got integer");
+    EXPECT_INVALID(ref, "{\"work\":{}}", "$.work: missing required property \"city\"");
+    EXPECT_BAD_SCHEMA("{\"$ref\":\"#/$defs/nope\"}",
+                      "$ref: must be a local reference (\"#/$defs/name\" or \"#anchor\") to a "
+                      "schema in this document");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"$ref\":\"https://example.com/s.json\"}", "$ref: must be a local");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"$defs\":{\"loop\":{\"$ref\":\"#/$defs/loop\"}},"
+                             "\"$ref\":\"#/$defs/loop\"}", "$ref.$ref.$ref");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"$defs\":{\"bad\":{\"type\":\"nope\"}}}",
+                             "$defs.bad.type: unknown type");
+
+    const char *all = "{\"allOf\":[{\"type\":\"integer\"},{\"minimum\":3}]}";
+    EXPECT_VALID(all, "4");
+    EXPECT_INVALID(all, "2", "$: must be >= 3");
+    EXPECT_INVALID(all, "\"x\"", "$: expected integer, got string");
+
+    const char *any = "{\"type\":\"object\",\"anyOf\":[{\"required\":[\"phone\"]},"
+                      "{\"required\":[\"email\"]}]}";
+    EXPECT_VALID(any, "{\"phone\":\"1\"}");
+    EXPECT_VALID(any, "{\"phone\":\"1\",\"email\":\"e\"}");
+    EXPECT_INVALID(any, "{}", "$: must match at least one of the anyOf schemas");
+
+    const char *one = "{\"oneOf\":[{\"type\":\"integer\"},{\"minimum\":10}]}";
+    EXPECT_VALID(one, "3");
+    EXPECT_VALID(one, "10.5");
+    EXPECT_INVALID(one, "12", "$: must match exactly one of the oneOf schemas, matches 2");
+    EXPECT_INVALID(one, "2.5", "$: must match one of the oneOf schemas");
+
+    EXPECT_VALID("{\"not\":{\"type\":\"string\"}}", "1");
+    EXPECT_INVALID("{\"not\":{\"type\":\"string\"}}", "\"s\"",
+                   "$: must not match the schema under \"not\"");
+
+    const char *cond = "{\"type\":\"object\",\"if\":{\"properties\":{\"m\":{\"const\":\"phone\"}},"
+                       "\"required\":[\"m\"]},\"then\":{\"required\":[\"phone\"]},"
+                       "\"else\":{\"required\":[\"email\"]}}";
+    EXPECT_VALID(cond, "{\"m\":\"phone\",\"phone\":\"1\"}");
+    EXPECT_VALID(cond, "{\"m\":\"mail\",\"email\":\"e\"}");
+    EXPECT_INVALID(cond, "{\"m\":\"phone\"}", "$: missing required property \"phone\"");
+    EXPECT_INVALID(cond, "{}", "$: missing required property \"email\"");
+    /* then without if is ignored */
+    EXPECT_VALID("{\"then\":{\"type\":\"string\"}}", "1");
+    /* a combinator's messages name the branch that broke */
+    EXPECT_INVALID("{\"properties\":{\"a\":{\"allOf\":[{\"maxLength\":2}]}}}",
+                   "{\"a\":\"long\"}", "$.a: must be at most 2 characters long");
+    EXPECT_BAD_SCHEMA("{\"anyOf\":[]}", "anyOf: must be a non-empty array of schemas");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"allOf\":[{\"type\":5}]}", "allOf.0.type: must be a string");
 }
 
 static void test_pattern_bounds(void)
@@ -623,6 +680,7 @@ int main(void)
     test_ignored_keywords();
     test_bad_schemas();
     test_unsupported_keywords();
+    test_applicators();
     test_pattern_bounds();
     test_bad_nested_schemas();
     test_bad_patterns();
