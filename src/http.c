@@ -47,6 +47,7 @@ struct req {
     stream_t *stream;     /* the POST's SSE answer, once the call had to talk mid-flight */
     json_t *outbox;       /* messages for that stream before it exists */
     char ask_id[48];      /* the request to the client it waits for, or "" */
+    char call_key[48];    /* its own entry in the table, for notifications/cancelled */
     auth_caller_t *caller;
     char *challenge;      /* WWW-Authenticate of a refusal */
     refusal_t refused;   /* status 0 when none */
@@ -489,14 +490,13 @@ static void emit_all(req_t *r, json_t *msgs)
         emit(r, m);
 }
 
-static void forget_ask(req_t *r)
+static void forget_key(server_t *srv, char *key)
 {
-    if (!r->ask_id[0])
+    if (!key[0])
         return;
-    server_t *srv = r->w->srv;
     pthread_mutex_lock(&srv->asks_mu);
     for (ask_t **pp = &srv->asks; *pp; pp = &(*pp)->next)
-        if (strcmp((*pp)->id, r->ask_id) == 0) {
+        if (strcmp((*pp)->id, key) == 0) {
             ask_t *a = *pp;
             *pp = a->next;
             srv->n_asks--;
@@ -504,7 +504,50 @@ static void forget_ask(req_t *r)
             break;
         }
     pthread_mutex_unlock(&srv->asks_mu);
-    r->ask_id[0] = '\0';
+    key[0] = '\0';
+}
+
+static void forget_ask(req_t *r)
+{
+    forget_key(r->w->srv, r->ask_id);
+    forget_key(r->w->srv, r->call_key);
+}
+
+/* Registers key (for r, on its session) in the table; false when full. */
+static bool remember_key(req_t *r, const char *key)
+{
+    server_t *srv = r->w->srv;
+    ask_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return false;
+    snprintf(a->id, sizeof a->id, "%s", key);
+    const char *sid = header(r->conn, "Mcp-Session-Id");
+    snprintf(a->session, sizeof a->session, "%s", sid ? sid : "");
+    a->worker = r->w->index;
+    a->r = r;
+    a->gen = r->gen;
+    pthread_mutex_lock(&srv->asks_mu);
+    bool room = srv->n_asks < MAX_ASKS;
+    if (room) {
+        a->next = srv->asks;
+        srv->asks = a;
+        srv->n_asks++;
+    }
+    pthread_mutex_unlock(&srv->asks_mu);
+    if (!room)
+        free(a);
+    return room;
+}
+
+/* "c:" and the JSON of a client request id, or "" when too long to be one of ours. */
+static void call_key_of(const json_t *id, char *out, size_t n)
+{
+    char *js = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (js && strlen(js) + 3 <= n)
+        snprintf(out, n, "c:%s", js);
+    else
+        out[0] = '\0';
+    free(js);
 }
 
 static void finish_waiting(req_t *r, json_t *resp)
@@ -538,30 +581,12 @@ static int req_ask(void *arg, json_t *request)
 {
     req_t *r = arg;
     worker_t *w = r->w;
-    server_t *srv = w->srv;
-    ask_t *a = calloc(1, sizeof *a);
-    if (!a)
+    char id[48];
+    snprintf(id, sizeof id, "luamcp-%d-%llu", w->index, ++w->ask_seq);
+    if (!remember_key(r, id))
         return -1;
-    snprintf(a->id, sizeof a->id, "luamcp-%d-%llu", w->index, ++w->ask_seq);
-    const char *sid = header(r->conn, "Mcp-Session-Id");
-    snprintf(a->session, sizeof a->session, "%s", sid ? sid : "");
-    a->worker = w->index;
-    a->r = r;
-    a->gen = r->gen;
-    pthread_mutex_lock(&srv->asks_mu);
-    bool room = srv->n_asks < MAX_ASKS;
-    if (room) {
-        a->next = srv->asks;
-        srv->asks = a;
-        srv->n_asks++;
-    }
-    pthread_mutex_unlock(&srv->asks_mu);
-    if (!room) {
-        free(a);
-        return -1;
-    }
-    snprintf(r->ask_id, sizeof r->ask_id, "%s", a->id);
-    json_object_set_new(request, "id", json_string(a->id));
+    snprintf(r->ask_id, sizeof r->ask_id, "%s", id);
+    json_object_set_new(request, "id", json_string(id));
     emit(r, request);
     if (r->suspended && !r->stream) {
         r->suspended = false;
@@ -574,10 +599,9 @@ static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn);
 
 /* A client's response to one of our requests (any worker): to the worker holding the call.
  * False when no request of this session waits for it. */
-static bool route_answer(req_t *from, json_t *msg)
+static bool route(req_t *from, const char *id, json_t *msg, bool cancel)
 {
     server_t *srv = from->w->srv;
-    const char *id = json_string_value(json_object_get(msg, "id"));
     const char *sid = header(from->conn, "Mcp-Session-Id");
     if (!id || !sid)
         return false;
@@ -599,6 +623,7 @@ static bool route_answer(req_t *from, json_t *msg)
         ans->r = found->r;
         ans->gen = found->gen;
         ans->msg = json_incref(msg);
+        ans->cancel = cancel;
         pthread_mutex_lock(&w->inbox_mu);
         ans->next = w->inbox;
         w->inbox = ans;
@@ -607,6 +632,48 @@ static bool route_answer(req_t *from, json_t *msg)
     }
     free(found);
     return true;
+}
+
+static bool route_answer(req_t *from, json_t *msg)
+{
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    return id && route(from, id, msg, false);
+}
+
+/* notifications/cancelled: to the worker whose call waits for that request, if any. */
+static void route_cancel(req_t *from, json_t *params)
+{
+    char key[48];
+    json_t *id = json_object_get(params, "requestId");
+    if (!json_is_string(id) && !json_is_integer(id))
+        return;
+    call_key_of(id, key, sizeof key);
+    if (key[0] && route(from, key, NULL, true))
+        log_info("request %s cancelled by the client", key + 2);
+}
+
+/* Ends a waiting call its client cancelled: its transfers stop, its coroutine is dropped; a
+ * stream just ends (no response, as the specification asks), a JSON answer says so. */
+static void cancel_request(req_t *r)
+{
+    json_t *resp = rpc_pending_error(r->pending, -32800, "Request cancelled");
+    rpc_pending_free(r->pending);
+    r->pending = NULL;
+    forget_ask(r);
+    unlink_waiter(&r->w->tool_waiters, r);
+    if (r->stream) {
+        json_decref(resp);
+        pthread_mutex_lock(&r->stream->mu);
+        r->stream->closed = true;
+        pthread_mutex_unlock(&r->stream->mu);
+        worker_wake(r->w);
+        return;
+    }
+    r->async_resp = resp;
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+    }
 }
 
 /* The call of a waiting request goes on with what it waited for from the client. */
@@ -639,7 +706,9 @@ static void service_asks(worker_t *w)
         req_t *r = w->tool_waiters;
         while (r && !(r == a->r && r->gen == a->gen))
             r = r->next_waiter;
-        if (r && r->pending)
+        if (r && r->pending && a->cancel)
+            cancel_request(r);
+        else if (r && r->pending)
             deliver(r, a->msg);
         json_decref(a->msg);
         free(a);
@@ -735,6 +804,9 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                   NULL);
         goto done;
     }
+    if (m.kind == RPC_NOTIFICATION && strcmp(m.method, "notifications/cancelled") == 0 &&
+        !srv->cfg->stateless)
+        route_cancel(r, m.params);
     if (m.kind != RPC_REQUEST) {
         r->answered = true;
         rc = queue(conn, MHD_HTTP_ACCEPTED, NULL, 0, NULL, NULL, NULL);
@@ -757,6 +829,12 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         rpc_pending_on_wake(r->pending, tool_wake, r);
         r->next_waiter = r->w->tool_waiters;
         r->w->tool_waiters = r;
+        if (!srv->cfg->stateless) { /* so notifications/cancelled can find it */
+            char key[48];
+            call_key_of(m.id, key, sizeof key);
+            if (key[0] && remember_key(r, key))
+                snprintf(r->call_key, sizeof r->call_key, "%s", key);
+        }
         if (r->outbox) { /* it already talks to the client: answer with a stream now */
             rc = start_stream(r, conn);
             goto done;

@@ -314,6 +314,11 @@ bool rpc_pending_asking(const rpc_pending_t *p, double *deadline)
     return p->call.asking;
 }
 
+json_t *rpc_pending_error(rpc_pending_t *p, int code, const char *message)
+{
+    return rpc_error(p->id, code, message);
+}
+
 json_t *rpc_pending_abort(rpc_pending_t *p, const char *why)
 {
     return rpc_result(p->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
@@ -436,6 +441,7 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         p->bundle = env->bundle;
         p->bundle->refs++; /* a reload must not free the state this call runs in */
         env->pending = p;
+        env->notifications = take_notes(&p->call); /* what it said before it waits */
         return NULL;
     }
     env->notifications = take_notes(&p->call);
@@ -502,6 +508,7 @@ static json_t *start_call(rpc_env_t *env, const rpc_msg_t *m, const char *kind,
         p->bundle = env->bundle;
         p->bundle->refs++;
         env->pending = p;
+        env->notifications = take_notes(&p->call);
         return NULL;
     }
     env->notifications = take_notes(&p->call);

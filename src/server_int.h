@@ -23,12 +23,14 @@ typedef struct req req_t;
 typedef struct answer {
     req_t *r;
     unsigned long long gen;   /* r's, so an answer for a request since gone is dropped */
-    json_t *msg;              /* the JSON-RPC response (owned) */
+    json_t *msg;              /* the JSON-RPC response (owned); NULL with cancel */
+    bool cancel;              /* notifications/cancelled for r's request */
     struct answer *next;
 } answer_t;
 
-/* A server request waiting for the client (ctx.sample, ctx.elicit): routes the answer, which
- * may arrive on any worker, to the one holding the call. */
+/* A server request waiting for the client (ctx.sample, ctx.elicit), or a client request whose
+ * call waits (so notifications/cancelled can reach it): routes what arrives, on any worker,
+ * to the worker holding the call. Ids of calls are "c:" and the request id's JSON. */
 typedef struct ask {
     char id[48];
     char session[SESSION_ID_LEN + 1];

@@ -1,0 +1,159 @@
+// e2e.mjs — protocol features the conformance suite does not exercise, against the real
+// binary over raw HTTP (so every header and status is visible):
+//
+//   cancel     notifications/cancelled ends a call waiting on a backend: its POST gets
+//              -32800 (after the notifications sent so far); another session cannot cancel it
+//   ask        ctx.elicit without SSE, without the capability, unanswered until the deadline;
+//              a response for no waiting request is 400
+//
+// Run with: LUAMCP_BIN=/path/to/luamcp node --test e2e.mjs   (default ../../build/luamcp)
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { luamcpBin, startBackend, startLuamcp, tmpDir } from '../lib/harness.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BIN = luamcpBin(HERE);
+const TMP = tmpDir('luamcp-protocol-');
+const VERSION = '2025-11-25';
+
+let server;
+let backend;
+const held = []; // backend requests left hanging, released at the end
+let aborted = 0;
+
+before(async () => {
+  backend = await startBackend(() => new Promise((resolve) => { held.push(resolve); }));
+  server = await startLuamcp(BIN, TMP, 'protocol', {
+    scripts: path.join(HERE, 'fixtures', 'scripts'),
+    policies: path.join(HERE, 'fixtures', 'policies'),
+    auth: { enabled: false },
+    limits: { timeout_ms: 3000 },
+    egress: { allow: ['127.0.0.1'], allow_http: true, allow_private: ['127.0.0.1/32'] },
+  });
+});
+
+after(async () => {
+  for (const release of held) release({ status: 200, body: {} });
+  await server?.stop();
+  await backend?.close();
+});
+
+async function post(session, msg, { accept = 'application/json, text/event-stream', signal } = {}) {
+  const headers = { 'content-type': 'application/json', accept };
+  if (session) {
+    headers['mcp-session-id'] = session;
+    headers['mcp-protocol-version'] = VERSION;
+  }
+  return fetch(server.url, { method: 'POST', headers, body: JSON.stringify(msg), signal });
+}
+
+async function open(capabilities = {}) {
+  const r = await post(null, {
+    jsonrpc: '2.0', id: 0, method: 'initialize',
+    params: { protocolVersion: VERSION, capabilities, clientInfo: { name: 'protocol-e2e', version: '1' } },
+  }, { accept: 'application/json' });
+  assert.equal(r.status, 200);
+  const sid = r.headers.get('mcp-session-id');
+  assert.ok(sid);
+  assert.equal((await post(sid, { jsonrpc: '2.0', method: 'notifications/initialized' })).status, 202);
+  return sid;
+}
+
+function events(text) {
+  return text.split('\n\n').map((e) => e.split('\n').filter((l) => l.startsWith('data:'))
+    .map((l) => l.slice(5).trim()).join('')).filter(Boolean).map((d) => JSON.parse(d));
+}
+
+async function waitHeld(n) {
+  for (let i = 0; i < 200 && held.length < n; i++) await sleep(10);
+  assert.equal(held.length, n, 'the backend got the request');
+}
+
+describe('cancellation', () => {
+  it('a JSON POST whose call waits on a backend is answered -32800 once cancelled', async () => {
+    const sid = await open();
+    const before = held.length;
+    const call = post(sid, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'wait_backend', arguments: { url: `${backend.url}/slow` } } }, { accept: 'application/json' });
+    await waitHeld(before + 1);
+    const c = await post(sid, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7, reason: 'user' } });
+    assert.equal(c.status, 202);
+    const r = await call;
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { jsonrpc: '2.0', id: 7, error: { code: -32800, message: 'Request cancelled' } });
+    assert.match(server.log, /request 7 cancelled by the client/);
+  });
+
+  it('an SSE POST gets its progress, then -32800', async () => {
+    const sid = await open();
+    const before = held.length;
+    const call = post(sid, { jsonrpc: '2.0', id: 'x-1', method: 'tools/call', params: { name: 'wait_backend', arguments: { url: `${backend.url}/slow` }, _meta: { progressToken: 'p' } } });
+    await waitHeld(before + 1);
+    await post(sid, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'x-1' } });
+    const r = await call;
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'text/event-stream');
+    const got = events(await r.text());
+    assert.deepEqual(got, [
+      { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p', progress: 1, total: 2, message: 'asking the backend' } },
+      { jsonrpc: '2.0', id: 'x-1', error: { code: -32800, message: 'Request cancelled' } },
+    ]);
+  });
+
+  it('another session cannot cancel it, and an unknown id changes nothing', async () => {
+    const mine = await open();
+    const other = await open();
+    const before = held.length;
+    const call = post(mine, { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'wait_backend', arguments: { url: `${backend.url}/slow` } } }, { accept: 'application/json' });
+    await waitHeld(before + 1);
+    assert.equal((await post(other, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9 } })).status, 202);
+    assert.equal((await post(mine, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 12345 } })).status, 202);
+    held[before]({ status: 200, body: {} }); // the backend answers: the call completes normally
+    const r = await call;
+    assert.equal((await r.json()).result.structuredContent.status, 200);
+  });
+});
+
+describe('asking the client', () => {
+  it('without SSE, or without the capability, ctx.elicit is a clear tool error', async () => {
+    const plain = await open();
+    const r = await (await post(plain, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'ask_name', arguments: {} } }, { accept: 'application/json' })).json();
+    assert.deepEqual(r.result, { content: [{ type: 'text', text: 'the client does not support elicitation (it declared no elicitation capability)' }], isError: true });
+    const capable = await open({ elicitation: {} });
+    const j = await (await post(capable, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'ask_name', arguments: {} } }, { accept: 'application/json' })).json();
+    assert.deepEqual(j.result, { content: [{ type: 'text', text: 'elicitation needs the client to accept text/event-stream on this request' }], isError: true });
+  });
+
+  it('the request goes out on the stream, the answer comes back, the tool goes on', async () => {
+    const sid = await open({ elicitation: {} });
+    const r = await post(sid, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'ask_name', arguments: {} } });
+    assert.equal(r.headers.get('content-type'), 'text/event-stream');
+    const reader = r.body.getReader();
+    let text = '';
+    while (!text.includes('elicitation/create')) text += new TextDecoder().decode((await reader.read()).value);
+    const ask = events(text).find((m) => m.method === 'elicitation/create');
+    assert.equal(ask.params.message, 'Your name?');
+    // from another connection, as a client would
+    assert.equal((await post(sid, { jsonrpc: '2.0', id: ask.id, result: { action: 'accept', content: { name: 'Ada' } } })).status, 202);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    const final = events(text).find((m) => m.id === 3);
+    assert.deepEqual(final.result, { content: [{ type: 'text', text: 'hello Ada' }] });
+    // the same answer again is for nothing that waits
+    assert.equal((await post(sid, { jsonrpc: '2.0', id: ask.id, result: { action: 'accept' } })).status, 400);
+  });
+
+  it('an unanswered request ends the call at its deadline with a tool error', async () => {
+    const sid = await open({ elicitation: {} });
+    const r = await post(sid, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'ask_name', arguments: {} } });
+    const final = events(await r.text()).find((m) => m.id === 4);
+    assert.deepEqual(final.result, { content: [{ type: 'text', text: 'the client did not answer in time' }], isError: true });
+  });
+});
