@@ -233,6 +233,15 @@ static int cmd_token(config_t *c)
     return key_file ? 0 : 2;
 }
 
+/* One row of `luamcp check`'s table: target index i of b. */
+static void check_row(const bundle_t *b, size_t i, const char *name, const char *file, int line)
+{
+    char *needs = policy_rules_for(b->policies, i) ? policy_describe_scopes(b->policies, i)
+                                                   : strdup("NO POLICY: nobody can call it");
+    printf("  %-28s %-44s %s:%d\n", name, needs ? needs : "?", file, line);
+    free(needs);
+}
+
 static int cmd_check(config_t *c)
 {
     char *err = NULL;
@@ -242,16 +251,26 @@ static int cmd_check(config_t *c)
         free(err);
         return 1;
     }
-    printf("%zu tools from %s, %zu policy rules from %s%s%s\n\n", b->n_tools, c->scripts_dir,
+    printf("%zu tools", b->n_tools);
+    if (b->n_prompts || b->n_resources)
+        printf(", %zu prompts, %zu resources", b->n_prompts, b->n_resources);
+    printf(" from %s, %zu policy rules from %s%s%s\n\n", c->scripts_dir,
            policy_set_size(b->policies), c->policies_dir, b->shadow ? ", shadow: " : "",
            b->shadow ? c->shadow_policies : "");
     printf("  %-28s %-44s %s\n", "tool", "needs", "declared at");
-    for (size_t i = 0; i < b->n_tools; i++) {
-        char *needs = policy_rules_for(b->policies, i) ? policy_describe_scopes(b->policies, i)
-                                                       : strdup("NO POLICY: nobody can call it");
-        printf("  %-28s %-44s %s:%d\n", b->tools[i].name, needs ? needs : "?",
-               b->tools[i].file, b->tools[i].line);
-        free(needs);
+    for (size_t i = 0; i < b->n_tools; i++)
+        check_row(b, i, b->tools[i].name, b->tools[i].file, b->tools[i].line);
+    if (b->n_prompts) {
+        printf("\n  %-28s %-44s %s\n", "prompt", "needs", "declared at");
+        for (size_t i = 0; i < b->n_prompts; i++)
+            check_row(b, bundle_prompt_target(b, &b->prompts[i]), b->prompts[i].name,
+                      b->prompts[i].file, b->prompts[i].line);
+    }
+    if (b->n_resources) {
+        printf("\n  %-28s %-44s %s\n", "resource", "needs", "declared at");
+        for (size_t i = 0; i < b->n_resources; i++)
+            check_row(b, bundle_resource_target(b, &b->resources[i]), b->resources[i].key,
+                      b->resources[i].file, b->resources[i].line);
     }
     if (b->warnings)
         fprintf(stderr, "\nwarnings:\n%s\n", b->warnings);
