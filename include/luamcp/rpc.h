@@ -82,6 +82,9 @@ json_t *rpc_pending_answer(rpc_pending_t *p, json_t *answer, json_t **notes);
 /* Whether the call waits for the client (not for backends), and until when (wall clock). */
 bool rpc_pending_asking(const rpc_pending_t *p, double *deadline);
 
+/* A JSON-RPC error response for the call's request. */
+json_t *rpc_pending_error(rpc_pending_t *p, int code, const char *message);
+
 /* A response ending the call with a tool error (the server is stopping, say). */
 json_t *rpc_pending_abort(rpc_pending_t *p, const char *why);
 /* Abandons it if still waiting (transfers cancelled) and frees it. */
