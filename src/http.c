@@ -44,8 +44,11 @@ struct req {
     int accept;
     unsigned long long gen;  /* unique per request on its worker */
     bool suspended;       /* parked by us while its call waits (not by a stream) */
-    stream_t *stream;     /* the POST's SSE answer, once the call had to talk mid-flight */
+    chan_t *chan;         /* the POST's SSE answer, once the call had to talk mid-flight */
     json_t *outbox;       /* messages for that stream before it exists */
+    char sid[SESSION_ID_LEN + 1]; /* its session, "" when none */
+    bool detach;          /* ctx.close_stream: end the connection, keep the channel */
+    bool orphan;          /* its connection is gone; its call goes on for a resume */
     char ask_id[48];      /* the request to the client it waits for, or "" */
     char call_key[48];    /* its own entry in the table, for notifications/cancelled */
     auth_caller_t *caller;
@@ -56,20 +59,7 @@ struct req {
     size_t len, cap;
 };
 
-struct stream {
-    pthread_mutex_t mu;
-    int refs;                  /* the MHD response and the session each hold one */
-    worker_t *w;
-    struct MHD_Connection *conn;
-    char *buf;
-    size_t len, off, cap;
-    bool closed, suspended;
-    char session[SESSION_ID_LEN + 1];
-    stream_t *next;            /* w->streams, worker thread only */
-};
 
-static void stream_append(stream_t *s, const char *data, size_t n);
-static void stream_release(stream_t *s);
 static void emit_all(req_t *r, json_t *msgs);
 static void service_asks(worker_t *w);
 
@@ -161,68 +151,7 @@ static const char *version_problem(const char *v, char *buf, size_t n)
 
 /* ---- GET streams --------------------------------------------------------------------------- */
 
-static void stream_release(stream_t *s)
-{
-    pthread_mutex_lock(&s->mu);
-    int left = --s->refs;
-    pthread_mutex_unlock(&s->mu);
-    if (left == 0) {
-        pthread_mutex_destroy(&s->mu);
-        free(s->buf);
-        free(s);
-    }
-}
-
-static void stream_append(stream_t *s, const char *data, size_t n)
-{
-    if (s->closed)
-        return;
-    if (s->off == s->len)
-        s->off = s->len = 0;
-    if (s->len + n > STREAM_MAX_BUFFER) {
-        s->closed = true; /* the client is not reading: end the stream, not the server */
-        return;
-    }
-    if (s->len + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 1024;
-        while (cap < s->len + n)
-            cap *= 2;
-        char *grown = realloc(s->buf, cap);
-        if (!grown) {
-            s->closed = true;
-            return;
-        }
-        s->buf = grown;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, data, n);
-    s->len += n;
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
-{
-    (void)pos;
-    stream_t *s = cls;
-    pthread_mutex_lock(&s->mu);
-    if (s->off < s->len) {
-        size_t n = s->len - s->off < max ? s->len - s->off : max;
-        memcpy(out, s->buf + s->off, n);
-        s->off += n;
-        pthread_mutex_unlock(&s->mu);
-        return (ssize_t)n;
-    }
-    if (s->closed) {
-        pthread_mutex_unlock(&s->mu);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    /* Nothing to send: park the connection until the worker resumes it. */
-    s->suspended = true;
-    pthread_mutex_unlock(&s->mu);
-    MHD_suspend_connection(s->conn);
-    return 0;
-}
-
-/* The response is gone (connection closed or finished): worker thread. */
+/* The response of a stream is gone (connection closed or finished): worker thread. */
 static void stream_done(void *cls)
 {
     stream_t *s = cls;
@@ -232,19 +161,18 @@ static void stream_done(void *cls)
             *pp = s->next;
             break;
         }
-    if (session_detach(w->srv->sessions, s->session, s))
-        stream_release(s); /* the session's reference */
-    stream_release(s);     /* the response's */
+    if (s->session[0] && session_detach(w->srv->sessions, s->session, s))
+        sse_stream_release(s); /* the session's reference */
+    if (s->chan)
+        sse_chan_lost_writer(s->chan, s);
+    sse_stream_release(s); /* the response's */
 }
 
 void http_stream_close(void *obj)
 {
     stream_t *s = obj;
-    pthread_mutex_lock(&s->mu);
-    s->closed = true;
-    pthread_mutex_unlock(&s->mu);
-    worker_wake(s->w);
-    stream_release(s); /* the session's reference, handed to whoever detached it */
+    sse_stream_close(s);
+    sse_stream_release(s); /* the session's reference, handed to whoever detached it */
 }
 
 static void resume_auth_waiters(worker_t *w)
@@ -258,18 +186,13 @@ static void resume_auth_waiters(worker_t *w)
 static void send_on_stream(void *obj, void *arg)
 {
     stream_t *s = obj;
-    const char *event = arg;
-    pthread_mutex_lock(&s->mu);
-    stream_append(s, event, strlen(event));
-    pthread_mutex_unlock(&s->mu);
-    worker_wake(s->w); /* its worker resumes it */
+    if (s->chan)
+        sse_chan_emit(s->chan, arg); /* logged for a resume, then written */
 }
 
 void http_broadcast(server_t *srv, const char *json)
 {
-    char event[1024];
-    snprintf(event, sizeof event, "event: message\ndata: %s\n\n", json);
-    session_foreach_attached(srv->sessions, send_on_stream, event);
+    session_foreach_attached(srv->sessions, send_on_stream, (void *)json);
 }
 
 void http_service(worker_t *w, long long now, bool closing)
@@ -279,52 +202,21 @@ void http_service(worker_t *w, long long now, bool closing)
     bool ping = now >= w->next_keepalive_ms;
     if (ping)
         w->next_keepalive_ms = now + KEEPALIVE_MS;
-    for (stream_t *s = w->streams; s; s = s->next) {
-        pthread_mutex_lock(&s->mu);
-        if (closing)
-            s->closed = true;
-        if (ping)
-            stream_append(s, ": keepalive\n\n", 13);
-        bool resume = s->suspended && (s->off < s->len || s->closed);
-        if (resume)
-            s->suspended = false;
-        pthread_mutex_unlock(&s->mu);
-        if (resume)
-            MHD_resume_connection(s->conn);
+    for (stream_t *s = w->streams; s; s = s->next)
+        sse_stream_tick(s, ping, closing);
+    if (w->index == 0 && (closing || now >= w->next_chan_sweep_ms)) {
+        sse_chan_sweep(w->srv, false);
+        w->next_chan_sweep_ms = now + 5000;
     }
 }
 
-static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const char *sid)
+/* Queues s as the response (its worker lists it). */
+static enum MHD_Result queue_stream(req_t *r, struct MHD_Connection *conn, stream_t *s)
 {
-    stream_t *s = calloc(1, sizeof *s);
-    if (!s)
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+                                                                  sse_stream_read, s, stream_done);
+    if (!resp)
         return MHD_NO;
-    pthread_mutex_init(&s->mu, NULL);
-    s->refs = 2;
-    s->w = r->w;
-    s->conn = conn;
-    memcpy(s->session, sid, SESSION_ID_LEN + 1);
-    stream_append(s, ": stream open\n\n", 15);
-    /* A new GET replaces the session's previous stream: a client reconnecting after a network
-     * drop must not wait for the dead stream to be noticed (only the session's holder can do
-     * this, and server messages still go to exactly one stream). */
-    void *previous = NULL;
-    if (session_attach(r->w->srv->sessions, sid, s, &previous) != 0) {
-        stream_release(s);
-        stream_release(s);
-        return fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found",
-                    NULL, NULL);
-    }
-    if (previous)
-        http_stream_close(previous);
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_done);
-    if (!resp) {
-        if (session_detach(r->w->srv->sessions, sid, s))
-            stream_release(s);
-        stream_release(s);
-        return MHD_NO;
-    }
     s->next = r->w->streams;
     r->w->streams = s;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -335,27 +227,69 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
     return ok;
 }
 
-/* A POST answered as a stream because its call talks to the client while it runs: what was
- * kept (notifications, requests) goes first; the response ends it (finish_waiting). */
-static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
+/* GET: the session's stream for server messages, or, with Last-Event-ID, a stream resuming
+ * the channel that event belongs to (the session's own, or a POST's answer). */
+static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const char *sid)
 {
-    stream_t *s = calloc(1, sizeof *s);
-    if (!s)
+    server_t *srv = r->w->srv;
+    const char *last = header(conn, "Last-Event-ID");
+    unsigned long long after = 0;
+    chan_t *c = last ? sse_chan_find(srv, last, sid, &after) : NULL;
+    if (last && !c)
+        log_info("sse: Last-Event-ID of no channel of this session (expired?): a new stream");
+    bool standalone = !c || sse_chan_standalone(c);
+    if (!c && !(c = sse_chan_new(srv, sid, true)))
         return MHD_NO;
-    pthread_mutex_init(&s->mu, NULL);
-    s->refs = 2; /* the response's and the request's */
-    s->w = r->w;
-    s->conn = conn;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_done);
-    if (!resp) {
-        pthread_mutex_destroy(&s->mu);
-        free(s);
+    stream_t *s = sse_stream_new(r->w, conn, standalone ? sid : NULL);
+    if (!s) {
+        sse_chan_release(c);
         return MHD_NO;
     }
-    r->stream = s;
-    s->next = r->w->streams;
-    r->w->streams = s;
+    if (standalone) {
+        /* A new GET replaces the session's previous stream: a client reconnecting after a
+         * network drop must not wait for the dead stream to be noticed (only the session's
+         * holder can do this, and server messages still go to exactly one stream). */
+        void *previous = NULL;
+        sse_stream_ref(s); /* the session's */
+        if (session_attach(srv->sessions, sid, s, &previous) != 0) {
+            sse_stream_release(s);
+            sse_stream_release(s);
+            sse_chan_release(c);
+            return fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found",
+                        NULL, NULL);
+        }
+        if (previous)
+            http_stream_close(previous);
+    }
+    sse_stream_append(s, ": stream open\n\n", 15);
+    sse_chan_attach(c, s, after); /* replays what came after `after` */
+    if (!last || after == 0)
+        sse_chan_prime(c);
+    sse_chan_release(c); /* the stream holds it now */
+    enum MHD_Result ok = queue_stream(r, conn, s);
+    if (ok != MHD_YES) {
+        if (standalone && session_detach(srv->sessions, sid, s))
+            sse_stream_release(s);
+        sse_chan_lost_writer(s->chan, s);
+        sse_stream_release(s);
+    }
+    return ok;
+}
+
+/* A POST answered as a stream (its call talks to the client while it runs, or asked to end
+ * the connection early): a resumable channel whose first event primes the client; what was
+ * kept (notifications, requests) follows; the response ends it (finish_waiting). */
+static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
+{
+    chan_t *c = sse_chan_new(r->w->srv, r->sid, false);
+    stream_t *s = c ? sse_stream_new(r->w, conn, NULL) : NULL;
+    if (!s) {
+        sse_chan_release(c);
+        return MHD_NO;
+    }
+    r->chan = c; /* the request's reference */
+    sse_chan_attach(c, s, 0);
+    sse_chan_prime(c);
     json_t *kept = r->async_notes;
     r->async_notes = NULL;
     emit_all(r, kept);
@@ -364,11 +298,13 @@ static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
     r->outbox = NULL;
     emit_all(r, kept);
     json_decref(kept);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    r->answered = true;
-    enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
+    if (r->detach) /* ctx.close_stream: the rest waits for a resume */
+        sse_chan_detach_writer(c);
+    enum MHD_Result ok = queue_stream(r, conn, s);
+    if (ok != MHD_YES) {
+        sse_chan_lost_writer(c, s);
+        sse_stream_release(s);
+    }
     return ok;
 }
 
@@ -460,25 +396,15 @@ static void keep_notes(req_t *r, json_t *notes)
 /* One SSE event for msg on r's stream, or kept for it until it starts. */
 static void emit(req_t *r, json_t *msg)
 {
-    if (!r->stream) {
+    if (!r->chan) {
         if (!r->outbox)
             r->outbox = json_array();
         json_array_append(r->outbox, msg);
         return;
     }
     char *js = json_dumps(msg, JSON_COMPACT);
-    if (!js)
-        return;
-    size_t n = strlen(js) + 32;
-    char *ev = malloc(n);
-    if (ev) {
-        snprintf(ev, n, "event: message\ndata: %s\n\n", js);
-        pthread_mutex_lock(&r->stream->mu);
-        stream_append(r->stream, ev, strlen(ev));
-        pthread_mutex_unlock(&r->stream->mu);
-        worker_wake(r->w); /* http_service resumes the stream's connection */
-    }
-    free(ev);
+    if (js)
+        sse_chan_emit(r->chan, js); /* logged, and written if a connection reads it */
     free(js);
 }
 
@@ -521,8 +447,7 @@ static bool remember_key(req_t *r, const char *key)
     if (!a)
         return false;
     snprintf(a->id, sizeof a->id, "%s", key);
-    const char *sid = header(r->conn, "Mcp-Session-Id");
-    snprintf(a->session, sizeof a->session, "%s", sid ? sid : "");
+    snprintf(a->session, sizeof a->session, "%s", r->sid);
     a->worker = r->w->index;
     a->r = r;
     a->gen = r->gen;
@@ -550,22 +475,24 @@ static void call_key_of(const json_t *id, char *out, size_t n)
     free(js);
 }
 
+static void free_req(req_t *r);
+
 static void finish_waiting(req_t *r, json_t *resp)
 {
     rpc_pending_free(r->pending);
     r->pending = NULL;
     forget_ask(r);
     unlink_waiter(&r->w->tool_waiters, r);
-    if (r->stream) { /* the answer goes out on the stream, which then ends */
+    if (r->chan) { /* the answer goes out on the stream, which then ends */
         emit_all(r, r->async_notes);
         json_decref(r->async_notes);
         r->async_notes = NULL;
-        emit(r, resp);
+        if (resp)
+            emit(r, resp);
         json_decref(resp);
-        pthread_mutex_lock(&r->stream->mu);
-        r->stream->closed = true;
-        pthread_mutex_unlock(&r->stream->mu);
-        worker_wake(r->w);
+        sse_chan_finish(r->chan);
+        if (r->orphan) /* nobody's connection: the channel keeps it for a resume */
+            free_req(r);
         return;
     }
     r->async_resp = resp;
@@ -588,11 +515,26 @@ static int req_ask(void *arg, json_t *request)
     snprintf(r->ask_id, sizeof r->ask_id, "%s", id);
     json_object_set_new(request, "id", json_string(id));
     emit(r, request);
-    if (r->suspended && !r->stream) {
+    if (r->suspended && !r->chan) {
         r->suspended = false;
         MHD_resume_connection(r->conn); /* its handler starts the stream */
     }
     return 0;
+}
+
+/* ctx.close_stream (worker thread, while the call's Lua runs): the POST's connection ends
+ * after the priming event and what was sent so far; the rest waits for a GET with
+ * Last-Event-ID. */
+static void req_detach(void *arg)
+{
+    req_t *r = arg;
+    r->detach = true;
+    if (r->chan)
+        sse_chan_detach_writer(r->chan);
+    else if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn); /* its handler starts (and at once ends) the stream */
+    }
 }
 
 static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn);
@@ -661,12 +603,11 @@ static void cancel_request(req_t *r)
     r->pending = NULL;
     forget_ask(r);
     unlink_waiter(&r->w->tool_waiters, r);
-    if (r->stream) {
+    if (r->chan) {
         json_decref(resp);
-        pthread_mutex_lock(&r->stream->mu);
-        r->stream->closed = true;
-        pthread_mutex_unlock(&r->stream->mu);
-        worker_wake(r->w);
+        sse_chan_finish(r->chan);
+        if (r->orphan)
+            free_req(r);
         return;
     }
     r->async_resp = resp;
@@ -682,7 +623,7 @@ static void deliver(req_t *r, json_t *answer)
     r->ask_id[0] = '\0'; /* already out of the table */
     json_t *notes = NULL;
     json_t *resp = rpc_pending_answer(r->pending, answer, &notes);
-    if (r->stream) {
+    if (r->chan) {
         emit_all(r, notes);
         json_decref(notes);
     } else {
@@ -732,7 +673,7 @@ static void tool_wake(void *arg)
     req_t *r = arg;
     json_t *notes = NULL;
     json_t *resp = rpc_pending_resume(r->pending, &notes);
-    if (r->stream) { /* streaming already: progress and logs go out as they come */
+    if (r->chan) { /* streaming already: progress and logs go out as they come */
         emit_all(r, notes);
         json_decref(notes);
     } else {
@@ -790,6 +731,8 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         goto done;
     }
     bool init = m.kind == RPC_REQUEST && strcmp(m.method, "initialize") == 0;
+    if (!srv->cfg->stateless && !init && header(conn, "Mcp-Session-Id"))
+        snprintf(r->sid, sizeof r->sid, "%s", header(conn, "Mcp-Session-Id"));
     const char *version = NULL;
     if (init && !srv->cfg->stateless && header(conn, "Mcp-Session-Id")) {
         rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
@@ -817,6 +760,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                                          : NULL,
                      .audit = r->w->audit, .fetch = r->w->fetch,
                      .sessions = srv->sessions, .ask = req_ask, .ask_arg = r,
+                     .detach = req_detach,
                      .session_id = srv->cfg->stateless || init ? NULL
                                                                : header(conn, "Mcp-Session-Id"),
                      .progress_ok = (accept & ACCEPT_SSE) != 0};
@@ -835,13 +779,24 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
             if (key[0] && remember_key(r, key))
                 snprintf(r->call_key, sizeof r->call_key, "%s", key);
         }
-        if (r->outbox) { /* it already talks to the client: answer with a stream now */
+        if (r->outbox || r->detach) { /* it already talks to the client: a stream now */
             rc = start_stream(r, conn);
             goto done;
         }
         r->suspended = true;
         MHD_suspend_connection(conn);
         rc = MHD_YES;
+        goto done;
+    }
+    if (resp && r->detach && (accept & ACCEPT_SSE)) {
+        /* done at once, yet it asked to end its stream: the answer waits for a resume */
+        keep_notes(r, env.notifications);
+        rc = start_stream(r, conn);
+        if (r->chan) {
+            emit(r, resp);
+            sse_chan_finish(r->chan);
+        }
+        json_decref(resp);
         goto done;
     }
     if (env.challenge[0]) {
@@ -1151,9 +1106,9 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         r->async_resp = r->async_notes = NULL;
         return answer(r, conn, resp, notes, r->accept, NULL);
     }
-    if (r->pending && r->outbox && !r->stream)
-        return start_stream(r, conn); /* resumed by req_ask: the call talks to the client */
-    if (r->pending || r->stream)
+    if (r->pending && (r->outbox || r->detach) && !r->chan)
+        return start_stream(r, conn); /* resumed by req_ask or req_detach */
+    if (r->pending || r->chan)
         return MHD_YES; /* still waiting, or its stream does the rest */
     if (*upload_size) {
         size_t n = *upload_size;
@@ -1210,18 +1165,31 @@ void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!r)
         return;
     w->inflight--;
+    *req_cls = NULL;
     if (r->auth_waiting) /* closed while parked (shutdown) */
         unlink_waiter(&w->auth_waiters, r);
+    if (r->pending && r->chan && !atomic_load(&w->srv->stopping)) {
+        /* Its stream's connection is gone (a network drop, or ctx.close_stream), not its
+         * request: the call goes on and its channel keeps what it says for a resume. */
+        r->orphan = true;
+        r->conn = NULL;
+        return;
+    }
+    free_req(r);
+}
+
+/* Frees r and what it holds: its waiting call (cancelled) included. */
+static void free_req(req_t *r)
+{
+    worker_t *w = r->w;
     if (r->pending) {
         unlink_waiter(&w->tool_waiters, r);
         rpc_pending_free(r->pending);
     }
     forget_ask(r);
-    if (r->stream) {
-        pthread_mutex_lock(&r->stream->mu);
-        r->stream->closed = true;
-        pthread_mutex_unlock(&r->stream->mu);
-        stream_release(r->stream); /* the request's reference */
+    if (r->chan) {
+        sse_chan_finish(r->chan);
+        sse_chan_release(r->chan); /* the request's reference */
     }
     json_decref(r->outbox);
     json_decref(r->async_resp);
@@ -1230,5 +1198,4 @@ void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     free(r->challenge);
     free(r->body);
     free(r);
-    *req_cls = NULL;
 }

@@ -378,6 +378,7 @@ static rpc_pending_t *new_pending(rpc_env_t *env, const rpc_msg_t *m, json_t *to
         .log_level = session_level(env),
         .ask = env->progress_ok ? env->ask : NULL, /* requests need the POST's SSE stream */
         .ask_arg = env->ask_arg,
+        .detach = env->progress_ok && env->session_id ? env->detach : NULL,
         .client_caps = env->sessions && env->session_id
                            ? session_client_caps(env->sessions, env->session_id) : 0,
     };

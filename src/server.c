@@ -296,6 +296,7 @@ server_t *server_new(const config_t *cfg, char **err)
     srv->cfg = cfg;
     atomic_init(&srv->stopping, false);
     pthread_mutex_init(&srv->asks_mu, NULL);
+    pthread_mutex_init(&srv->chans_mu, NULL);
     cache_configure(cfg->cache_max_bytes);
     if (parse_listen(cfg->listen, &srv->addr, &srv->loopback, err) ||
         resolve_port(&srv->addr, err))
@@ -373,6 +374,8 @@ void server_free(server_t *srv)
         }
         pthread_mutex_destroy(&w->inbox_mu);
     }
+    sse_chan_sweep(srv, true); /* after the daemons: no stream writes for a channel now */
+    pthread_mutex_destroy(&srv->chans_mu);
     for (ask_t *a = srv->asks, *next; a; a = next) {
         next = a->next;
         free(a);

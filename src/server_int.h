@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <jansson.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <stdint.h>
 
 #include "luamcp/audit.h"
 #include "luamcp/auth.h"
@@ -18,6 +20,22 @@
 typedef struct server server_t;
 typedef struct stream stream_t;
 typedef struct req req_t;
+typedef struct chan chan_t;
+typedef struct worker worker_t;
+
+/* One SSE response (sse.c): fed from any thread under mu, read by libmicrohttpd. */
+struct stream {
+    pthread_mutex_t mu;
+    int refs;                  /* the response's, plus its session's or channel's */
+    worker_t *w;
+    struct MHD_Connection *conn;
+    char *buf;
+    size_t len, off, cap;
+    bool closed, suspended;
+    char session[SESSION_ID_LEN + 1]; /* set on a session's GET stream */
+    chan_t *chan;              /* the channel it writes for (a reference), or NULL */
+    stream_t *next;            /* w->streams, worker thread only */
+};
 
 /* The client's answer to a server request, on its way to the worker whose call asked. */
 typedef struct answer {
@@ -52,7 +70,7 @@ typedef struct conn {
     struct conn *prev, *next;
 } conn_t;
 
-typedef struct worker {
+struct worker {
     server_t *srv;
     int index;
     pthread_t thread;
@@ -75,7 +93,8 @@ typedef struct worker {
     conn_t *conns;          /* its open connections */
     long long next_conn_check_ms;
     long long next_keepalive_ms;
-} worker_t;
+    long long next_chan_sweep_ms;
+};
 
 struct server {
     const config_t *cfg;
@@ -89,6 +108,9 @@ struct server {
     pthread_mutex_t asks_mu;
     ask_t *asks;
     unsigned n_asks;
+    pthread_mutex_t chans_mu;  /* resumable SSE channels (sse.c) */
+    chan_t *chans;
+    unsigned n_chans;
     atomic_bool stopping;
     struct sockaddr_storage addr;
     bool loopback;          /* bound to a loopback address */
@@ -119,6 +141,38 @@ void http_broadcast(server_t *srv, const char *json);
 #define EV_MHD (1ULL << 32)
 #define EV_WAKE (2ULL << 32)
 #define EV_FETCH (3ULL << 32)
+
+/* sse.c */
+stream_t *sse_stream_new(worker_t *w, struct MHD_Connection *conn, const char *session);
+void sse_stream_ref(stream_t *s);
+void sse_stream_release(stream_t *s);
+void sse_stream_append(stream_t *s, const char *data, size_t n);
+void sse_stream_close(stream_t *s);
+/* Worker thread: keepalive and closing, and resuming a parked connection with data. */
+void sse_stream_tick(stream_t *s, bool ping, bool closing);
+ssize_t sse_stream_read(void *cls, uint64_t pos, char *out, size_t max);
+/* A new channel of session (registered for resumption); the caller holds a reference. */
+chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone);
+bool sse_chan_standalone(const chan_t *c);
+void sse_chan_release(chan_t *c);
+const char *sse_chan_id(const chan_t *c);
+/* Makes s the channel's writer after replaying its events after seq `after` into s. */
+void sse_chan_attach(chan_t *c, stream_t *s, unsigned long long after);
+/* The priming event (id CHANNEL-0, retry, empty data) on the current writer. */
+void sse_chan_prime(chan_t *c);
+/* One JSON-RPC message as the channel's next event. */
+void sse_chan_emit(chan_t *c, const char *json);
+/* Ends the current writer on purpose; later events wait in the log for a resume. */
+void sse_chan_detach_writer(chan_t *c);
+/* No more events: the writer ends after what it has. */
+void sse_chan_finish(chan_t *c);
+/* s's response is gone: it stops being the writer. */
+void sse_chan_lost_writer(chan_t *c, stream_t *s);
+/* The channel of a Last-Event-ID on session (a new reference) and the seq in it, or NULL. */
+chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
+                      unsigned long long *after);
+/* Drops channels idle past the resume window (all of them with all). */
+void sse_chan_sweep(server_t *srv, bool all);
 
 long long now_ms(void);
 void worker_wake(worker_t *w);

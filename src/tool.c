@@ -460,6 +460,18 @@ static int ctx_ask(lua_State *L, const char *method, unsigned cap, const char *w
     return lua_yieldk(L, 0, 0, ask_resumed);
 }
 
+/* ctx.close_stream(): ends the POST's SSE connection now (after a priming event), so a long
+ * call holds no connection; the client resumes with GET and Last-Event-ID for the rest.
+ * False when this request cannot (no SSE, or no session to resume on). */
+static int ctx_close_stream(lua_State *L)
+{
+    tool_call_t *call = ctx_call(L);
+    if (call->detach)
+        call->detach(call->ask_arg);
+    lua_pushboolean(L, call->detach != NULL);
+    return 1;
+}
+
 static int ctx_sample(lua_State *L)
 {
     return ctx_ask(L, "sampling/createMessage", SESSION_CAP_SAMPLING, "sampling");
@@ -512,7 +524,7 @@ static void push_ctx(lua_State *co, tool_call_t *call)
     lua_setfield(co, -2, "deadline");
     static const struct { const char *name; lua_CFunction fn; } fns[] = {
         {"remaining_ms", ctx_remaining_ms}, {"log", ctx_log}, {"progress", ctx_progress},
-        {"sample", ctx_sample}, {"elicit", ctx_elicit}};
+        {"sample", ctx_sample}, {"elicit", ctx_elicit}, {"close_stream", ctx_close_stream}};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         lua_pushinteger(co, (lua_Integer)call->serial);
         lua_pushvalue(co, -2); /* the ctx table, for ctx.tool */

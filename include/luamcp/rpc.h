@@ -55,6 +55,8 @@ typedef struct rpc_env {
      * transport gives it an id and routes the answer back (rpc_pending_answer). 0, or -1. */
     int (*ask)(void *arg, json_t *request);
     void *ask_arg;
+    /* Ends the request's SSE connection early (ctx.close_stream); arg is ask_arg. */
+    void (*detach)(void *arg);
     bundle_t *bundle;
     auth_caller_t *caller;      /* the verified caller; NULL when auth is off */
     const char *bearer;         /* its access token, as sent (kept from scripts) */

@@ -76,6 +76,7 @@ typedef struct tool_call {
      * in `answer` (or left NULL when it did not come) before tool_resume */
     int (*ask)(void *arg, json_t *request);
     void *ask_arg;
+    void (*detach)(void *arg); /* ctx.close_stream; NULL when the request has no SSE */
     unsigned client_caps;    /* SESSION_CAP_* */
     bool asking;
     json_t *answer;

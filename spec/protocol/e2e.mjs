@@ -5,6 +5,9 @@
 //              -32800 (after the notifications sent so far); another session cannot cancel it
 //   ask        ctx.elicit without SSE, without the capability, unanswered until the deadline;
 //              a response for no waiting request is 400
+//   resume     ctx.close_stream ends the POST's connection after a priming event; the call
+//              goes on; GET with Last-Event-ID replays what came after and delivers the rest;
+//              another session's Last-Event-ID replays nothing
 //
 // Run with: LUAMCP_BIN=/path/to/luamcp node --test e2e.mjs   (default ../../build/luamcp)
 
@@ -155,5 +158,52 @@ describe('asking the client', () => {
     const r = await post(sid, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'ask_name', arguments: {} } });
     const final = events(await r.text()).find((m) => m.id === 4);
     assert.deepEqual(final.result, { content: [{ type: 'text', text: 'the client did not answer in time' }], isError: true });
+  });
+});
+
+describe('resumable streams', () => {
+  async function readAll(res) {
+    return new TextDecoder().decode(new Uint8Array(await res.arrayBuffer()));
+  }
+  function ids(text) {
+    return text.split('\n').filter((l) => l.startsWith('id: ')).map((l) => l.slice(4));
+  }
+
+  it('a call that ends its stream is resumed with Last-Event-ID, missing nothing', async () => {
+    const sid = await open();
+    const before = held.length;
+    const r = await post(sid, { jsonrpc: '2.0', id: 21, method: 'tools/call', params: { name: 'detached_wait', arguments: { url: `${backend.url}/later` }, _meta: { progressToken: 't' } } });
+    assert.equal(r.headers.get('content-type'), 'text/event-stream');
+    const first = await readAll(r); // the server ends it: priming, and what came before
+    const primed = ids(first);
+    assert.equal(primed.length, 2);
+    assert.match(primed[0], /^[0-9a-f]{16}-0$/);
+    assert.equal(primed[1], `${primed[0].slice(0, 16)}-1`);
+    assert.match(first, /^id: [0-9a-f]{16}-0\nretry: \d+\ndata: \n\n/);
+    assert.deepEqual(events(first).map((m) => m.params.message), ['before the wait']);
+    await waitHeld(before + 1); // the call goes on: it is waiting on the backend
+    // another session cannot read this channel: it gets a fresh stream of its own
+    const other = await open();
+    const stranger = new AbortController();
+    const o = await fetch(server.url, { method: 'GET', signal: stranger.signal, headers: { accept: 'text/event-stream', 'mcp-session-id': other, 'mcp-protocol-version': VERSION, 'last-event-id': primed[0] } });
+    assert.equal(o.status, 200);
+    const oreader = o.body.getReader();
+    const ofirst = new TextDecoder().decode((await oreader.read()).value);
+    assert.ok(!ofirst.includes(primed[0].slice(0, 16)), 'no event of the other session');
+    stranger.abort();
+    // the owner resumes, then the backend answers
+    const g = await fetch(server.url, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': VERSION, 'last-event-id': primed[1] } });
+    assert.equal(g.status, 200);
+    held[before]({ status: 200, body: {} });
+    const rest = await readAll(g); // ends after the response
+    const got = events(rest);
+    assert.deepEqual(got.map((m) => m.params?.message ?? m.result?.content?.[0]?.text), ['after the wait', 'done after 200']);
+    assert.equal(got[1].id, 21);
+    const seqs = ids(rest).map((i) => Number(i.split('-')[1]));
+    assert.deepEqual(seqs, [2, 3]);
+    // resuming after the second event gives only the third (within the resume window)
+    const again = await fetch(server.url, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': VERSION, 'last-event-id': ids(rest)[0] } });
+    const tail = events(await readAll(again));
+    assert.deepEqual(tail.map((m) => m.id), [21]);
   });
 });

@@ -103,3 +103,14 @@ mcp.tool {
   },
   handler = function(args) return args end,
 }
+
+mcp.tool {
+  name = "test_reconnection",
+  description = "Ends its SSE stream before answering: the client resumes with Last-Event-ID",
+  inputSchema = NONE,
+  handler = function(_, ctx)
+    ctx.close_stream()
+    return "Reconnection test completed successfully. If you received this, the client "
+      .. "properly reconnected after stream closure."
+  end,
+}

@@ -1,0 +1,384 @@
+/* sse — Server-Sent Events: streams (one HTTP response each, fed from any thread, read by
+ * libmicrohttpd on its worker) and channels, which make them resumable.
+ *
+ * A channel is the sequence of events of one logical stream: a session's GET stream, or the
+ * answer to one POST. Every event it carries has an id "CHANNEL-SEQ" and is kept in the
+ * channel's log (bounded); a stream is only the channel's current writer. When a connection
+ * drops, or the server ends it on purpose (ctx.close_stream), the channel lives on for
+ * RESUME_WINDOW_MS: a GET with Last-Event-ID on the same session gets every later event of
+ * that channel, then what comes next. Channel ids are 64 random bits; a channel answers only
+ * its own session. */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luamcp/log.h"
+#include "server_int.h"
+
+#define STREAM_MAX_BUFFER (4u << 20) /* a stream whose client stopped reading is closed */
+#define CHAN_MAX_EVENTS 512
+#define CHAN_MAX_BYTES (1u << 20)
+#define CHAN_MAX 10000
+#define RESUME_WINDOW_MS 60000
+#define RETRY_MS 1000
+
+/* ---- streams -------------------------------------------------------------------------------- */
+
+stream_t *sse_stream_new(worker_t *w, struct MHD_Connection *conn, const char *session)
+{
+    stream_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 1; /* the response's */
+    s->w = w;
+    s->conn = conn;
+    snprintf(s->session, sizeof s->session, "%s", session ? session : "");
+    return s;
+}
+
+void sse_stream_ref(stream_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->refs++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sse_stream_release(stream_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->mu);
+    if (left == 0) {
+        if (s->chan)
+            sse_chan_release(s->chan);
+        pthread_mutex_destroy(&s->mu);
+        free(s->buf);
+        free(s);
+    }
+}
+
+/* s->mu held */
+static void append_locked(stream_t *s, const char *data, size_t n)
+{
+    if (s->closed)
+        return;
+    if (s->off == s->len)
+        s->off = s->len = 0;
+    if (s->len + n > STREAM_MAX_BUFFER) {
+        s->closed = true; /* the client is not reading: end the stream, not the server */
+        return;
+    }
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 1024;
+        while (cap < s->len + n)
+            cap *= 2;
+        char *grown = realloc(s->buf, cap);
+        if (!grown) {
+            s->closed = true;
+            return;
+        }
+        s->buf = grown;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, n);
+    s->len += n;
+}
+
+void sse_stream_append(stream_t *s, const char *data, size_t n)
+{
+    pthread_mutex_lock(&s->mu);
+    append_locked(s, data, n);
+    pthread_mutex_unlock(&s->mu);
+    worker_wake(s->w); /* its worker resumes its connection */
+}
+
+void sse_stream_close(stream_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->closed = true;
+    pthread_mutex_unlock(&s->mu);
+    worker_wake(s->w);
+}
+
+void sse_stream_tick(stream_t *s, bool ping, bool closing)
+{
+    pthread_mutex_lock(&s->mu);
+    if (closing)
+        s->closed = true;
+    if (ping)
+        append_locked(s, ": keepalive\n\n", 13);
+    bool resume = s->suspended && (s->off < s->len || s->closed);
+    if (resume)
+        s->suspended = false;
+    pthread_mutex_unlock(&s->mu);
+    if (resume)
+        MHD_resume_connection(s->conn);
+}
+
+ssize_t sse_stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    stream_t *s = cls;
+    pthread_mutex_lock(&s->mu);
+    if (s->off < s->len) {
+        size_t n = s->len - s->off < max ? s->len - s->off : max;
+        memcpy(out, s->buf + s->off, n);
+        s->off += n;
+        pthread_mutex_unlock(&s->mu);
+        return (ssize_t)n;
+    }
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    /* Nothing to send: park the connection until the worker resumes it. */
+    s->suspended = true;
+    pthread_mutex_unlock(&s->mu);
+    MHD_suspend_connection(s->conn);
+    return 0;
+}
+
+/* ---- channels ------------------------------------------------------------------------------- */
+
+typedef struct event {
+    unsigned long long seq;
+    char *text; /* the whole SSE event, id line included */
+    size_t len;
+} event_t;
+
+struct chan {
+    char id[17];
+    char session[SESSION_ID_LEN + 1];
+    pthread_mutex_t mu;
+    int refs;
+    event_t *ev;          /* oldest first */
+    size_t n, cap, bytes;
+    unsigned long long seq;
+    stream_t *writer;     /* holds a reference; NULL between connections */
+    bool done;            /* no event will come any more */
+    bool detached;        /* the server ended the writer on purpose: log only until a resume */
+    bool standalone;      /* a session's GET stream (not the answer to a POST) */
+    long long idle_since; /* without writer or done since (ms); 0 while it has a writer */
+    chan_t *next;         /* srv->chans */
+};
+
+static long long mono_ms(void) { return now_ms(); }
+
+chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone)
+{
+    unsigned char raw[8];
+    chan_t *c = calloc(1, sizeof *c);
+    if (!c || RAND_bytes(raw, sizeof raw) != 1) {
+        free(c);
+        return NULL;
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(c->id + 2 * i, 3, "%02x", raw[i]);
+    snprintf(c->session, sizeof c->session, "%s", session ? session : "");
+    c->standalone = standalone;
+    pthread_mutex_init(&c->mu, NULL);
+    c->refs = 2; /* the registry's and the caller's */
+    c->idle_since = mono_ms();
+    pthread_mutex_lock(&srv->chans_mu);
+    bool room = srv->n_chans < CHAN_MAX;
+    if (room) {
+        c->next = srv->chans;
+        srv->chans = c;
+        srv->n_chans++;
+    }
+    pthread_mutex_unlock(&srv->chans_mu);
+    if (!room) {
+        /* too many: it works, but cannot be resumed */
+        c->refs = 1;
+    }
+    return c;
+}
+
+static void chan_free(chan_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->ev[i].text);
+    free(c->ev);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void sse_chan_release(chan_t *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    int left = --c->refs;
+    pthread_mutex_unlock(&c->mu);
+    if (left == 0)
+        chan_free(c);
+}
+
+const char *sse_chan_id(const chan_t *c) { return c->id; }
+bool sse_chan_standalone(const chan_t *c) { return c->standalone; }
+
+/* c->mu held: makes s (or nobody) the writer, closing the previous one. */
+static void set_writer(chan_t *c, stream_t *s)
+{
+    stream_t *old = c->writer;
+    c->writer = s;
+    c->idle_since = s && !c->done ? 0 : mono_ms();
+    if (old) {
+        sse_stream_close(old);
+        sse_stream_release(old); /* the channel's reference */
+    }
+}
+
+void sse_chan_prime(chan_t *c)
+{
+    char ev[64];
+    pthread_mutex_lock(&c->mu);
+    int n = snprintf(ev, sizeof ev, "id: %s-0\nretry: %d\ndata: \n\n", c->id, RETRY_MS);
+    if (c->writer)
+        sse_stream_append(c->writer, ev, (size_t)n);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sse_chan_attach(chan_t *c, stream_t *s, unsigned long long after)
+{
+    sse_stream_ref(s); /* the channel's */
+    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&s->mu);
+    if (!s->chan) {
+        s->chan = c;
+        c->refs++;
+    }
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ev[i].seq > after)
+            append_locked(s, c->ev[i].text, c->ev[i].len);
+    if (c->done)
+        s->closed = true;
+    pthread_mutex_unlock(&s->mu);
+    c->detached = false;
+    set_writer(c, s);
+    pthread_mutex_unlock(&c->mu);
+    worker_wake(s->w);
+}
+
+void sse_chan_emit(chan_t *c, const char *json)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->done) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    unsigned long long seq = ++c->seq;
+    size_t n = strlen(json) + 64;
+    char *text = malloc(n);
+    if (text) {
+        size_t len = (size_t)snprintf(text, n, "id: %s-%llu\nevent: message\ndata: %s\n\n",
+                                      c->id, seq, json);
+        if (c->writer && !c->detached)
+            sse_stream_append(c->writer, text, len);
+        /* the log keeps what a resumed stream may need, oldest first out */
+        while (c->n && (c->n >= CHAN_MAX_EVENTS || c->bytes + len > CHAN_MAX_BYTES)) {
+            c->bytes -= c->ev[0].len;
+            free(c->ev[0].text);
+            memmove(c->ev, c->ev + 1, --c->n * sizeof *c->ev);
+        }
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 8;
+            event_t *grown = realloc(c->ev, cap * sizeof *grown);
+            if (grown) {
+                c->ev = grown;
+                c->cap = cap;
+            }
+        }
+        if (c->n < c->cap && len <= CHAN_MAX_BYTES) {
+            c->ev[c->n++] = (event_t){seq, text, len};
+            c->bytes += len;
+            text = NULL;
+        }
+        free(text);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sse_chan_detach_writer(chan_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->detached = true;
+    set_writer(c, NULL);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sse_chan_finish(chan_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->done = true;
+    if (c->writer)
+        sse_stream_close(c->writer); /* after what it has */
+    c->idle_since = mono_ms();
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sse_chan_lost_writer(chan_t *c, stream_t *s)
+{
+    pthread_mutex_lock(&c->mu);
+    bool mine = c->writer == s;
+    if (mine) {
+        c->writer = NULL;
+        c->idle_since = mono_ms();
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (mine)
+        sse_stream_release(s); /* the channel's reference */
+}
+
+chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
+                      unsigned long long *after)
+{
+    const char *dash = strchr(event_id, '-');
+    if (!dash || dash - event_id != 16 || !session)
+        return NULL;
+    char *end;
+    unsigned long long seq = strtoull(dash + 1, &end, 10);
+    if (*end || dash[1] == '\0')
+        return NULL;
+    chan_t *found = NULL;
+    pthread_mutex_lock(&srv->chans_mu);
+    for (chan_t *c = srv->chans; c && !found; c = c->next)
+        if (strncmp(c->id, event_id, 16) == 0 && strcmp(c->session, session) == 0) {
+            pthread_mutex_lock(&c->mu);
+            c->refs++;
+            pthread_mutex_unlock(&c->mu);
+            found = c;
+        }
+    pthread_mutex_unlock(&srv->chans_mu);
+    *after = seq;
+    return found;
+}
+
+void sse_chan_sweep(server_t *srv, bool all)
+{
+    long long now = mono_ms();
+    chan_t *gone = NULL;
+    pthread_mutex_lock(&srv->chans_mu);
+    for (chan_t **pp = &srv->chans; *pp;) {
+        chan_t *c = *pp;
+        pthread_mutex_lock(&c->mu);
+        bool stale = all || (c->idle_since && now - c->idle_since > RESUME_WINDOW_MS);
+        pthread_mutex_unlock(&c->mu);
+        if (stale) {
+            *pp = c->next;
+            srv->n_chans--;
+            c->next = gone;
+            gone = c;
+        } else {
+            pp = &c->next;
+        }
+    }
+    pthread_mutex_unlock(&srv->chans_mu);
+    while (gone) {
+        chan_t *c = gone;
+        gone = c->next;
+        sse_chan_release(c); /* the registry's reference */
+    }
+}
