@@ -21,6 +21,7 @@
 
 #include "luamcp/conv.h"
 #include "luamcp/fetch.h"
+#include "luamcp/secret.h"
 #include "luamcp/tool.h"
 #include "luamcp/vm.h"
 
@@ -253,6 +254,7 @@ static const char *subject_for(lua_State *L, int idx, fetch_t *f, tool_call_t *c
     if (!call->secrets)
         call->secrets = json_array();
     json_array_append_new(call->secrets, json_string(call->subject_token));
+    secret_scope(call->secrets); /* this step's log lines redact it from now on */
     return call->subject_token;
 }
 
@@ -549,6 +551,7 @@ static tool_call_t *current_call(lua_State *L, const char *fn)
 /* Runs the requests at stack positions first..first+n-1. */
 static int run(lua_State *L, int first, size_t n, bool list, const char *fn)
 {
+    luaL_checkstack(L, 24, fn); /* build()'s temporaries and the batch box */
     tool_call_t *call = current_call(L, fn);
     const config_egress_t *eg = call ? call->egress : &sync_cfg;
     if (call && call->requests + n > eg->max_requests)
@@ -683,6 +686,7 @@ static int l_all(lua_State *L)
     }
     if (n > MAX_ALL)
         return luaL_error(L, "mcp.http.all: at most %d requests at once", MAX_ALL);
+    luaL_checkstack(L, (int)n + 24, "mcp.http.all"); /* the requests, then run's own pushes */
     for (size_t i = 1; i <= n; i++)
         lua_rawgeti(L, 1, (lua_Integer)i);
     return run(L, 2, n, true, "mcp.http.all");

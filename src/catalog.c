@@ -360,8 +360,9 @@ static int hexval(char c)
          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-/* s[0..n) percent-decoded; NULL when a %XX is malformed or decodes to NUL. */
-static char *decode(const char *s, size_t n)
+/* s[0..n) percent-decoded; NULL when a %XX is malformed or decodes to NUL, or (simple) to
+ * '/', which a simple variable never spans. */
+static char *decode(const char *s, size_t n, bool simple)
 {
     char *out = malloc(n + 1), *o = out;
     for (size_t i = 0; out && i < n; i++) {
@@ -370,7 +371,7 @@ static char *decode(const char *s, size_t n)
             continue;
         }
         int a = i + 1 < n ? hexval(s[i + 1]) : -1, b = i + 2 < n ? hexval(s[i + 2]) : -1;
-        if (a < 0 || b < 0 || (a == 0 && b == 0)) {
+        if (a < 0 || b < 0 || (a == 0 && b == 0) || (simple && a * 16 + b == '/')) {
             free(out);
             return NULL;
         }
@@ -382,10 +383,12 @@ static char *decode(const char *s, size_t n)
     return out;
 }
 
-/* Recursive matcher: t (template rest) against u (URI rest). */
-static bool match_at(const char *t, const char *u, json_t *vars, int depth)
+#define MATCH_MAX_STEPS 100000 /* a URI that needs more is not a match (no backtracking bombs) */
+
+/* Recursive matcher: t (template rest) against u (URI rest); *steps counts the work. */
+static bool match_at(const char *t, const char *u, json_t *vars, int depth, long *steps)
 {
-    if (depth > CATALOG_MAX_VARS + 1)
+    if (depth > CATALOG_MAX_VARS + 1 || ++*steps > MATCH_MAX_STEPS)
         return false;
     while (*t && *t != '{') {
         if (*t != *u)
@@ -403,8 +406,10 @@ static bool match_at(const char *t, const char *u, json_t *vars, int depth)
         char c = u[len - 1];
         if (!reserved && (c == '/' || c == '?' || c == '#'))
             break;
-        if (match_at(rest, u + len, vars, depth + 1)) {
-            char *value = decode(u, len);
+        if (*steps > MATCH_MAX_STEPS)
+            return false;
+        if (match_at(rest, u + len, vars, depth + 1, steps)) {
+            char *value = decode(u, len, !reserved);
             if (!value)
                 return false;
             char key[64];
@@ -423,7 +428,8 @@ static bool match_at(const char *t, const char *u, json_t *vars, int depth)
 bool resource_template_match(const char *tmpl, const char *uri, json_t **vars)
 {
     *vars = json_object();
-    if (*vars && strlen(uri) <= MAX_URI && match_at(tmpl, uri, *vars, 0))
+    long steps = 0;
+    if (*vars && strlen(uri) <= MAX_URI && match_at(tmpl, uri, *vars, 0, &steps))
         return true;
     json_decref(*vars);
     *vars = NULL;

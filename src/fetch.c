@@ -463,6 +463,13 @@ static int follow(fetch_t *f)
     free(f->url);
     f->url = strdup(next);
     curl_free(next);
+    bool keeps_body = f->body && (f->status == 307 || f->status == 308);
+    if (strcasecmp(before, st->origin) != 0 && keeps_body) {
+        /* a body (a form with a client secret, say) goes only where it was sent */
+        snprintf(f->error, sizeof f->error, "redirect refused: a %ld would re-send the body to "
+                 "another origin", f->status);
+        return -1;
+    }
     if (strcasecmp(before, st->origin) != 0) {
         /* another origin (host, port or scheme: https -> http would expose it): what
          * authenticated us to the first one stays behind */

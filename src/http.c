@@ -197,7 +197,8 @@ void http_broadcast(server_t *srv, const char *json)
 
 void http_service(worker_t *w, long long now, bool closing)
 {
-    resume_auth_waiters(w);
+    if (atomic_exchange(&w->auth_kick, false) || closing)
+        resume_auth_waiters(w); /* not on every wake: they would be re-checked too early */
     service_asks(w);
     bool ping = now >= w->next_keepalive_ms;
     if (ping)
@@ -288,6 +289,7 @@ static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
         return MHD_NO;
     }
     r->chan = c; /* the request's reference */
+    s->max = 64u << 20; /* a POST's stream carries its response, which may be large */
     sse_chan_attach(c, s, 0);
     sse_chan_prime(c);
     json_t *kept = r->async_notes;
@@ -416,13 +418,15 @@ static void emit_all(req_t *r, json_t *msgs)
         emit(r, m);
 }
 
-static void forget_key(server_t *srv, char *key)
+/* Drops r's entry for key (ids are not unique across sessions: "c:1" is everyone's). */
+static void forget_key(req_t *r, char *key)
 {
+    server_t *srv = r->w->srv;
     if (!key[0])
         return;
     pthread_mutex_lock(&srv->asks_mu);
     for (ask_t **pp = &srv->asks; *pp; pp = &(*pp)->next)
-        if (strcmp((*pp)->id, key) == 0) {
+        if (strcmp((*pp)->id, key) == 0 && (*pp)->r == r && (*pp)->gen == r->gen) {
             ask_t *a = *pp;
             *pp = a->next;
             srv->n_asks--;
@@ -435,8 +439,8 @@ static void forget_key(server_t *srv, char *key)
 
 static void forget_ask(req_t *r)
 {
-    forget_key(r->w->srv, r->ask_id);
-    forget_key(r->w->srv, r->call_key);
+    forget_key(r, r->ask_id);
+    forget_key(r, r->call_key);
 }
 
 /* Registers key (for r, on its session) in the table; false when full. */
@@ -579,7 +583,8 @@ static bool route(req_t *from, const char *id, json_t *msg, bool cancel)
 static bool route_answer(req_t *from, json_t *msg)
 {
     const char *id = json_string_value(json_object_get(msg, "id"));
-    return id && route(from, id, msg, false);
+    /* only ids we gave to requests of ours: "c:…" keys name the client's own requests */
+    return id && strncmp(id, "luamcp-", 7) == 0 && route(from, id, msg, false);
 }
 
 /* notifications/cancelled: to the worker whose call waits for that request, if any. */
@@ -647,10 +652,13 @@ static void service_asks(worker_t *w)
         req_t *r = w->tool_waiters;
         while (r && !(r == a->r && r->gen == a->gen))
             r = r->next_waiter;
+        double unused;
+        const char *id = a->msg ? json_string_value(json_object_get(a->msg, "id")) : NULL;
         if (r && r->pending && a->cancel)
             cancel_request(r);
-        else if (r && r->pending)
-            deliver(r, a->msg);
+        else if (r && r->pending && id && strcmp(id, r->ask_id) == 0 &&
+                 rpc_pending_asking(r->pending, &unused))
+            deliver(r, a->msg); /* the answer to the very request it waits for */
         json_decref(a->msg);
         free(a);
     }
@@ -661,7 +669,7 @@ static void service_asks(worker_t *w)
         next = r->next_waiter;
         double deadline;
         if (r->pending && rpc_pending_asking(r->pending, &deadline) && now >= deadline) {
-            forget_ask(r);
+            forget_key(r, r->ask_id); /* it can still be cancelled */
             deliver(r, NULL); /* "the client did not answer in time" */
         }
     }
@@ -900,7 +908,13 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-static void wake_worker(void *arg) { worker_wake(arg); }
+/* An issuer's key refetch ended: the requests parked for it may be checked again. */
+static void wake_worker(void *arg)
+{
+    worker_t *w = arg;
+    atomic_store(&w->auth_kick, true);
+    worker_wake(w);
+}
 
 /* ---- slow clients --------------------------------------------------------------------------- */
 

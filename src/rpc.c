@@ -289,6 +289,10 @@ static json_t *finish_call(rpc_pending_t *p, json_t *result)
 {
     if (p->call.rpc_error) {
         json_decref(result);
+        /* a handler's message may quote a secret or a credential it was given */
+        secret_scope(p->call.secrets);
+        secret_redact(p->call.rpc_message);
+        secret_scope(NULL);
         return rpc_error(p->id, p->call.rpc_error, p->call.rpc_message);
     }
     return rpc_result(p->id, result);
@@ -321,6 +325,8 @@ json_t *rpc_pending_error(rpc_pending_t *p, int code, const char *message)
 
 json_t *rpc_pending_abort(rpc_pending_t *p, const char *why)
 {
+    if (p->call.convert) /* a prompt, resource or completion: no tool result */
+        return rpc_error(p->id, RPC_INTERNAL_ERROR, why);
     return rpc_result(p->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
                                        "text", why, "isError", 1));
 }

@@ -231,6 +231,7 @@ typedef struct {
     int depth; /* schema nodes on the current path, the root being 1 */
     char **err;
     const json_t *root; /* for $ref */
+    long nodes;         /* compiled so far: $ref copies count, so sharing cannot explode */
 } compile_ctx;
 
 static schema_t *compile_node(compile_ctx *cc, const json_t *schema);
@@ -866,8 +867,15 @@ static int compile_applicators(compile_ctx *cc, schema_t *node, const json_t *sc
                : 0;
 }
 
+#define SCHEMA_MAX_NODES 10000
+
 static schema_t *compile_node(compile_ctx *cc, const json_t *schema)
 {
+    if (++cc->nodes > SCHEMA_MAX_NODES) {
+        compile_error(cc, NULL, "schema too large (more than %d subschemas once each $ref is "
+                      "expanded)", SCHEMA_MAX_NODES);
+        return NULL;
+    }
     if (cc->depth > SCHEMA_MAX_DEPTH) {
         compile_error(cc, NULL, "schema nested deeper than %d levels", SCHEMA_MAX_DEPTH);
         return NULL;

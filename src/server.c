@@ -258,8 +258,11 @@ static void *worker_main(void *arg)
             }
         }
         fetch_engine_timeout(w->fetch, now);
-        if (woken || (w->streams && now >= w->next_keepalive_ms) || (stop_at && w->auth_waiters))
-            http_service(w, now, stop_at != 0);
+        if (woken || (w->streams && now >= w->next_keepalive_ms) || (stop_at && w->auth_waiters) ||
+            (w->tool_waiters && now >= w->next_deadline_check_ms)) {
+            http_service(w, now, stop_at != 0); /* also: calls whose client did not answer */
+            w->next_deadline_check_ms = now + 200;
+        }
         bundle_t *fresh = atomic_exchange(&w->pending, NULL);
         if (fresh) {
             /* between requests: nothing of this worker refers to the old bundle any more */
@@ -282,7 +285,12 @@ static void *worker_main(void *arg)
         log_warn("worker %d: %u requests still in flight after grace_s; closing them", w->index,
                  w->inflight);
     http_abort_waiting(w); /* cancels their transfers; answers go out if the peer still reads */
-    MHD_run(w->daemon);
+    /* nothing may stay suspended when the daemon stops: close and resume every stream and
+     * parked request, a few turns so what they resume into finishes too */
+    for (int i = 0; i < 4; i++) {
+        http_service(w, now_ms(), true);
+        MHD_run(w->daemon);
+    }
     return NULL;
 }
 

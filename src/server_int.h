@@ -34,6 +34,7 @@ struct stream {
     bool closed, suspended;
     char session[SESSION_ID_LEN + 1]; /* set on a session's GET stream */
     chan_t *chan;              /* the channel it writes for (a reference), or NULL */
+    size_t max;                /* bytes it may hold unread before it is ended (0: default) */
     stream_t *next;            /* w->streams, worker thread only */
 };
 
@@ -94,6 +95,8 @@ struct worker {
     long long next_conn_check_ms;
     long long next_keepalive_ms;
     long long next_chan_sweep_ms;
+    long long next_deadline_check_ms;
+    atomic_bool auth_kick;  /* a key refetch ended: resume auth_waiters */
 };
 
 struct server {

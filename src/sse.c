@@ -66,7 +66,7 @@ static void append_locked(stream_t *s, const char *data, size_t n)
         return;
     if (s->off == s->len)
         s->off = s->len = 0;
-    if (s->len + n > STREAM_MAX_BUFFER) {
+    if (s->len + n > (s->max ? s->max : STREAM_MAX_BUFFER)) {
         s->closed = true; /* the client is not reading: end the stream, not the server */
         return;
     }

@@ -328,8 +328,9 @@ static int ctx_log(lua_State *L)
     log_msg((enum log_level)(lv > LOG_ERROR ? LOG_ERROR : lv), "%s %s: %s",
             call->kind ? call->kind : "tool", call->tool_name, msg);
     if (call->log_level >= 0 && lv >= call->log_level) { /* the client asked for these */
-        if (json_array_size(call->notifications) >= 1000)
+        if (call->n_notes >= 1000)
             return luaL_error(L, "ctx.log: too many notifications in one call (1000)");
+        call->n_notes++;
         json_t *data = json_string(msg);
         if (!data)
             data = json_string("(a log message that is not valid UTF-8)");
@@ -350,8 +351,9 @@ static int ctx_progress(lua_State *L)
     const char *message = luaL_optstring(L, 3, NULL);
     if (!call->progress_token)
         return 0;
-    if (json_array_size(call->notifications) >= 1000)
+    if (call->n_notes >= 1000)
         return luaL_error(L, "ctx.progress: too many notifications in one call (1000)");
+    call->n_notes++;
     json_t *params = json_pack("{sOsf}", "progressToken", call->progress_token, "progress",
                                (double)progress);
     if (has_total)
@@ -365,6 +367,8 @@ static int ctx_progress(lua_State *L)
 }
 
 /* ---- requests to the client ---------------------------------------------------------------- */
+
+static void scrub(json_t *v, const char *secret);
 
 static int ask_resumed(lua_State *L, int status, lua_KContext k)
 {
@@ -382,6 +386,7 @@ static int ask_resumed(lua_State *L, int status, lua_KContext k)
     json_t *err = json_object_get(answer, "error");
     json_t *result = json_object_get(answer, "result");
     int n;
+    vm_host_begin(call->vm); /* so these pushes cannot raise and leak the answer */
     if (err || !json_is_object(result)) {
         const char *m = json_string_value(json_object_get(err, "message"));
         luaL_pushfail(L);
@@ -398,6 +403,7 @@ static int ask_resumed(lua_State *L, int status, lua_KContext k)
             n = 1;
         }
     }
+    vm_host_end(call->vm);
     json_decref(answer);
     return n;
 }
@@ -449,6 +455,10 @@ static int ctx_ask(lua_State *L, const char *method, unsigned cap, const char *w
     }
     json_t *req = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method, "params",
                             params);
+    size_t k;
+    json_t *sec;
+    json_array_foreach(call->secrets, k, sec) /* a backend may have echoed a credential */
+        scrub(req, json_string_value(sec));
     int rc = req ? call->ask(call->ask_arg, req) : -1;
     json_decref(req);
     if (rc != 0) {
@@ -799,10 +809,55 @@ void tool_call_clear(tool_call_t *call)
     call->answer = NULL;
 }
 
+/* Converting what a handler returned reads its tables, whose metamethods are script code:
+ * it runs in a protected call under the call's budget. */
+typedef struct conversion {
+    tool_call_t *call;
+    int nres;
+    json_t *res;
+} conversion_t;
+
+static int convert_protected(lua_State *co)
+{
+    conversion_t *c = lua_touserdata(co, 1);
+    lua_remove(co, 1);
+    c->res = c->call->convert ? c->call->convert(co, c->nres, c->call)
+                              : convert_results(co, c->nres, c->call->tool);
+    return 0;
+}
+
+static json_t *convert(tool_call_t *call, lua_State *co, int nres)
+{
+    conversion_t c = {call, nres, NULL};
+    vm_host_begin(call->vm); /* these two pushes must not meet the cap outside protection */
+    bool room = lua_checkstack(co, 2);
+    if (room) {
+        lua_pushcfunction(co, convert_protected);
+        lua_pushlightuserdata(co, &c);
+        lua_rotate(co, -(nres + 2), 2); /* function, &c, results... */
+    }
+    vm_host_end(call->vm);
+    char *msg = NULL;
+    vm_status_t st = room ? vm_pcall(call->vm, co, nres + 1, &msg, &call->budget) : VM_NOMEM;
+    if (st == VM_OK && c.res)
+        return c.res;
+    json_decref(c.res);
+    log_warn("%s %s: its result cannot be converted: %s", call->kind ? call->kind : "tool",
+             call->tool_name, msg ? msg : "no stack");
+    free(msg);
+    if (call->convert) {
+        call->rpc_error = -32603;
+        snprintf(call->rpc_message, sizeof call->rpc_message,
+                 "Internal error: %s '%.200s' returned a value that cannot be converted",
+                 call->kind, call->tool_name);
+        return json_null();
+    }
+    return error_result("tool returned a value that cannot be converted to an MCP result");
+}
+
 /* Resumes the handler with nargs on its stack; the result, or NULL while it waits. */
 static json_t *step(tool_call_t *call, int nargs)
 {
-    const tool_t *t = call->tool;
     const char *kind = call->kind ? call->kind : "tool", *name = call->tool_name;
     vm_t *vm = call->vm;
     lua_State *co = call->co;
@@ -818,7 +873,7 @@ static json_t *step(tool_call_t *call, int nargs)
     vm_set_call(vm, NULL, 0);
     switch (st) {
     case VM_OK:
-        res = call->convert ? call->convert(co, nres, call) : convert_results(co, nres, t);
+        res = convert(call, co, nres);
         break;
     case VM_YIELD:
         if (call->batch || call->asking) { /* mcp.http or the client: wait (co_ref anchors it) */

@@ -499,6 +499,35 @@ vm_status_t vm_resume_budget(vm_t *vm, lua_State *co, int nargs, int *nres, char
     return VM_ERROR;
 }
 
+vm_status_t vm_pcall(vm_t *vm, lua_State *co, int nargs, char **msg, vm_budget_t *b)
+{
+    *msg = NULL;
+    arm_budget(vm, co, b);
+    long long t0 = now_ns();
+    int rc = lua_pcall(co, nargs, 0, 0);
+    lua_sethook(co, NULL, 0, 0);
+    if (b) {
+        b->instructions = vm->instr_used;
+        b->cpu_ns += now_ns() - t0;
+    }
+    if (rc == LUA_OK)
+        return VM_OK;
+    if (vm->budget_hit) {
+        *msg = strdup("exceeded its budget");
+        lua_pop(co, 1);
+        return VM_TIMEOUT;
+    }
+    if (rc == LUA_ERRMEM || vm->mem_hit) {
+        *msg = strdup("ran out of memory");
+        lua_pop(co, 1);
+        lua_gc(vm->L, LUA_GCCOLLECT, 0);
+        return VM_NOMEM;
+    }
+    *msg = dup_msg(co);
+    lua_pop(co, 1);
+    return VM_ERROR;
+}
+
 int vm_load_file(vm_t *vm, const char *path, vm_phase_t phase, char **err)
 {
     lua_State *L = vm->L;

@@ -80,6 +80,7 @@ typedef struct tool_call {
     unsigned client_caps;    /* SESSION_CAP_* */
     bool asking;
     json_t *answer;
+    unsigned n_notes;        /* notifications emitted so far (bounded per call) */
 } tool_call_t;
 
 /* Validates the definition table at idx and fills *out (handler left as LUA_NOREF).

@@ -60,6 +60,10 @@ typedef struct vm_budget {
 vm_status_t vm_resume_budget(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg,
                              char **trace, vm_budget_t *b);
 
+/* lua_pcall(co, nargs, 0) under the budget and the cap: for host code that reads what a
+ * script returned (its metamethods run, and may fail). *msg says why when not VM_OK. */
+vm_status_t vm_pcall(vm_t *vm, lua_State *co, int nargs, char **msg, vm_budget_t *b);
+
 /* Memory in use by the state, in bytes. */
 size_t vm_memory(const vm_t *vm);
 /* The vm of a lua_State (any thread of it). */

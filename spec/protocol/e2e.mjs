@@ -207,3 +207,38 @@ describe('resumable streams', () => {
     assert.deepEqual(tail.map((m) => m.id), [21]);
   });
 });
+
+describe('hostile inputs (review regressions)', () => {
+  it('a prompt result that raises when read is a JSON-RPC error, and the server goes on', async () => {
+    const sid = await open();
+    const r = await (await post(sid, { jsonrpc: '2.0', id: 31, method: 'prompts/get', params: { name: 'booby_trapped' } }, { accept: 'application/json' })).json();
+    assert.deepEqual(r.error, { code: -32603, message: "Internal error: prompt 'booby_trapped' returned a value that cannot be converted" });
+    const ok = await (await post(sid, { jsonrpc: '2.0', id: 32, method: 'ping' }, { accept: 'application/json' })).json();
+    assert.deepEqual(ok.result, {});
+  });
+
+  it('a URI that almost matches a three-variable template is simply not found', async () => {
+    const sid = await open();
+    const uri = `t:${'-'.repeat(1500)}X`;
+    const r = await (await post(sid, { jsonrpc: '2.0', id: 33, method: 'resources/read', params: { uri } }, { accept: 'application/json' })).json();
+    assert.equal(r.error.code, -32002);
+    const good = await (await post(sid, { jsonrpc: '2.0', id: 34, method: 'resources/read', params: { uri: 't:x-y-z-end' } }, { accept: 'application/json' })).json();
+    assert.equal(good.result.contents[0].text, 'xyz');
+  });
+
+  it('mcp.http.all with 32 requests deep in a recursion works', async () => {
+    const sid = await open();
+    const before = held.length;
+    const call = post(sid, { jsonrpc: '2.0', id: 35, method: 'tools/call', params: { name: 'many_at_once', arguments: { url: `${backend.url}/many` } } }, { accept: 'application/json' });
+    await waitHeld(before + 32);
+    for (let i = before; i < before + 32; i++) held[i]({ status: 200, body: {} });
+    const r = await (await call).json();
+    assert.deepEqual(r.result.structuredContent, { n: 32 });
+  });
+
+  it('a response naming a client request id ("c:…") is refused, not routed', async () => {
+    const sid = await open();
+    const r = await post(sid, { jsonrpc: '2.0', id: 'c:1', result: {} });
+    assert.equal(r.status, 400);
+  });
+});
