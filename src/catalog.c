@@ -513,9 +513,10 @@ json_t *prompt_convert(lua_State *co, int nres, tool_call_t *call)
     if (nres == 0 || lua_isnil(co, base))
         return fail_with(call, -32603, "Internal error: prompt '%s': %s", call->tool_name,
                          handler_message(co, base, nres));
-    json_t *messages = json_array(), *res = json_object();
-    char *why = NULL;
     int list = base, top = lua_gettop(co);
+    json_t **messages_slot = conv_anchor(co, json_array()), **res_slot = conv_anchor(co, json_object());
+    json_t *messages = *messages_slot, *res = *res_slot; /* owned by the anchors until the end */
+    char *why = NULL;
     if (lua_istable(co, base) && !has_mt(co, base, API_CONTENT_MT)) {
         if (lua_getfield(co, base, "messages") != LUA_TNIL) { /* { messages =, description = } */
             list = lua_gettop(co);
@@ -545,6 +546,8 @@ json_t *prompt_convert(lua_State *co, int nres, tool_call_t *call)
         if (m)
             json_array_append_new(messages, m);
     }
+    conv_unanchor(messages_slot);
+    conv_unanchor(res_slot);
     lua_settop(co, top);
     if (why || json_array_size(messages) == 0) {
         log_error("prompt %s: its result cannot be used: %s", call->tool_name,
@@ -602,7 +605,8 @@ json_t *resource_convert(lua_State *co, int nres, tool_call_t *call)
     if (nres == 0 || lua_isnil(co, base))
         return fail_with(call, -32603, "Internal error: reading %s failed: %s", call->uri,
                          handler_message(co, base, nres));
-    json_t *contents = json_array();
+    json_t **slot = conv_anchor(co, json_array());
+    json_t *contents = *slot;
     char *why = NULL;
     bool list = lua_istable(co, base) && lua_rawlen(co, base) > 0;
     if (list) {
@@ -619,6 +623,7 @@ json_t *resource_convert(lua_State *co, int nres, tool_call_t *call)
         if (c)
             json_array_append_new(contents, c);
     }
+    conv_unanchor(slot);
     if (why) {
         log_error("resource %s: its result cannot be used: %s", call->tool_name, why);
         free(why);
@@ -642,14 +647,15 @@ json_t *completion_convert(lua_State *co, int nres, tool_call_t *call)
         list = lua_gettop(co);
     else
         lua_pop(co, 1);
-    json_t *values = json_array();
+    json_t **slot = conv_anchor(co, json_array());
+    json_t *values = *slot;
     lua_Integer n = (lua_Integer)lua_rawlen(co, list);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(co, list, i);
         json_t *s = lua_type(co, -1) == LUA_TSTRING ? json_string(lua_tostring(co, -1)) : NULL;
         lua_pop(co, 1);
         if (!s) {
-            json_decref(values);
+            json_decref(conv_unanchor(slot));
             return fail_with(call, -32603, "Internal error: completion values must be strings");
         }
         if (i <= 100) /* the protocol's bound; the total still counts them all */
@@ -657,8 +663,10 @@ json_t *completion_convert(lua_State *co, int nres, tool_call_t *call)
         else
             json_decref(s);
     }
-    json_t *c = json_pack("{s:o, s:I, s:b}", "values", values, "total", (json_int_t)n,
-                          "hasMore", n > 100);
+    conv_unanchor(slot);
+    json_t **cslot = conv_anchor(co, json_pack("{s:o, s:I, s:b}", "values", values, "total",
+                                               (json_int_t)n, "hasMore", n > 100));
+    json_t *c = *cslot;
     if (wrapped) {
         lua_getfield(co, base, "total");
         if (lua_isinteger(co, -1) && lua_tointeger(co, -1) >= n)
@@ -666,7 +674,8 @@ json_t *completion_convert(lua_State *co, int nres, tool_call_t *call)
         lua_getfield(co, base, "hasMore");
         if (lua_isboolean(co, -1))
             json_object_set_new(c, "hasMore", json_boolean(lua_toboolean(co, -1)));
-        lua_pop(co, 3);
+        lua_pop(co, 2); /* the rest goes with the protected call's stack */
     }
+    conv_unanchor(cslot);
     return json_pack("{s:o}", "completion", c);
 }

@@ -527,3 +527,36 @@ json_t *conv_to_json(lua_State *L, int idx, char **err)
     (void)top; /* only read by the assert */
     return v;
 }
+
+/* ---- anchors -------------------------------------------------------------------------------- */
+
+#define ANCHOR_MT "luamcp.json_anchor"
+
+static int anchor_gc(lua_State *L)
+{
+    json_t **slot = lua_touserdata(L, 1);
+    if (slot && *slot) {
+        json_decref(*slot);
+        *slot = NULL;
+    }
+    return 0;
+}
+
+json_t **conv_anchor(lua_State *L, json_t *v)
+{
+    json_t **slot = lua_newuserdatauv(L, sizeof *slot, 0);
+    *slot = v;
+    if (luaL_newmetatable(L, ANCHOR_MT)) {
+        lua_pushcfunction(L, anchor_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return slot;
+}
+
+json_t *conv_unanchor(json_t **slot)
+{
+    json_t *v = *slot;
+    *slot = NULL;
+    return v;
+}

@@ -608,11 +608,12 @@ static json_t *result_table(lua_State *co, int idx, const tool_t *t)
 {
     char *why = NULL;
     json_t *content = NULL, *structured = NULL;
+    json_t **content_slot = conv_anchor(co, NULL), **structured_slot = conv_anchor(co, NULL);
     if (lua_getfield(co, idx, "content") != LUA_TNIL) {
-        content = conv_to_json(co, -1, &why);
+        content = *content_slot = conv_to_json(co, -1, &why);
         if (!content || !json_is_array(content)) {
             lua_pop(co, 1);
-            json_decref(content);
+            json_decref(conv_unanchor(content_slot));
             return convert_failed(t, why ? why : strdup("mcp.result: content must be a list"));
         }
     }
@@ -621,15 +622,17 @@ static json_t *result_table(lua_State *co, int idx, const tool_t *t)
     bool is_error = lua_toboolean(co, -1);
     lua_pop(co, 1);
     if (lua_getfield(co, idx, "structuredContent") != LUA_TNIL) {
-        structured = conv_to_json(co, -1, &why);
+        structured = *structured_slot = conv_to_json(co, -1, &why);
         if (!structured || !json_is_object(structured)) {
             lua_pop(co, 1);
-            json_decref(content);
-            json_decref(structured);
+            json_decref(conv_unanchor(content_slot));
+            json_decref(conv_unanchor(structured_slot));
             return convert_failed(t, why ? why : strdup("structuredContent must be an object"));
         }
     }
     lua_pop(co, 1);
+    conv_unanchor(content_slot); /* nothing below reads Lua any more */
+    conv_unanchor(structured_slot);
     json_t *res;
     if (structured && !is_error)
         res = structured_result(t, structured, content);

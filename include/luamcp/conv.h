@@ -39,4 +39,10 @@ int conv_push_json(lua_State *L, const json_t *v, char **err);
  * Leaves the stack as it found it. Never raises except on allocation failure. */
 json_t *conv_to_json(lua_State *L, int idx, char **err);
 
+/* For host code that builds JSON while it reads Lua values that may raise (metamethods, memory):
+ * pushes a box owning v (released when collected, if still there); take v back with
+ * conv_unanchor once nothing can raise any more. */
+json_t **conv_anchor(lua_State *L, json_t *v);
+json_t *conv_unanchor(json_t **slot);
+
 #endif
