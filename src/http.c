@@ -49,6 +49,8 @@ struct req {
     char sid[SESSION_ID_LEN + 1]; /* its session, "" when none */
     bool detach;          /* ctx.close_stream: end the connection, keep the channel */
     bool orphan;          /* its connection is gone; its call goes on for a resume */
+    bool modern;          /* a 2026-07-28 request (stateless era) */
+    char method[48];      /* its method, for the 2026-07-28 result fields */
     char ask_id[48];      /* the request to the client it waits for, or "" */
     char call_key[48];    /* its own entry in the table, for notifications/cancelled */
     auth_caller_t *caller;
@@ -481,8 +483,12 @@ static void call_key_of(const json_t *id, char *out, size_t n)
 
 static void free_req(req_t *r);
 
+static void modernize(json_t *resp, const char *method);
+
 static void finish_waiting(req_t *r, json_t *resp)
 {
+    if (resp && r->modern)
+        modernize(resp, r->method);
     rpc_pending_free(r->pending);
     r->pending = NULL;
     forget_ask(r);
@@ -698,6 +704,150 @@ void http_abort_waiting(worker_t *w)
                        rpc_pending_abort(w->tool_waiters->pending, "the server is stopping"));
 }
 
+/* ---- the 2026-07-28 era ---------------------------------------------------------------------
+ * Stateless requests on the same endpoint: no initialize, no session; every request carries
+ * MCP-Protocol-Version, Mcp-Method (and Mcp-Name for tools/call, prompts/get, resources/read),
+ * and _meta with the protocol version and the client's capabilities. */
+
+#define META_VERSION "io.modelcontextprotocol/protocolVersion"
+#define META_CAPS "io.modelcontextprotocol/clientCapabilities"
+
+typedef struct modern {
+    bool on;
+    unsigned caps;       /* SESSION_CAP_* from _meta */
+    int log_level;       /* from _meta io.modelcontextprotocol/logLevel; -1 none */
+    bool ask_ok;
+} modern_t;
+
+/* A request is of the 2026-07-28 era when its header says so, or when it has no session and
+ * its _meta names a protocol version. */
+static bool is_modern(struct MHD_Connection *conn, const rpc_msg_t *m)
+{
+    const char *hv = header(conn, "MCP-Protocol-Version");
+    if (hv && strcmp(hv, RPC_MODERN_VERSION) == 0)
+        return true;
+    return !header(conn, "Mcp-Session-Id") && m->kind == RPC_REQUEST &&
+           json_object_get(json_object_get(m->params, "_meta"), META_VERSION);
+}
+
+static enum MHD_Result modern_fail(req_t *r, struct MHD_Connection *conn, unsigned status,
+                                   const rpc_msg_t *m, int code, const char *message, json_t *data)
+{
+    json_t *e = rpc_error(m->id, code, message);
+    if (data)
+        json_object_set_new(json_object_get(e, "error"), "data", data);
+    r->answered = true;
+    return queue_json(conn, status, e, NULL, NULL);
+}
+
+/* The era's checks, in the order the specification gives; false when answered (*rc). */
+static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t *m,
+                          modern_t *mod, enum MHD_Result *rc)
+{
+    static const char *const levels[] = {"debug", "info", "notice", "warning", "error",
+                                         "critical", "alert", "emergency", NULL};
+    if (m->kind != RPC_REQUEST) { /* nothing for a notification to be checked against */
+        mod->on = true;
+        return true;
+    }
+    json_t *meta = json_object_get(m->params, "_meta");
+    json_t *pv = json_object_get(meta, META_VERSION);
+    json_t *caps = json_object_get(meta, META_CAPS);
+    const char *hv = header(conn, "MCP-Protocol-Version");
+    if (!json_is_string(pv) || !json_is_object(caps)) {
+        *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_INVALID_PARAMS,
+                          "Invalid params: _meta must carry " META_VERSION " and " META_CAPS, NULL);
+        return false;
+    }
+    if (!hv || strcmp(hv, json_string_value(pv)) != 0) {
+        *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_HEADER_MISMATCH,
+                          "Header mismatch: MCP-Protocol-Version must equal _meta's " META_VERSION,
+                          NULL);
+        return false;
+    }
+    if (strcmp(hv, RPC_MODERN_VERSION) != 0) {
+        *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_UNSUPPORTED_VERSION,
+                          "Unsupported protocol version",
+                          json_pack("{s:[s], s:s}", "supported", RPC_MODERN_VERSION, "requested",
+                                    hv));
+        return false;
+    }
+    const char *hm = header(conn, "Mcp-Method");
+    if (!hm || strcmp(hm, m->method) != 0) {
+        *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_HEADER_MISMATCH,
+                          "Header mismatch: Mcp-Method must equal the body's method", NULL);
+        return false;
+    }
+    const char *name_key = strcmp(m->method, "tools/call") == 0 ||
+                                   strcmp(m->method, "prompts/get") == 0 ? "name"
+                           : strcmp(m->method, "resources/read") == 0 ? "uri" : NULL;
+    if (name_key) {
+        const char *hn = header(conn, "Mcp-Name");
+        const char *bn = json_string_value(json_object_get(m->params, name_key));
+        if (!hn || !bn || strcmp(hn, bn) != 0) {
+            *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_HEADER_MISMATCH,
+                              "Header mismatch: Mcp-Name must equal the body's name (or uri)",
+                              NULL);
+            return false;
+        }
+    }
+    static const char *const legacy_only[] = {"initialize", "ping", "logging/setLevel",
+                                              "resources/subscribe", "resources/unsubscribe",
+                                              NULL};
+    for (int i = 0; legacy_only[i]; i++)
+        if (strcmp(m->method, legacy_only[i]) == 0) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "Method not found: %s is not part of protocol %s",
+                     m->method, RPC_MODERN_VERSION);
+            *rc = modern_fail(r, conn, MHD_HTTP_NOT_FOUND, m, RPC_METHOD_NOT_FOUND, msg, NULL);
+            return false;
+        }
+    mod->on = true;
+    mod->caps = (json_is_object(json_object_get(caps, "sampling")) ? SESSION_CAP_SAMPLING : 0) |
+                (json_is_object(json_object_get(caps, "elicitation")) ? SESSION_CAP_ELICITATION
+                                                                      : 0);
+    mod->log_level = -1;
+    const char *lv = json_string_value(json_object_get(meta, "io.modelcontextprotocol/logLevel"));
+    for (int i = 0; lv && levels[i]; i++)
+        if (strcmp(lv, levels[i]) == 0)
+            mod->log_level = i;
+    mod->ask_ok = false;
+    return true;
+}
+
+static json_t *discover(server_t *srv, json_t *id)
+{
+    (void)srv;
+    json_t *result = json_pack(
+        "{s:[s], s:{s:{s:b}, s:{s:b}, s:{s:b}, s:{}}, s:{s:{s:s, s:s}}}", "supportedVersions",
+        RPC_MODERN_VERSION, "capabilities", "tools", "listChanged", 0, "prompts", "listChanged",
+        0, "resources", "listChanged", 0, "completions", "_meta",
+        "io.modelcontextprotocol/serverInfo", "name", "luamcp", "version", LUAMCP_VERSION);
+    return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
+}
+
+/* The era's result fields: resultType everywhere; caching hints where results can be cached
+ * (private: what a caller sees depends on its policies). A missing resource is -32602. */
+static void modernize(json_t *resp, const char *method)
+{
+    json_t *result = json_object_get(resp, "result");
+    json_t *error = json_object_get(resp, "error");
+    if (error && json_integer_value(json_object_get(error, "code")) == RPC_RESOURCE_NOT_FOUND)
+        json_object_set_new(error, "code", json_integer(RPC_INVALID_PARAMS));
+    if (!json_is_object(result))
+        return;
+    if (!json_object_get(result, "resultType"))
+        json_object_set_new(result, "resultType", json_string("complete"));
+    static const char *const cacheable[] = {"tools/list", "prompts/list", "resources/list",
+                                            "resources/templates/list", "resources/read",
+                                            "server/discover", NULL};
+    for (int i = 0; cacheable[i]; i++)
+        if (strcmp(method, cacheable[i]) == 0) {
+            json_object_set_new(result, "ttlMs", json_integer(0));
+            json_object_set_new(result, "cacheScope", json_string("private"));
+        }
+}
+
 /* The token of "Bearer TOKEN" (already verified by auth), or NULL. */
 static const char *bearer_token(const char *authorization)
 {
@@ -721,8 +871,10 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
                     "Not Acceptable: Accept must allow application/json or text/event-stream",
                     NULL, NULL);
-    const char *problem = version_problem(header(conn, "MCP-Protocol-Version"), buf, sizeof buf);
-    if (problem)
+    const char *hv = header(conn, "MCP-Protocol-Version");
+    const char *problem = version_problem(hv, buf, sizeof buf);
+    bool maybe_modern = hv && strcmp(hv, RPC_MODERN_VERSION) == 0;
+    if (problem && !maybe_modern && !(hv && hv[0] == 'v')) /* "v999": let the body say more */
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
 
     json_error_t je;
@@ -738,8 +890,16 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         rc = queue_json(conn, MHD_HTTP_BAD_REQUEST, err, NULL, NULL);
         goto done;
     }
-    bool init = m.kind == RPC_REQUEST && strcmp(m.method, "initialize") == 0;
-    if (!srv->cfg->stateless && !init && header(conn, "Mcp-Session-Id"))
+    modern_t mod = {0};
+    if (is_modern(conn, &m)) {
+        if (!modern_checks(r, conn, &m, &mod, &rc))
+            goto done;
+    } else if (problem) {
+        rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
+        goto done;
+    }
+    bool init = !mod.on && m.kind == RPC_REQUEST && strcmp(m.method, "initialize") == 0;
+    if (!srv->cfg->stateless && !init && !mod.on && header(conn, "Mcp-Session-Id"))
         snprintf(r->sid, sizeof r->sid, "%s", header(conn, "Mcp-Session-Id"));
     const char *version = NULL;
     if (init && !srv->cfg->stateless && header(conn, "Mcp-Session-Id")) {
@@ -747,7 +907,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                   "Invalid Request: session already initialized", NULL, NULL);
         goto done;
     }
-    if (!init && !session_check(r, conn, &version, &rc))
+    if (!init && !mod.on && !session_check(r, conn, &version, &rc))
         goto done;
     if (m.kind == RPC_RESPONSE && !route_answer(r, msg)) {
         rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
@@ -767,12 +927,36 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                      .bearer = r->caller ? bearer_token(header(conn, MHD_HTTP_HEADER_AUTHORIZATION))
                                          : NULL,
                      .audit = r->w->audit, .fetch = r->w->fetch,
-                     .sessions = srv->sessions, .ask = req_ask, .ask_arg = r,
+                     .sessions = mod.on ? NULL : srv->sessions, .ask = req_ask, .ask_arg = r,
                      .detach = req_detach,
-                     .session_id = srv->cfg->stateless || init ? NULL
-                                                               : header(conn, "Mcp-Session-Id"),
-                     .progress_ok = (accept & ACCEPT_SSE) != 0};
-    json_t *resp = rpc_dispatch(&env, &m);
+                     .session_id = srv->cfg->stateless || init || mod.on
+                                       ? NULL : header(conn, "Mcp-Session-Id"),
+                     .progress_ok = (accept & ACCEPT_SSE) != 0,
+                     .modern = mod.on, .modern_caps = mod.caps,
+                     .modern_log_level = mod.log_level};
+    if (mod.on) {
+        r->modern = true;
+        snprintf(r->method, sizeof r->method, "%s", m.method);
+        if (!mod.ask_ok) /* 2026-07-28 has no requests to the client on a stream */
+            env.ask = NULL;
+    }
+    json_t *resp = mod.on && strcmp(m.method, "server/discover") == 0 ? discover(srv, m.id)
+                                                                     : rpc_dispatch(&env, &m);
+    if (resp && mod.on) {
+        modernize(resp, m.method);
+        /* this era gives some errors their HTTP status */
+        json_int_t code = json_integer_value(json_object_get(json_object_get(resp, "error"), "code"));
+        unsigned status = code == RPC_METHOD_NOT_FOUND ? MHD_HTTP_NOT_FOUND
+                          : code == RPC_MISSING_CAPABILITY || code == RPC_HEADER_MISMATCH ||
+                                    code == RPC_UNSUPPORTED_VERSION
+                              ? MHD_HTTP_BAD_REQUEST : 0;
+        if (status) {
+            json_decref(env.notifications);
+            r->answered = true;
+            rc = queue_json(conn, status, resp, NULL, NULL);
+            goto done;
+        }
+    }
     if (!resp && env.pending) {
         /* the handler waits for backends: park the connection, serve others meanwhile */
         r->pending = env.pending;

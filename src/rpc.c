@@ -357,6 +357,8 @@ static json_t *masked_args(const tool_t *t, json_t *args)
 
 static int session_level(const rpc_env_t *env)
 {
+    if (env->modern)
+        return env->progress_ok ? env->modern_log_level : -1;
     return env->progress_ok && env->sessions && env->session_id
                ? session_log_level(env->sessions, env->session_id)
                : -1;
@@ -385,10 +387,51 @@ static rpc_pending_t *new_pending(rpc_env_t *env, const rpc_msg_t *m, json_t *to
         .ask = env->progress_ok ? env->ask : NULL, /* requests need the POST's SSE stream */
         .ask_arg = env->ask_arg,
         .detach = env->progress_ok && env->session_id ? env->detach : NULL,
-        .client_caps = env->sessions && env->session_id
+        .client_caps = env->modern ? env->modern_caps
+                       : env->sessions && env->session_id
                            ? session_client_caps(env->sessions, env->session_id) : 0,
     };
     return p;
+}
+
+/* The 2026-07-28 round's inputResponses and requestState for call (name: what it runs).
+ * NULL when fine; else the JSON-RPC error to answer. */
+static json_t *take_round(rpc_env_t *env, const rpc_msg_t *m, tool_call_t *call,
+                          const char *name)
+{
+    if (!env->modern)
+        return NULL;
+    call->modern = true;
+    json_t *responses = json_object_get(m->params, "inputResponses");
+    call->input_responses = json_is_object(responses) ? responses : NULL;
+    json_t *state = json_object_get(m->params, "requestState");
+    if (state && !json_is_null(state) &&
+        (!json_is_string(state) ||
+         tool_state_open(json_string_value(state), name,
+                         env->caller ? env->caller->fingerprint : NULL, &call->state_in) != 0))
+        return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: requestState was altered, "
+                         "has expired, or is not for this call");
+    return NULL;
+}
+
+/* A tool that declares `requires = {"sampling"}` cannot run for a client without it. */
+static json_t *missing_caps(const rpc_msg_t *m, const tool_t *t, unsigned caps)
+{
+    unsigned missing = t->requires_caps & ~caps;
+    if (!missing)
+        return NULL;
+    json_t *need = json_object();
+    if (missing & SESSION_CAP_SAMPLING)
+        json_object_set_new(need, "sampling", json_object());
+    if (missing & SESSION_CAP_ELICITATION)
+        json_object_set_new(need, "elicitation", json_object());
+    char msg[200];
+    snprintf(msg, sizeof msg, "Missing capability: tool '%.128s' needs the client's %s", t->name,
+             missing & SESSION_CAP_SAMPLING ? "sampling" : "elicitation");
+    json_t *e = rpc_error(m->id, RPC_MISSING_CAPABILITY, msg);
+    json_object_set_new(json_object_get(e, "error"), "data",
+                        json_pack("{s:o}", "requiredCapabilities", need));
+    return e;
 }
 
 static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
@@ -443,6 +486,13 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
     rpc_pending_t *p = new_pending(env, m, token);
     if (!p)
         return rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
+    json_t *refused = missing_caps(m, t, p->call.client_caps);
+    if (!refused)
+        refused = take_round(env, m, &p->call, t->name);
+    if (refused) {
+        rpc_pending_free(p);
+        return refused;
+    }
     json_t *result = tool_start(env->bundle->vm, t, json_is_object(args) ? args : NULL, &p->call);
     if (!result) {
         p->bundle = env->bundle;
@@ -510,6 +560,11 @@ static json_t *start_call(rpc_env_t *env, const rpc_msg_t *m, const char *kind,
     p->call.convert = convert;
     p->call.uri = p->uri;
     p->call.mime_type = mime;
+    json_t *refused = strcmp(kind, "completion") ? take_round(env, m, &p->call, name) : NULL;
+    if (refused) {
+        rpc_pending_free(p);
+        return refused;
+    }
     json_t *result = call_start(env->bundle->vm, handler_ref, args, &p->call);
     if (!result) {
         p->bundle = env->bundle;

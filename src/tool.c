@@ -1,6 +1,11 @@
 #include "luamcp/tool.h"
 
 #include <lauxlib.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +114,7 @@ static int check_keys(lua_State *L, int idx, char **err)
 {
     static const char *const known[] = {"name", "title", "description", "inputSchema",
                                         "outputSchema", "annotations", "handler", "icons",
-                                        "_meta", "egress", "credentials", NULL};
+                                        "_meta", "egress", "credentials", "requires", NULL};
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
@@ -125,7 +130,7 @@ static int check_keys(lua_State *L, int idx, char **err)
         if (!ok) {
             *err = fmt("unknown field '%s' (fields: name, title, description, inputSchema, "
                        "outputSchema, annotations, handler, icons, _meta, egress, "
-                       "credentials)", k);
+                       "credentials, requires)", k);
             lua_pop(L, 1);
             return -1;
         }
@@ -211,6 +216,30 @@ static int check_credentials(tool_t *t, char **err)
     return 0;
 }
 
+/* `requires = { "sampling", "elicitation" }`: client capabilities the tool cannot do without. */
+static int requires_field(lua_State *L, int idx, tool_t *t, char **err)
+{
+    char **v = NULL;
+    size_t n = 0;
+    if (list_field(L, idx, "requires", &v, &n, err))
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i], "sampling") == 0)
+            t->requires_caps |= SESSION_CAP_SAMPLING;
+        else if (strcmp(v[i], "elicitation") == 0)
+            t->requires_caps |= SESSION_CAP_ELICITATION;
+        else if (!rc) {
+            *err = fmt("'requires' names sampling or elicitation, not '%.60s'", v[i]);
+            rc = -1;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+    return rc;
+}
+
 int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
 {
     idx = lua_absindex(L, idx);
@@ -248,7 +277,7 @@ int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
         json_field(L, idx, "_meta", out->descriptor, err) ||
         list_field(L, idx, "egress", &out->egress, &out->n_egress, err) ||
         list_field(L, idx, "credentials", &out->credentials, &out->n_credentials, err) ||
-        check_credentials(out, err))
+        check_credentials(out, err) || requires_field(L, idx, out, err))
         goto fail;
     if (lua_getfield(L, idx, "handler") != LUA_TFUNCTION) {
         lua_pop(L, 1);
@@ -410,10 +439,26 @@ static int ask_resumed(lua_State *L, int status, lua_KContext k)
 
 /* ctx.sample{...} and ctx.elicit{...}: a request to the client, answered later; the call waits
  * for it like for a backend. Returns the client's result, or nil and why. */
+static int input_stop(lua_State *L, tool_call_t *call);
+static int input_for(lua_State *L, tool_call_t *call, const char *key, int req_idx);
+
 static int ctx_ask(lua_State *L, const char *method, unsigned cap, const char *what)
 {
     tool_call_t *call = ctx_call(L);
     luaL_checktype(L, 1, LUA_TTABLE);
+    if (call->modern && (call->client_caps & cap)) {
+        /* no requests on a stream in this era: an input request of the result, whose answer
+         * comes with the next round, under a key given by the order of the asks */
+        char key[32];
+        snprintf(key, sizeof key, "%s-%u", cap == SESSION_CAP_SAMPLING ? "sampling" : "elicitation",
+                 ++call->input_seq);
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, method);
+        lua_setfield(L, -2, "method");
+        lua_pushvalue(L, 1);
+        lua_setfield(L, -2, "params");
+        return input_for(L, call, key, lua_gettop(L));
+    }
     if (!(call->client_caps & cap)) {
         luaL_pushfail(L);
         lua_pushfstring(L, "the client does not support %s (it declared no %s capability)",
@@ -468,6 +513,271 @@ static int ctx_ask(lua_State *L, const char *method, unsigned cap, const char *w
     }
     call->asking = true;
     return lua_yieldk(L, 0, 0, ask_resumed);
+}
+
+/* ---- input requests (2026-07-28, MRTR) ------------------------------------------------------ */
+
+/* requestState: base64url(payload) "." base64url(HMAC-SHA256(key, first part)); the payload
+ * names the tool, the caller (a digest of its fingerprint), an expiry and the script's state.
+ * The key is random per process: a state outlives neither a restart nor 10 minutes. */
+#define STATE_TTL_S 600
+
+static unsigned char state_key[32];
+static pthread_once_t state_once = PTHREAD_ONCE_INIT;
+static void state_key_init(void)
+{
+    if (RAND_bytes(state_key, sizeof state_key) != 1)
+        abort(); /* no randomness: nothing safe to do */
+}
+
+static char *b64url(const unsigned char *in, size_t n)
+{
+    size_t cap = 4 * ((n + 2) / 3) + 1;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    for (int i = 0; i < len; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    while (len > 0 && out[len - 1] == '=')
+        len--;
+    out[len] = '\0';
+    return out;
+}
+
+static void caller_tag(const unsigned char fp[32], char out[33])
+{
+    static const unsigned char zero[32];
+    const unsigned char *f = fp ? fp : zero;
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", f[i]);
+}
+
+static char *state_mac(const char *payload)
+{
+    unsigned char mac[32];
+    unsigned int n = 0;
+    pthread_once(&state_once, state_key_init);
+    HMAC(EVP_sha256(), state_key, sizeof state_key, (const unsigned char *)payload,
+         strlen(payload), mac, &n);
+    return b64url(mac, n);
+}
+
+char *tool_state_seal(const char *state, const char *name, const unsigned char fp[32])
+{
+    char tag[33];
+    caller_tag(fp, tag);
+    json_t *p = json_pack("{s:s, s:s, s:I, s:s?}", "t", name, "f", tag, "e",
+                          (json_int_t)time(NULL) + STATE_TTL_S, "s", state);
+    char *js = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    char *body = js ? b64url((const unsigned char *)js, strlen(js)) : NULL;
+    char *mac = body ? state_mac(body) : NULL;
+    char *out = mac ? malloc(strlen(body) + strlen(mac) + 2) : NULL;
+    if (out)
+        sprintf(out, "%s.%s", body, mac);
+    free(js);
+    free(body);
+    free(mac);
+    return out;
+}
+
+int tool_state_open(const char *token, const char *name, const unsigned char fp[32],
+                    char **state)
+{
+    *state = NULL;
+    const char *dot = token ? strchr(token, '.') : NULL;
+    if (!dot || strlen(token) > 16384)
+        return -1;
+    char *body = strndup(token, (size_t)(dot - token));
+    char *mac = body ? state_mac(body) : NULL;
+    int ok = mac && strlen(mac) == strlen(dot + 1) &&
+             CRYPTO_memcmp(mac, dot + 1, strlen(mac)) == 0;
+    free(mac);
+    json_t *p = NULL;
+    if (ok) { /* base64url back to JSON */
+        size_t n = strlen(body);
+        char *std = malloc(n + 4);
+        unsigned char *raw = malloc(n + 4);
+        if (std && raw) {
+            for (size_t i = 0; i < n; i++)
+                std[i] = body[i] == '-' ? '+' : body[i] == '_' ? '/' : body[i];
+            size_t m = n;
+            while (m % 4)
+                std[m++] = '=';
+            int len = EVP_DecodeBlock(raw, (unsigned char *)std, (int)m);
+            while (len > 0 && m > n) { /* EVP_DecodeBlock counts the padding's zero bytes */
+                len--;
+                m--;
+            }
+            if (len > 0)
+                p = json_loadb((const char *)raw, (size_t)len, 0, NULL);
+        }
+        free(std);
+        free(raw);
+    }
+    free(body);
+    char tag[33];
+    caller_tag(fp, tag);
+    const char *t = json_string_value(json_object_get(p, "t"));
+    const char *f = json_string_value(json_object_get(p, "f"));
+    json_int_t e = json_integer_value(json_object_get(p, "e"));
+    int rc = -1;
+    if (ok && t && f && strcmp(t, name) == 0 && strcmp(f, tag) == 0 && e > (json_int_t)time(NULL)) {
+        const char *s = json_string_value(json_object_get(p, "s"));
+        *state = s ? strdup(s) : NULL;
+        rc = 0;
+    }
+    json_decref(p);
+    return rc;
+}
+
+/* The answer to key from this round's inputResponses, pushed; or the request at req_idx
+ * recorded for the result and the handler stopped. */
+static int input_for(lua_State *L, tool_call_t *call, const char *key, int req_idx)
+{
+    json_t *answer = json_object_get(call->input_responses, key);
+    if (json_is_object(answer)) { /* anything else is no answer: asked again */
+        char *why = NULL;
+        if (conv_push_json(L, answer, &why) != 0) {
+            lua_pushfstring(L, "ctx.input: the answer to %s cannot be given to Lua: %s", key,
+                            why ? why : "?");
+            free(why);
+            return lua_error(L);
+        }
+        return 1;
+    }
+    char *why = NULL;
+    json_t *req = conv_to_json(L, req_idx, &why);
+    const char *m = json_string_value(json_object_get(req, "method"));
+    if (!req || !m || (json_object_get(req, "params") && !json_is_object(json_object_get(req, "params")))) {
+        json_decref(req);
+        lua_pushfstring(L, "ctx.input: %s must be { method = \"elicitation/create\" | "
+                           "\"sampling/createMessage\" | \"roots/list\", params = {...} }%s%s",
+                        key, why ? ": " : "", why ? why : "");
+        free(why);
+        return lua_error(L);
+    }
+    if (!json_object_get(req, "params"))
+        json_object_set_new(req, "params", json_object());
+    if (!call->input_requests)
+        call->input_requests = json_object();
+    json_object_set_new(call->input_requests, key, req);
+    return input_stop(L, call);
+}
+
+static int input_stop(lua_State *L, tool_call_t *call)
+{
+    if (L != call->co || !lua_isyieldable(L))
+        return luaL_error(L, "ctx.input cannot be used inside a coroutine the script created or "
+                             "a function that cannot yield");
+    call->input_needed = true;
+    return lua_yield(L, 0); /* not resumed: the round ends with input_required */
+}
+
+/* ctx.input(key, { method =, params = }): the client's answer to that request, which the first
+ * round asks for (the handler stops there) and the next round brings. In the 2025 eras the
+ * request goes to the client on the stream and the call waits, as ctx.sample does. */
+static int ctx_input(lua_State *L)
+{
+    tool_call_t *call = ctx_call(L);
+    const char *key = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (call->modern)
+        return input_for(L, call, key, 2);
+    lua_getfield(L, 2, "method");
+    const char *m = lua_tostring(L, -1);
+    lua_getfield(L, 2, "params");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    lua_replace(L, 1);
+    lua_settop(L, 1);
+    if (m && strcmp(m, "sampling/createMessage") == 0)
+        return ctx_ask(L, m, SESSION_CAP_SAMPLING, "sampling");
+    if (m && strcmp(m, "elicitation/create") == 0)
+        return ctx_ask(L, m, SESSION_CAP_ELICITATION, "elicitation");
+    luaL_pushfail(L);
+    lua_pushfstring(L, "ctx.input: %s is only asked of 2026-07-28 clients", m ? m : "?");
+    return 2;
+}
+
+/* ctx.inputs{ key = request, ... }: several at once; all answers as a table, or the missing
+ * ones asked for together. */
+static int ctx_inputs(lua_State *L)
+{
+    tool_call_t *call = ctx_call(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!call->modern)
+        return luaL_error(L, "ctx.inputs is for 2026-07-28 clients; use ctx.input one by one");
+    lua_newtable(L); /* answers */
+    bool missing = false;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (!key || !lua_istable(L, -1))
+            return luaL_error(L, "ctx.inputs: give { key = { method =, params = } }");
+        json_t *answer = json_object_get(call->input_responses, key);
+        if (json_is_object(answer)) {
+            char *why = NULL;
+            if (conv_push_json(L, answer, &why) != 0) {
+                free(why);
+                return luaL_error(L, "ctx.inputs: an answer cannot be given to Lua");
+            }
+            lua_setfield(L, 2, key);
+        } else {
+            char *why = NULL;
+            json_t *req = conv_to_json(L, -1, &why);
+            free(why);
+            if (!req || !json_is_string(json_object_get(req, "method"))) {
+                json_decref(req);
+                return luaL_error(L, "ctx.inputs: %s needs a method", key);
+            }
+            if (!json_object_get(req, "params"))
+                json_object_set_new(req, "params", json_object());
+            if (!call->input_requests)
+                call->input_requests = json_object();
+            json_object_set_new(call->input_requests, key, req);
+            missing = true;
+        }
+        lua_pop(L, 1);
+    }
+    if (missing)
+        return input_stop(L, call);
+    return 1;
+}
+
+static int ctx_set_state(lua_State *L)
+{
+    tool_call_t *call = ctx_call(L);
+    size_t n;
+    const char *st = luaL_checklstring(L, 1, &n);
+    if (n > 4096)
+        return luaL_error(L, "ctx.set_state: at most 4096 bytes");
+    free(call->state_out);
+    call->state_out = strdup(st);
+    return 0;
+}
+
+static int ctx_get_state(lua_State *L)
+{
+    tool_call_t *call = ctx_call(L);
+    if (call->state_in)
+        lua_pushstring(L, call->state_in);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int ctx_can(lua_State *L)
+{
+    tool_call_t *call = ctx_call(L);
+    static const char *const names[] = {"sampling", "elicitation", NULL};
+    int i = luaL_checkoption(L, 1, NULL, names);
+    lua_pushboolean(L, (call->client_caps & (i == 0 ? SESSION_CAP_SAMPLING
+                                                    : SESSION_CAP_ELICITATION)) != 0);
+    return 1;
 }
 
 /* ctx.close_stream(): ends the POST's SSE connection now (after a priming event), so a long
@@ -534,7 +844,9 @@ static void push_ctx(lua_State *co, tool_call_t *call)
     lua_setfield(co, -2, "deadline");
     static const struct { const char *name; lua_CFunction fn; } fns[] = {
         {"remaining_ms", ctx_remaining_ms}, {"log", ctx_log}, {"progress", ctx_progress},
-        {"sample", ctx_sample}, {"elicit", ctx_elicit}, {"close_stream", ctx_close_stream}};
+        {"sample", ctx_sample}, {"elicit", ctx_elicit}, {"close_stream", ctx_close_stream},
+        {"input", ctx_input}, {"inputs", ctx_inputs}, {"set_state", ctx_set_state},
+        {"state", ctx_get_state}, {"can", ctx_can}};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         lua_pushinteger(co, (lua_Integer)call->serial);
         lua_pushvalue(co, -2); /* the ctx table, for ctx.tool */
@@ -810,6 +1122,11 @@ void tool_call_clear(tool_call_t *call)
     call->secrets = NULL;
     json_decref(call->answer);
     call->answer = NULL;
+    json_decref(call->input_requests);
+    call->input_requests = NULL;
+    free(call->state_in);
+    free(call->state_out);
+    call->state_in = call->state_out = NULL;
 }
 
 /* Converting what a handler returned reads its tables, whose metamethods are script code:
@@ -879,6 +1196,17 @@ static json_t *step(tool_call_t *call, int nargs)
         res = convert(call, co, nres);
         break;
     case VM_YIELD:
+        if (call->input_needed) { /* the round ends: input_required, the handler is dropped */
+            res = json_pack("{s:s, s:O}", "resultType", "input_required", "inputRequests",
+                            call->input_requests ? call->input_requests : json_object());
+            char *state = tool_state_seal(call->state_out, name, call->caller
+                                              ? call->caller->fingerprint : NULL);
+            if (state)
+                json_object_set_new(res, "requestState", json_string(state));
+            free(state);
+            call->input_is_result = true;
+            break;
+        }
         if (call->batch || call->asking) { /* mcp.http or the client: wait (co_ref anchors it) */
             free(msg);
             free(trace);
@@ -901,7 +1229,7 @@ static json_t *step(tool_call_t *call, int nargs)
         res = error_result(buf);
         break;
     }
-    if (st != VM_OK && call->convert) { /* not a tool: a failure is a JSON-RPC error */
+    if (st != VM_OK && call->convert && !call->input_is_result) { /* a failure: JSON-RPC error */
         call->rpc_error = -32603;
         snprintf(call->rpc_message, sizeof call->rpc_message, "Internal error: %.260s", buf);
         secret_redact(call->rpc_message);

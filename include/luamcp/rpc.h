@@ -20,6 +20,10 @@
 #define RPC_INTERNAL_ERROR -32603
 #define RPC_SESSION_NOT_FOUND -32001
 #define RPC_RESOURCE_NOT_FOUND -32002
+#define RPC_HEADER_MISMATCH -32020      /* 2026-07-28: headers and body disagree */
+#define RPC_MISSING_CAPABILITY -32021   /* 2026-07-28: the client lacks a capability needed */
+#define RPC_UNSUPPORTED_VERSION -32022  /* 2026-07-28 */
+#define RPC_MODERN_VERSION "2026-07-28"
 
 #define RPC_LATEST_VERSION "2025-11-25"
 #define RPC_DEFAULT_VERSION "2025-03-26" /* assumed when a client sends no version header */
@@ -57,6 +61,9 @@ typedef struct rpc_env {
     void *ask_arg;
     /* Ends the request's SSE connection early (ctx.close_stream); arg is ask_arg. */
     void (*detach)(void *arg);
+    bool modern;                /* a 2026-07-28 request: no session; what _meta says instead */
+    unsigned modern_caps;
+    int modern_log_level;
     bundle_t *bundle;
     auth_caller_t *caller;      /* the verified caller; NULL when auth is off */
     const char *bearer;         /* its access token, as sent (kept from scripts) */

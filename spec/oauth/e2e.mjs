@@ -129,7 +129,7 @@ describe('mcp.oauth.token_exchange', () => {
     const r = await callTool(server, 'subject_elsewhere', { backend: `${backend.url}/api/steal` }, { token: mcpToken });
     assert.equal(r.isError, true);
     assert.match(r.content[0].text, /tool 'subject_elsewhere' failed/);
-    assert.match(server.log, /mcp\.oauth\.SUBJECT: the caller's token goes only to its issuer's origin \(http:\/\/127\.0\.0\.1:\d+\), not to http:\/\/127\.0\.0\.1:\d+/);
+    await server.waitLog(/mcp\.oauth\.SUBJECT: the caller's token goes only to its issuer's origin \(http:\/\/127\.0\.0\.1:\d+\), not to http:\/\/127\.0\.0\.1:\d+/);
     assert.equal(backend.requests.length, before, 'nothing was sent');
     const peek = await callTool(server, 'subject_peek', {}, { token: mcpToken });
     assert.ok(!JSON.stringify(peek).includes(mcpToken));
@@ -150,7 +150,7 @@ describe('without authentication', () => {
         token_url: idp.token_endpoint, backend: `${backend.url}/api/x`, audience: `${backend.url}/api`,
       });
       assert.equal(r.isError, true);
-      assert.match(open.log, /mcp\.oauth\.SUBJECT: this call has no caller token \(is auth off\?\)/);
+      await open.waitLog(/mcp\.oauth\.SUBJECT: this call has no caller token \(is auth off\?\)/);
       // client credentials need no caller: still fine
       const cc = await callTool(open, 'cc_call', {
         token_url: idp.token_endpoint, backend: `${backend.url}/api/cc`, client_id: 'svc-echo',

@@ -88,7 +88,7 @@ describe('cancellation', () => {
     const r = await call;
     assert.equal(r.status, 200);
     assert.deepEqual(await r.json(), { jsonrpc: '2.0', id: 7, error: { code: -32800, message: 'Request cancelled' } });
-    assert.match(server.log, /request 7 cancelled by the client/);
+    await server.waitLog(/request 7 cancelled by the client/);
   });
 
   it('an SSE POST gets its progress, then -32800', async () => {
