@@ -95,6 +95,27 @@ static int declare(lua_State *L, const char *kind, const char *fn)
     return 1;
 }
 
+static void (*resource_updated_hook)(const char *uri);
+
+void api_set_resource_updated_hook(void (*hook)(const char *uri))
+{
+    resource_updated_hook = hook;
+}
+
+/* mcp.resource_updated(uri): notifications/resources/updated to every session subscribed to
+ * uri (on its GET stream). True when a server is there to send it. */
+static int l_resource_updated(lua_State *L)
+{
+    size_t n;
+    const char *uri = luaL_checklstring(L, 1, &n);
+    if (n == 0 || n > 2048 || strlen(uri) != n)
+        return luaL_argerror(L, 1, "a URI of 1 to 2048 bytes");
+    if (resource_updated_hook)
+        resource_updated_hook(uri);
+    lua_pushboolean(L, resource_updated_hook != NULL);
+    return 1;
+}
+
 static int l_prompt(lua_State *L) { return declare(L, "prompt", "mcp.prompt"); }
 static int l_static_resource(lua_State *L)
 {
@@ -533,7 +554,8 @@ void api_push_mcp(lua_State *L)
         {"resource", l_resource}, {"result", l_result},  {"policy", l_policy},
         {"allow", l_allow},     {"deny", l_deny},     {"challenge", l_challenge},
         {"prompt", l_prompt},   {"static_resource", l_static_resource},
-        {"resource_template", l_resource_template}, {NULL, NULL}};
+        {"resource_template", l_resource_template},
+        {"resource_updated", l_resource_updated}, {NULL, NULL}};
     static const luaL_Reg json_fns[] = {
         {"encode", l_json_encode}, {"decode", api_json_decode}, {NULL, NULL}};
 

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "luamcp/api.h"
 #include "luamcp/hdr.h"
 #include "luamcp/log.h"
 #include "luamcp/reload.h"
@@ -190,6 +191,27 @@ static void send_on_stream(void *obj, void *arg)
     stream_t *s = obj;
     if (s->chan)
         sse_chan_emit(s->chan, arg); /* logged for a resume, then written */
+}
+
+static server_t *the_server; /* for mcp.resource_updated, which has no other way in */
+
+static void resource_updated(const char *uri)
+{
+    server_t *srv = the_server;
+    json_t *n = srv ? json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc", "2.0", "method",
+                                "notifications/resources/updated", "params", "uri", uri)
+                    : NULL;
+    char *js = n ? json_dumps(n, JSON_COMPACT) : NULL;
+    if (js)
+        session_foreach_subscribed(srv->sessions, uri, send_on_stream, js);
+    free(js);
+    json_decref(n);
+}
+
+void http_init(server_t *srv)
+{
+    the_server = srv;
+    api_set_resource_updated_hook(resource_updated);
 }
 
 void http_broadcast(server_t *srv, const char *json)

@@ -347,6 +347,7 @@ server_t *server_new(const config_t *cfg, char **err)
         }
     }
     atomic_store(&srv->version, 1);
+    http_init(srv);
     if (!(srv->reloader = reloader_new(srv, err)))
         goto fail;
     return srv;

@@ -137,6 +137,8 @@ void http_service(worker_t *w, long long now_ms, bool closing);
 void http_abort_waiting(worker_t *w);
 /* Any thread: closes a stream detached from its session (DELETE, shutdown). */
 void http_stream_close(void *stream);
+/* Once, before the workers start: what http.c needs of the server outside a request. */
+void http_init(server_t *srv);
 /* Any thread: sends one JSON-RPC message (text) on every open GET stream. */
 void http_broadcast(server_t *srv, const char *json);
 

@@ -11,6 +11,9 @@
 #define API_CONTENT_MT "mcp.content"
 #define API_RESULT_MT "mcp.result"
 
+/* Where mcp.resource_updated(uri) goes (the server sets it; NULL in mcp.so). */
+void api_set_resource_updated_hook(void (*hook)(const char *uri));
+
 /* Pushes a new mcp module table. */
 void api_push_mcp(lua_State *L);
 

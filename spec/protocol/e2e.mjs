@@ -242,3 +242,34 @@ describe('hostile inputs (review regressions)', () => {
     assert.equal(r.status, 400);
   });
 });
+
+describe('resource subscriptions', () => {
+  it('mcp.resource_updated reaches the GET stream of every subscribed session, and only those', async () => {
+    const uri = 't:a-b-c-end';
+    const sub = await open();
+    const other = await open();
+    const r = await (await post(sub, { jsonrpc: '2.0', id: 41, method: 'resources/subscribe', params: { uri } }, { accept: 'application/json' })).json();
+    assert.deepEqual(r.result, {});
+    const streams = [];
+    for (const sid of [sub, other]) {
+      const ctl = new AbortController();
+      const g = await fetch(server.url, { method: 'GET', signal: ctl.signal, headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': VERSION } });
+      assert.equal(g.status, 200);
+      const reader = g.body.getReader();
+      let text = '';
+      while (!text.includes('data:')) text += new TextDecoder().decode((await reader.read()).value); // the priming event
+      streams.push({ ctl, reader, text: () => text, more: async () => { text += new TextDecoder().decode((await reader.read()).value); } });
+    }
+    const t = await (await post(other, { jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'touch_resource', arguments: { uri } } }, { accept: 'application/json' })).json();
+    assert.deepEqual(t.result.structuredContent, { sent: true });
+    await streams[0].more();
+    const got = events(streams[0].text());
+    assert.deepEqual(got, [{ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } }]);
+    // unsubscribed: nothing more; the other session got nothing at all
+    await post(sub, { jsonrpc: '2.0', id: 43, method: 'resources/unsubscribe', params: { uri } }, { accept: 'application/json' });
+    await post(other, { jsonrpc: '2.0', id: 44, method: 'tools/call', params: { name: 'touch_resource', arguments: { uri } } }, { accept: 'application/json' });
+    await sleep(200);
+    assert.equal(events(streams[1].text()).length, 0);
+    for (const s of streams) s.ctl.abort();
+  });
+});
