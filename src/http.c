@@ -837,6 +837,51 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
     return true;
 }
 
+/* A 2026-07-28 tools/call, prompts/get or resources/read names its target in Mcp-Method and
+ * Mcp-Name: when the caller's scopes alone already refuse it (step-up), answer 403 without
+ * parsing the body. Unknown or hidden names go on to the usual checks (the body may disagree
+ * with the headers, which is its own error). True when answered (*rc). */
+static bool preauthorize(req_t *r, struct MHD_Connection *conn, enum MHD_Result *rc)
+{
+    const char *method = header(conn, "Mcp-Method"), *name = header(conn, "Mcp-Name");
+    bundle_t *b = r->w->bundle;
+    if (!method || !name || !auth_enabled(r->w->srv->auth))
+        return false;
+    size_t target;
+    if (strcmp(method, "tools/call") == 0) {
+        const tool_t *t = bundle_find(b, name);
+        if (!t)
+            return false;
+        target = bundle_index(b, t);
+    } else if (strcmp(method, "prompts/get") == 0) {
+        const prompt_t *p = bundle_find_prompt(b, name);
+        if (!p)
+            return false;
+        target = bundle_prompt_target(b, p);
+    } else {
+        return false; /* resources/read: the URI may need its template's variables */
+    }
+    policy_decision_t d;
+    if (policy_static(b->policies, target, r->caller, r->w->srv->cfg->dev, &d) !=
+        POLICY_CHALLENGE)
+        return false;
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "decision", "challenge",
+                            "reason", d.reason, "scopes", d.scopes,
+                            strcmp(method, "tools/call") == 0 ? "tool" : "prompt", name,
+                            "rule", d.rule, "bundle", (json_int_t)b->version,
+                            "before_body", 1);
+    if (rec && r->caller && r->caller->subject)
+        json_object_set_new(rec, "subject", json_string(r->caller->subject));
+    if (rec && r->caller && r->caller->client_id)
+        json_object_set_new(rec, "client_id", json_string(r->caller->client_id));
+    audit_record(r->w->audit, rec); /* decided from the headers: audited all the same */
+    free(r->challenge);
+    r->challenge = auth_scope_challenge(r->w->srv->auth, d.scopes);
+    *rc = fail(r, conn, MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST, "Forbidden: insufficient scope",
+               MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->challenge);
+    return true;
+}
+
 static json_t *discover(server_t *srv, json_t *id)
 {
     (void)srv;
@@ -899,6 +944,11 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
     if (problem && !maybe_modern && !(hv && hv[0] == 'v')) /* "v999": let the body say more */
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
 
+    if (maybe_modern) { /* the headers name what is called: decide before reading the body */
+        enum MHD_Result early;
+        if (preauthorize(r, conn, &early))
+            return early;
+    }
     json_error_t je;
     json_t *msg = json_loadb(r->body ? r->body : "", r->len,
                             JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);

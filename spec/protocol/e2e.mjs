@@ -17,6 +17,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { execFileSync } from 'node:child_process';
+
 import { luamcpBin, startBackend, startLuamcp, tmpDir } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -271,5 +273,43 @@ describe('resource subscriptions', () => {
     await sleep(200);
     assert.equal(events(streams[1].text()).length, 0);
     for (const s of streams) s.ctl.abort();
+  });
+});
+
+describe('2026-07-28: authorized from the headers before the body is read', () => {
+  let dev;
+  const token = (scope) => execFileSync(BIN, ['token', '--config', dev.conf, '--scope', scope], { encoding: 'utf8' }).trim().split('\n').pop();
+  before(async () => {
+    dev = await startLuamcp(BIN, TMP, 'dev', {
+      dev: true, stateless: true, scripts: path.join(HERE, '..', '..', 'scripts'),
+      policies: path.join(HERE, '..', '..', 'policies'), auth: { dev_key_file: path.join(TMP, 'dev-key.json') },
+    });
+  });
+  after(async () => { await dev?.stop(); });
+
+  const headers = (tok, name) => ({
+    authorization: `Bearer ${tok}`, 'content-type': 'application/json', accept: 'application/json',
+    'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': name,
+  });
+  const META = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+
+  it('a caller without the scope gets the 403 step-up challenge even for a body that is not JSON', async () => {
+    const r = await fetch(dev.url, { method: 'POST', headers: headers(token('profile'), 'echo'), body: 'not json at all' });
+    assert.equal(r.status, 403);
+    assert.match(r.headers.get('www-authenticate'), /error="insufficient_scope", scope="mcp:tools"/);
+    await dev.waitLog(/./); // stderr is read; the audit goes to stdout
+    for (let i = 0; i < 100 && !dev.out.includes('"before_body":true'); i++) await sleep(20);
+    const rec = dev.audit().find((a) => a.before_body);
+    assert.equal(rec.decision, 'challenge');
+    assert.equal(rec.tool, 'echo');
+  });
+
+  it('a caller with it is served, and the body must agree with the headers', async () => {
+    const tok = token('mcp:tools');
+    const ok = await (await fetch(dev.url, { method: 'POST', headers: headers(tok, 'echo'), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hi' }, _meta: META } }) })).json();
+    assert.deepEqual(ok.result, { content: [{ type: 'text', text: 'hi' }], resultType: 'complete' });
+    const r = await fetch(dev.url, { method: 'POST', headers: headers(tok, 'echo'), body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'hash', arguments: {}, _meta: META } }) });
+    assert.equal(r.status, 400);
+    assert.equal((await r.json()).error.code, -32020);
   });
 });
