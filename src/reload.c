@@ -54,7 +54,8 @@ struct reloader {
     char *last_error;
     time_t loaded_at;
     bool restart_needed;
-    unsigned char digest[32]; /* of the visible tool set: list_changed when it changes */
+    unsigned char digest[3][32]; /* of the tools, prompts and resources as listed, with what
+                                    guards them: list_changed of a kind when its one changes */
 };
 
 static long long now_ms_wall(void)
@@ -119,7 +120,9 @@ static void tree_digest(const config_t *c, bool with_scripts, unsigned char out[
 /* Digest of every tool's descriptor, how many rules cover it and what they need, and of the
  * policy files themselves: if it changes, a client may see a different list (a policy change
  * notifies even when it only changes who sees what). */
-static void bundle_digest(const bundle_t *b, const unsigned char policies[32],
+/* What clients see of one kind (0 tools, 1 prompts, 2 resources): each listed descriptor and
+ * the scopes that guard it. */
+static void bundle_digest(const bundle_t *b, const unsigned char policies[32], int kind,
                           unsigned char out[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -127,10 +130,16 @@ static void bundle_digest(const bundle_t *b, const unsigned char policies[32],
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     if (policies)
         EVP_DigestUpdate(md, policies, 32);
-    for (size_t i = 0; i < b->n_tools; i++) {
-        char *d = json_dumps(b->tools[i].descriptor, JSON_COMPACT | JSON_SORT_KEYS);
-        char *p = policy_describe_scopes(b->policies, i);
-        size_t rules = policy_rules_for(b->policies, i);
+    size_t n = kind == 0 ? b->n_tools : kind == 1 ? b->n_prompts : b->n_resources;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *desc = kind == 0 ? b->tools[i].descriptor
+                             : kind == 1 ? b->prompts[i].descriptor : b->resources[i].descriptor;
+        size_t target = kind == 0 ? i
+                        : kind == 1 ? bundle_prompt_target(b, &b->prompts[i])
+                                    : bundle_resource_target(b, &b->resources[i]);
+        char *d = json_dumps(desc, JSON_COMPACT | JSON_SORT_KEYS);
+        char *p = policy_describe_scopes(b->policies, target);
+        size_t rules = policy_rules_for(b->policies, target);
         EVP_DigestUpdate(md, &rules, sizeof rules);
         if (d)
             EVP_DigestUpdate(md, d, strlen(d));
@@ -206,8 +215,9 @@ bool reloader_reload(reloader_t *r, const char *why)
         return false;
     }
     unsigned long long version = atomic_fetch_add(&srv->version, 1) + 1;
-    unsigned char digest[32];
-    bundle_digest(fresh[0], policies, digest);
+    unsigned char digest[3][32];
+    for (int k = 0; k < 3; k++)
+        bundle_digest(fresh[0], policies, k, digest[k]);
     if (fresh[0]->warnings)
         log_warn("%s", fresh[0]->warnings);
     size_t n_tools = fresh[0]->n_tools, n_rules = policy_set_size(fresh[0]->policies);
@@ -223,7 +233,10 @@ bool reloader_reload(reloader_t *r, const char *why)
     auth_set_policy_scopes(srv->auth, scopes); /* metadata and challenges follow the policies */
     json_decref(scopes);
     pthread_mutex_lock(&r->mu);
-    bool changed = memcmp(digest, r->digest, sizeof digest) != 0;
+    bool kind_changed[3];
+    for (int k = 0; k < 3; k++)
+        kind_changed[k] = memcmp(digest[k], r->digest[k], 32) != 0;
+    bool changed = kind_changed[0];
     memcpy(r->digest, digest, sizeof digest);
     r->reloads++;
     r->loaded_at = time(NULL);
@@ -232,8 +245,13 @@ bool reloader_reload(reloader_t *r, const char *why)
     pthread_mutex_unlock(&r->mu);
     log_notice("reload (%s): version %llu, %zu tools, %zu policy rules%s", why, version, n_tools,
                n_rules, changed ? ", the tool list changed" : "");
-    if (changed)
-        http_broadcast(srv, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}");
+    static const char *const notes[3] = {
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/prompts/list_changed\"}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/list_changed\"}"};
+    for (int k = 0; k < 3; k++)
+        if (kind_changed[k])
+            http_broadcast(srv, notes[k]);
     return true;
 }
 
@@ -524,7 +542,8 @@ reloader_t *reloader_new(server_t *srv, char **err)
     r->loaded_at = time(NULL);
     unsigned char tree[32];
     tree_digest(srv->cfg, false, tree);
-    bundle_digest(srv->workers[0].bundle, tree, r->digest);
+    for (int k = 0; k < 3; k++)
+        bundle_digest(srv->workers[0].bundle, tree, k, r->digest[k]);
     r->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     r->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (r->wake < 0) {

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 
 import { luamcpBin, startBackend, startLuamcp, tmpDir } from '../lib/harness.mjs';
 
@@ -311,5 +312,34 @@ describe('2026-07-28: authorized from the headers before the body is read', () =
     const r = await fetch(dev.url, { method: 'POST', headers: headers(tok, 'echo'), body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'hash', arguments: {}, _meta: META } }) });
     assert.equal(r.status, 400);
     assert.equal((await r.json()).error.code, -32020);
+  });
+});
+
+describe('list_changed of each kind', () => {
+  it('adding a prompt says prompts/list_changed on the GET stream, and nothing about tools', async () => {
+    const dir = path.join(TMP, 'live');
+    mkdirSync(path.join(dir, 'scripts'), { recursive: true });
+    mkdirSync(path.join(dir, 'policies'), { recursive: true });
+    writeFileSync(path.join(dir, 'scripts', 'a.lua'), 'mcp.tool { name = "a", description = "a", inputSchema = { type = "object" }, handler = function() return "a" end }\n');
+    writeFileSync(path.join(dir, 'policies', 'open.lua'), 'mcp.policy { tool = "*", description = "t" }\nmcp.policy { prompt = "*", description = "t" }\n');
+    const live = await startLuamcp(BIN, TMP, 'live', { scripts: path.join(dir, 'scripts'), policies: path.join(dir, 'policies'), auth: { enabled: false } });
+    try {
+      const init = await fetch(live.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: VERSION, capabilities: {}, clientInfo: { name: 't', version: '1' } } }) });
+      const sid = init.headers.get('mcp-session-id');
+      const ctl = new AbortController();
+      const g = await fetch(live.url, { method: 'GET', signal: ctl.signal, headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': VERSION } });
+      const reader = g.body.getReader();
+      let text = '';
+      while (!text.includes('data:')) text += new TextDecoder().decode((await reader.read()).value);
+      writeFileSync(path.join(dir, 'scripts', 'p.lua'), 'mcp.prompt { name = "p", description = "p", handler = function() return "hi" end }\n');
+      while (!text.includes('list_changed')) text += new TextDecoder().decode((await reader.read()).value);
+      await live.waitLog(/reload \(.*\): version 2/);
+      await sleep(100);
+      const got = events(text).map((m) => m.method);
+      assert.deepEqual(got, ['notifications/prompts/list_changed']);
+      ctl.abort();
+    } finally {
+      await live.stop();
+    }
   });
 });
