@@ -507,7 +507,19 @@ static void free_req(req_t *r);
 
 static void modernize(json_t *resp, const char *method);
 
-static void finish_waiting(req_t *r, json_t *resp)
+/* Wakes r's connection if we parked it: its handler runs again (the worker runs MHD in this
+ * same loop turn). */
+static void resume_parked(req_t *r)
+{
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+    }
+}
+
+/* Ends r's waiting call with resp. On a stream, what it said so far goes out, then resp unless
+ * on_stream is false (a cancelled call answers nothing there), and the stream ends. */
+static void end_call(req_t *r, json_t *resp, bool on_stream)
 {
     if (resp && r->modern)
         modernize(resp, r->method);
@@ -515,12 +527,14 @@ static void finish_waiting(req_t *r, json_t *resp)
     r->pending = NULL;
     forget_ask(r);
     unlink_waiter(&r->w->tool_waiters, r);
-    if (r->chan) { /* the answer goes out on the stream, which then ends */
-        emit_all(r, r->async_notes);
+    if (r->chan) {
+        if (on_stream) {
+            emit_all(r, r->async_notes);
+            if (resp)
+                emit(r, resp);
+        }
         json_decref(r->async_notes);
         r->async_notes = NULL;
-        if (resp)
-            emit(r, resp);
         json_decref(resp);
         sse_chan_finish(r->chan);
         if (r->orphan) /* nobody's connection: the channel keeps it for a resume */
@@ -528,10 +542,26 @@ static void finish_waiting(req_t *r, json_t *resp)
         return;
     }
     r->async_resp = resp;
-    if (r->suspended) {
-        r->suspended = false;
-        MHD_resume_connection(r->conn); /* the worker runs MHD in this same loop turn */
+    resume_parked(r);
+}
+
+static void finish_waiting(req_t *r, json_t *resp)
+{
+    end_call(r, resp, true);
+}
+
+/* A step of a waiting call has ended (worker thread): what it said goes out now on a stream or
+ * is kept for the answer; resp, when the call is done. */
+static void step_done(req_t *r, json_t *resp, json_t *notes)
+{
+    if (r->chan) { /* streaming already: progress and logs go out as they come */
+        emit_all(r, notes);
+        json_decref(notes);
+    } else {
+        keep_notes(r, notes);
     }
+    if (resp)
+        finish_waiting(r, resp);
 }
 
 /* ctx.sample / ctx.elicit (worker thread, while the call's Lua runs): the request gets an id,
@@ -547,10 +577,8 @@ static int req_ask(void *arg, json_t *request)
     snprintf(r->ask_id, sizeof r->ask_id, "%s", id);
     json_object_set_new(request, "id", json_string(id));
     emit(r, request);
-    if (r->suspended && !r->chan) {
-        r->suspended = false;
-        MHD_resume_connection(r->conn); /* its handler starts the stream */
-    }
+    if (!r->chan)
+        resume_parked(r); /* its handler starts the stream */
     return 0;
 }
 
@@ -563,10 +591,8 @@ static void req_detach(void *arg)
     r->detach = true;
     if (r->chan)
         sse_chan_detach_writer(r->chan);
-    else if (r->suspended) {
-        r->suspended = false;
-        MHD_resume_connection(r->conn); /* its handler starts (and at once ends) the stream */
-    }
+    else
+        resume_parked(r); /* its handler starts (and at once ends) the stream */
 }
 
 static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn);
@@ -631,23 +657,7 @@ static void route_cancel(req_t *from, json_t *params)
  * stream just ends (no response, as the specification asks), a JSON answer says so. */
 static void cancel_request(req_t *r)
 {
-    json_t *resp = rpc_pending_error(r->pending, -32800, "Request cancelled");
-    rpc_pending_free(r->pending);
-    r->pending = NULL;
-    forget_ask(r);
-    unlink_waiter(&r->w->tool_waiters, r);
-    if (r->chan) {
-        json_decref(resp);
-        sse_chan_finish(r->chan);
-        if (r->orphan)
-            free_req(r);
-        return;
-    }
-    r->async_resp = resp;
-    if (r->suspended) {
-        r->suspended = false;
-        MHD_resume_connection(r->conn);
-    }
+    end_call(r, rpc_pending_error(r->pending, -32800, "Request cancelled"), false);
 }
 
 /* The call of a waiting request goes on with what it waited for from the client. */
@@ -656,14 +666,7 @@ static void deliver(req_t *r, json_t *answer)
     r->ask_id[0] = '\0'; /* already out of the table */
     json_t *notes = NULL;
     json_t *resp = rpc_pending_answer(r->pending, answer, &notes);
-    if (r->chan) {
-        emit_all(r, notes);
-        json_decref(notes);
-    } else {
-        keep_notes(r, notes);
-    }
-    if (resp)
-        finish_waiting(r, resp);
+    step_done(r, resp, notes);
 }
 
 /* Worker thread: answers that arrived for this worker's calls, and calls whose client did
@@ -709,14 +712,7 @@ static void tool_wake(void *arg)
     req_t *r = arg;
     json_t *notes = NULL;
     json_t *resp = rpc_pending_resume(r->pending, &notes);
-    if (r->chan) { /* streaming already: progress and logs go out as they come */
-        emit_all(r, notes);
-        json_decref(notes);
-    } else {
-        keep_notes(r, notes);
-    }
-    if (resp)
-        finish_waiting(r, resp);
+    step_done(r, resp, notes);
 }
 
 void http_abort_waiting(worker_t *w)

@@ -133,35 +133,19 @@ static size_t visible_tools(const rpc_env_t *env, size_t *out)
     return n;
 }
 
+static json_t *paginate(rpc_env_t *env, const rpc_msg_t *m, json_t *all, const char *key);
+
 static json_t *m_tools_list(rpc_env_t *env, const rpc_msg_t *m)
 {
     size_t *visible = malloc((env->bundle->n_tools + 1) * sizeof *visible);
     if (!visible)
         return rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
-    size_t offset = 0, n = visible_tools(env, visible), page = (size_t)env->cfg->page_size;
-    json_t *cursor = json_object_get(m->params, "cursor");
-    if (cursor && !json_is_null(cursor)) {
-        const char *c = json_string_value(cursor);
-        char *end = NULL;
-        unsigned long long v = c && c[0] >= '0' && c[0] <= '9' ? strtoull(c, &end, 10) : 0;
-        if (!c || !end || *end || v == 0 || v >= n) {
-            free(visible);
-            return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: invalid cursor");
-        }
-        offset = (size_t)v;
-    }
-    json_t *tools = json_array();
-    size_t stop = offset + page < n ? offset + page : n;
-    for (size_t i = offset; i < stop; i++)
-        json_array_append(tools, env->bundle->tools[visible[i]].descriptor);
+    size_t n = visible_tools(env, visible);
+    json_t *all = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append(all, env->bundle->tools[visible[i]].descriptor);
     free(visible);
-    json_t *result = json_pack("{so}", "tools", tools);
-    if (stop < n) {
-        char next[32];
-        snprintf(next, sizeof next, "%zu", stop);
-        json_object_set_new(result, "nextCursor", json_string(next));
-    }
-    return rpc_result(m->id, result);
+    return paginate(env, m, all, "tools");
 }
 
 static double wall_now(void)

@@ -457,15 +457,15 @@ vm_status_t vm_resume(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg,
     return vm_resume_budget(vm, co, nargs, nres, msg, trace, NULL);
 }
 
-vm_status_t vm_resume_budget(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg,
-                             char **trace, vm_budget_t *b)
+/* Runs co under the budget (resumed, or its top function called protected) and says how it
+ * ended; on failure the error value is left on co's stack. */
+static vm_status_t run(vm_t *vm, lua_State *co, int nargs, int *nres, bool resume, char **msg,
+                       vm_budget_t *b)
 {
     *msg = NULL;
-    if (trace)
-        *trace = NULL;
     arm_budget(vm, co, b);
     long long t0 = now_ns();
-    int rc = lua_resume(co, vm->L, nargs, nres);
+    int rc = resume ? lua_resume(co, vm->L, nargs, nres) : lua_pcall(co, nargs, 0, 0);
     lua_sethook(co, NULL, 0, 0);
     if (b) {
         b->instructions = vm->instr_used;
@@ -491,41 +491,29 @@ vm_status_t vm_resume_budget(vm_t *vm, lua_State *co, int nargs, int *nres, char
         return VM_NOMEM;
     }
     *msg = dup_msg(co);
-    if (trace) {
+    return VM_ERROR;
+}
+
+vm_status_t vm_resume_budget(vm_t *vm, lua_State *co, int nargs, int *nres, char **msg,
+                             char **trace, vm_budget_t *b)
+{
+    if (trace)
+        *trace = NULL;
+    vm_status_t st = run(vm, co, nargs, nres, true, msg, b);
+    if (st == VM_ERROR && trace) {
         luaL_traceback(vm->L, co, *msg, 0);
         *trace = strdup(lua_tostring(vm->L, -1));
         lua_pop(vm->L, 1);
     }
-    return VM_ERROR;
+    return st;
 }
 
 vm_status_t vm_pcall(vm_t *vm, lua_State *co, int nargs, char **msg, vm_budget_t *b)
 {
-    *msg = NULL;
-    arm_budget(vm, co, b);
-    long long t0 = now_ns();
-    int rc = lua_pcall(co, nargs, 0, 0);
-    lua_sethook(co, NULL, 0, 0);
-    if (b) {
-        b->instructions = vm->instr_used;
-        b->cpu_ns += now_ns() - t0;
-    }
-    if (rc == LUA_OK)
-        return VM_OK;
-    if (vm->budget_hit) {
-        *msg = strdup("exceeded its budget");
-        lua_pop(co, 1);
-        return VM_TIMEOUT;
-    }
-    if (rc == LUA_ERRMEM || vm->mem_hit) {
-        *msg = strdup("ran out of memory");
-        lua_pop(co, 1);
-        lua_gc(vm->L, LUA_GCCOLLECT, 0);
-        return VM_NOMEM;
-    }
-    *msg = dup_msg(co);
-    lua_pop(co, 1);
-    return VM_ERROR;
+    vm_status_t st = run(vm, co, nargs, NULL, false, msg, b);
+    if (st != VM_OK)
+        lua_pop(co, 1); /* the error value */
+    return st;
 }
 
 int vm_load_file(vm_t *vm, const char *path, vm_phase_t phase, char **err)
