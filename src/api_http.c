@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "luamcp/conv.h"
+#include "luamcp/decl.h"
 #include "luamcp/fetch.h"
 #include "luamcp/secret.h"
 #include "luamcp/tool.h"
@@ -177,17 +178,10 @@ static long opt_int_field(lua_State *L, int idx, const char *k, long lo, long hi
 
 static void check_fields(lua_State *L, int idx)
 {
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        bool ok = false;
-        for (int i = 0; k && FIELDS[i] && !ok; i++)
-            ok = strcmp(k, FIELDS[i]) == 0;
-        if (!ok)
-            luaL_error(L, "mcp.http: unknown field '%s' (method, url, query, headers, body, "
-                          "json, form, bearer, timeout_ms, max_bytes)", k ? k : "?");
-    }
+    const char *k = decl_unknown_key(L, idx, FIELDS);
+    if (k)
+        luaL_error(L, "mcp.http: unknown field '%s' (method, url, query, headers, body, json, "
+                      "form, bearer, timeout_ms, max_bytes)", k);
 }
 
 static void set_body(lua_State *L, fetch_t *f, const char *s, size_t n)

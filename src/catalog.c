@@ -8,86 +8,21 @@
 
 #include "luamcp/api.h"
 #include "luamcp/conv.h"
+#include "luamcp/decl.h"
 #include "luamcp/log.h"
 
 #define MAX_URI 2048
-
-__attribute__((format(printf, 1, 2)))
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s) {
-        va_start(ap, f);
-        vsnprintf(s, (size_t)n + 1, f, ap);
-        va_end(ap);
-    }
-    return s;
-}
 
 /* ---- declarations --------------------------------------------------------------------------- */
 
 static int check_keys(lua_State *L, int idx, const char *const *known, const char *list,
                       char **err)
 {
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        bool ok = false;
-        for (int i = 0; k && known[i] && !ok; i++)
-            ok = strcmp(k, known[i]) == 0;
-        if (!ok) {
-            *err = k ? fmt("unknown field '%.60s' (fields: %s)", k, list)
-                     : fmt("fields must have string names");
-            lua_pop(L, 1);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Copies string field key into desc (as jkey); required or optional. */
-static int string_field(lua_State *L, int idx, const char *key, const char *jkey, bool required,
-                        json_t *desc, char **err)
-{
-    int t = lua_getfield(L, idx, key);
-    int rc = 0;
-    if (t == LUA_TSTRING) {
-        json_t *s = json_string(lua_tostring(L, -1));
-        if (!s || (required && !*lua_tostring(L, -1))) {
-            json_decref(s);
-            *err = fmt("'%s' must be a non-empty UTF-8 string", key);
-            rc = -1;
-        } else {
-            json_object_set_new(desc, jkey, s);
-        }
-    } else if (t != LUA_TNIL || required) {
-        *err = fmt("'%s' must be a string", key);
-        rc = -1;
-    }
-    lua_pop(L, 1);
-    return rc;
-}
-
-static int json_field(lua_State *L, int idx, const char *key, json_t *desc, char **err)
-{
-    if (lua_getfield(L, idx, key) == LUA_TNIL)
-        return lua_pop(L, 1), 0;
-    char *why = NULL;
-    json_t *v = lua_istable(L, -1) ? conv_to_json(L, -1, &why) : NULL;
-    lua_pop(L, 1);
-    if (!v) {
-        *err = fmt("'%s' must be a table convertible to JSON%s%s", key, why ? ": " : "",
-                   why ? why : "");
-        free(why);
-        return -1;
-    }
-    json_object_set_new(desc, key, v);
-    return 0;
+    const char *k = decl_unknown_key(L, idx, known);
+    if (!k)
+        return 0;
+    *err = decl_fmt("unknown field '%.60s' (fields: %s)", k, list);
+    return -1;
 }
 
 static int function_field(lua_State *L, int idx, const char *key, bool required, char **err)
@@ -96,7 +31,7 @@ static int function_field(lua_State *L, int idx, const char *key, bool required,
     lua_pop(L, 1);
     if (t == LUA_TFUNCTION || (t == LUA_TNIL && !required))
         return 0;
-    *err = fmt("'%s' must be a function(args, ctx)", key);
+    *err = decl_fmt("'%s' must be a function(args, ctx)", key);
     return -1;
 }
 
@@ -119,9 +54,9 @@ static int prompt_arguments(lua_State *L, int idx, json_t *desc, char **err)
         static const char *const known[] = {"name", "title", "description", "required", NULL};
         bool bad = !lua_istable(L, a) ||
                    check_keys(L, a, known, "name, title, description, required", err) ||
-                   string_field(L, a, "name", "name", true, arg, err) ||
-                   string_field(L, a, "title", "title", false, arg, err) ||
-                   string_field(L, a, "description", "description", false, arg, err);
+                   decl_string_field(L, a, "name", true, arg, err) ||
+                   decl_string_field(L, a, "title", false, arg, err) ||
+                   decl_string_field(L, a, "description", false, arg, err);
         if (!bad) {
             int t = lua_getfield(L, a, "required");
             if (t == LUA_TBOOLEAN)
@@ -134,14 +69,14 @@ static int prompt_arguments(lua_State *L, int idx, json_t *desc, char **err)
         for (size_t k = 0; !bad && k < json_array_size(list); k++)
             if (json_equal(json_object_get(json_array_get(list, k), "name"),
                            json_object_get(arg, "name"))) {
-                *err = fmt("argument '%s' is declared twice",
+                *err = decl_fmt("argument '%s' is declared twice",
                            json_string_value(json_object_get(arg, "name")));
                 bad = true;
             }
         lua_pop(L, 1);
         if (bad) {
             if (!*err)
-                *err = fmt("arguments[%zu] must be a table with a 'name'", i);
+                *err = decl_fmt("arguments[%zu] must be a table with a 'name'", i);
             json_decref(arg);
             goto done;
         }
@@ -168,18 +103,18 @@ int prompt_from_def(lua_State *L, int idx, prompt_t *out, char **err)
     if (!out->descriptor ||
         check_keys(L, idx, known, "name, title, description, arguments, handler, complete, "
                                   "icons, _meta", err) ||
-        string_field(L, idx, "name", "name", true, out->descriptor, err))
+        decl_string_field(L, idx, "name", true, out->descriptor, err))
         goto fail;
     out->name = strdup(json_string_value(json_object_get(out->descriptor, "name")));
     if (!tool_name_valid(out->name)) {
-        *err = fmt("invalid prompt name '%.200s': use 1 to 128 of A-Z a-z 0-9 _ - .", out->name);
+        *err = decl_fmt("invalid prompt name '%.200s': use 1 to 128 of A-Z a-z 0-9 _ - .", out->name);
         goto fail;
     }
-    if (string_field(L, idx, "title", "title", false, out->descriptor, err) ||
-        string_field(L, idx, "description", "description", true, out->descriptor, err) ||
+    if (decl_string_field(L, idx, "title", false, out->descriptor, err) ||
+        decl_string_field(L, idx, "description", true, out->descriptor, err) ||
         prompt_arguments(L, idx, out->descriptor, err) ||
-        json_field(L, idx, "icons", out->descriptor, err) ||
-        json_field(L, idx, "_meta", out->descriptor, err) ||
+        decl_json_field(L, idx, "icons", out->descriptor, err) ||
+        decl_json_field(L, idx, "_meta", out->descriptor, err) ||
         function_field(L, idx, "handler", true, err) ||
         function_field(L, idx, "complete", false, err))
         goto fail;
@@ -188,7 +123,7 @@ fail:
     if (!*err)
         *err = strdup("out of memory");
     if (out->name) {
-        char *m = fmt("prompt '%s': %s", out->name, *err);
+        char *m = decl_fmt("prompt '%s': %s", out->name, *err);
         free(*err);
         *err = m;
     }
@@ -242,16 +177,16 @@ int resource_from_def(lua_State *L, int idx, bool is_template, resource_t *out, 
                                : "uri, name, title, description, mimeType, size, annotations, "
                                  "handler, icons, _meta",
                    err) ||
-        string_field(L, idx, ukey, ukey, true, out->descriptor, err))
+        decl_string_field(L, idx, ukey, true, out->descriptor, err))
         goto fail;
     const char *u = json_string_value(json_object_get(out->descriptor, ukey));
     if (strlen(u) > MAX_URI || !strchr(u, ':') || strpbrk(u, " \t\r\n")) {
-        *err = fmt("'%s' must be an absolute URI (scheme:...) of at most %d bytes", ukey,
+        *err = decl_fmt("'%s' must be an absolute URI (scheme:...) of at most %d bytes", ukey,
                    MAX_URI);
         goto fail;
     }
     if (is_template && !template_valid(u)) {
-        *err = fmt("'uriTemplate' %.200s is not a template of {name} or {+name} variables "
+        *err = decl_fmt("'uriTemplate' %.200s is not a template of {name} or {+name} variables "
                    "(at most %d, never two in a row)", u, CATALOG_MAX_VARS);
         goto fail;
     }
@@ -262,13 +197,13 @@ int resource_from_def(lua_State *L, int idx, bool is_template, resource_t *out, 
     }
     *(is_template ? &out->uri_template : &out->uri) = strdup(u);
     out->key = is_template ? out->uri_template : out->uri;
-    if (string_field(L, idx, "name", "name", true, out->descriptor, err) ||
-        string_field(L, idx, "title", "title", false, out->descriptor, err) ||
-        string_field(L, idx, "description", "description", false, out->descriptor, err) ||
-        string_field(L, idx, "mimeType", "mimeType", false, out->descriptor, err) ||
-        json_field(L, idx, "annotations", out->descriptor, err) ||
-        json_field(L, idx, "icons", out->descriptor, err) ||
-        json_field(L, idx, "_meta", out->descriptor, err) ||
+    if (decl_string_field(L, idx, "name", true, out->descriptor, err) ||
+        decl_string_field(L, idx, "title", false, out->descriptor, err) ||
+        decl_string_field(L, idx, "description", false, out->descriptor, err) ||
+        decl_string_field(L, idx, "mimeType", false, out->descriptor, err) ||
+        decl_json_field(L, idx, "annotations", out->descriptor, err) ||
+        decl_json_field(L, idx, "icons", out->descriptor, err) ||
+        decl_json_field(L, idx, "_meta", out->descriptor, err) ||
         function_field(L, idx, "handler", true, err) ||
         (is_template && function_field(L, idx, "complete", false, err)))
         goto fail;
@@ -292,7 +227,7 @@ fail:
     if (!*err)
         *err = strdup("out of memory");
     if (out->key) {
-        char *m = fmt("resource '%s': %s", out->key, *err);
+        char *m = decl_fmt("resource '%s': %s", out->key, *err);
         free(*err);
         *err = m;
     }

@@ -17,6 +17,7 @@
 #include "luamcp/auth.h"
 #include "luamcp/config.h"
 #include "luamcp/conv.h"
+#include "luamcp/decl.h"
 #include "luamcp/log.h"
 #include "luamcp/policy.h"
 #include "luamcp/vm.h"
@@ -323,17 +324,10 @@ static auth_caller_t *to_caller(lua_State *L, int idx)
     idx = lua_absindex(L, idx);
     static const char *const known[] = {"subject", "client_id", "issuer", "expires_at",
                                         "scopes", "claims", NULL};
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        bool ok = false;
-        for (int i = 0; k && known[i] && !ok; i++)
-            ok = strcmp(k, known[i]) == 0;
-        if (!ok)
-            luaL_error(L, "caller: unknown field '%s' (fields: subject, client_id, issuer, "
-                          "expires_at, scopes, claims)", k ? k : "?");
-    }
+    const char *unknown = decl_unknown_key(L, idx, known);
+    if (unknown)
+        luaL_error(L, "caller: unknown field '%s' (fields: subject, client_id, issuer, "
+                      "expires_at, scopes, claims)", unknown);
     const char *subject = field_string(L, idx, "subject");
     const char *client_id = field_string(L, idx, "client_id");
     const char *issuer = field_string(L, idx, "issuer");

@@ -1,4 +1,5 @@
 #include "luamcp/policy.h"
+#include "luamcp/decl.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
@@ -199,24 +200,13 @@ static int check_keys(lua_State *L, int idx, char **err)
                                         "resources", "scopes", "any_scopes", "issuers",
                                         "client_ids", "claims", "check", "log_args",
                                         "description", NULL};
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        bool ok = false;
-        for (int i = 0; k && known[i] && !ok; i++)
-            ok = strcmp(k, known[i]) == 0;
-        if (!ok) {
-            *err = malloc(260);
-            if (*err)
-                snprintf(*err, 260, "unknown field '%.40s' (fields: tool or tools, scopes, "
-                         "any_scopes, issuers, client_ids, claims, check, log_args, description; "
-                         "prompt(s) and resource(s) for those)", k ? k : "?");
-            lua_pop(L, 1);
-            return -1;
-        }
-    }
-    return 0;
+    const char *k = decl_unknown_key(L, idx, known);
+    if (!k)
+        return 0;
+    *err = decl_fmt("unknown field '%.40s' (fields: tool or tools, scopes, any_scopes, issuers, "
+                    "client_ids, claims, check, log_args, description; prompt(s) and "
+                    "resource(s) for those)", k);
+    return -1;
 }
 
 int policy_rule_from_def(lua_State *L, int idx, const char *file, int line,

@@ -15,6 +15,7 @@
 #include "luamcp/api.h"
 #include "api_http.h"
 #include "luamcp/conv.h"
+#include "luamcp/decl.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
 #include "luamcp/session.h"
@@ -36,21 +37,6 @@ bool tool_name_valid(const char *name)
     return true;
 }
 
-__attribute__((format(printf, 1, 2)))
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s) {
-        va_start(ap, f);
-        vsnprintf(s, (size_t)n + 1, f, ap);
-        va_end(ap);
-    }
-    return s;
-}
 
 /* Converts field `key` of the table at idx (an object schema) and compiles it. */
 static int schema_field(lua_State *L, int idx, const char *key, json_t *desc, schema_t **out,
@@ -61,22 +47,22 @@ static int schema_field(lua_State *L, int idx, const char *key, json_t *desc, sc
     json_t *js = NULL;
     lua_getfield(L, idx, key);
     if (!lua_istable(L, -1)) {
-        *err = fmt("'%s' must be a table (a JSON Schema object)", key);
+        *err = decl_fmt("'%s' must be a table (a JSON Schema object)", key);
         goto done;
     }
     js = conv_to_json(L, -1, &why);
     if (!js) {
-        *err = fmt("'%s': %s", key, why);
+        *err = decl_fmt("'%s': %s", key, why);
         goto done;
     }
     json_t *type = json_object_get(js, "type");
     if (!json_is_object(js) || !json_is_string(type) || strcmp(json_string_value(type), "object")) {
-        *err = fmt("'%s' must have type = \"object\"", key);
+        *err = decl_fmt("'%s' must have type = \"object\"", key);
         goto done;
     }
     *out = schema_compile(js, &why);
     if (!*out) {
-        *err = fmt("'%s': %s", key, why);
+        *err = decl_fmt("'%s': %s", key, why);
         goto done;
     }
     json_object_set_new(desc, key, js);
@@ -89,71 +75,18 @@ done:
     return rc;
 }
 
-static int string_field(lua_State *L, int idx, const char *key, bool required, json_t *desc,
-                        char **err)
-{
-    int t = lua_getfield(L, idx, key);
-    int rc = 0;
-    if (t == LUA_TSTRING) {
-        json_t *s = json_string(lua_tostring(L, -1));
-        if (!s) {
-            *err = fmt("'%s' is not valid UTF-8", key);
-            rc = -1;
-        } else {
-            json_object_set_new(desc, key, s);
-        }
-    } else if (t != LUA_TNIL || required) {
-        *err = fmt("'%s' must be a string", key);
-        rc = -1;
-    }
-    lua_pop(L, 1);
-    return rc;
-}
-
 static int check_keys(lua_State *L, int idx, char **err)
 {
     static const char *const known[] = {"name", "title", "description", "inputSchema",
                                         "outputSchema", "annotations", "handler", "icons",
                                         "_meta", "egress", "credentials", "requires", NULL};
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            lua_pop(L, 1);
-            *err = strdup("tool fields must have string names");
-            return -1;
-        }
-        const char *k = lua_tostring(L, -1);
-        bool ok = false;
-        for (int i = 0; known[i] && !ok; i++)
-            ok = strcmp(k, known[i]) == 0;
-        if (!ok) {
-            *err = fmt("unknown field '%s' (fields: name, title, description, inputSchema, "
-                       "outputSchema, annotations, handler, icons, _meta, egress, "
-                       "credentials, requires)", k);
-            lua_pop(L, 1);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Plain tables converted as they are (annotations, icons, _meta). */
-static int json_field(lua_State *L, int idx, const char *key, json_t *desc, char **err)
-{
-    if (lua_getfield(L, idx, key) == LUA_TNIL)
-        return lua_pop(L, 1), 0;
-    char *why = NULL;
-    json_t *v = lua_istable(L, -1) ? conv_to_json(L, -1, &why) : NULL;
-    lua_pop(L, 1);
-    if (!v) {
-        *err = fmt("'%s' must be a table convertible to JSON%s%s", key, why ? ": " : "",
-                   why ? why : "");
-        free(why);
-        return -1;
-    }
-    json_object_set_new(desc, key, v);
-    return 0;
+    const char *k = decl_unknown_key(L, idx, known);
+    if (!k)
+        return 0;
+    *err = decl_fmt("unknown field '%.60s' (fields: name, title, description, inputSchema, "
+               "outputSchema, annotations, handler, icons, _meta, egress, credentials, "
+               "requires)", k);
+    return -1;
 }
 
 /* A list of strings (field key) into a NULL-ended array. */
@@ -164,7 +97,7 @@ static int list_field(lua_State *L, int idx, const char *key, char ***out, size_
     size_t len = lua_istable(L, -1) ? (size_t)lua_rawlen(L, -1) : 0;
     if (!len || len > 64) {
         lua_pop(L, 1);
-        *err = fmt("'%s' must be a list of 1 to 64 strings", key);
+        *err = decl_fmt("'%s' must be a list of 1 to 64 strings", key);
         return -1;
     }
     *out = calloc(len + 1, sizeof **out);
@@ -177,7 +110,7 @@ static int list_field(lua_State *L, int idx, const char *key, char ***out, size_
         const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         if (!v || !*v || strlen(v) > 255) {
             lua_pop(L, 2);
-            *err = fmt("'%s' entry %zu must be a non-empty string", key, i + 1);
+            *err = decl_fmt("'%s' entry %zu must be a non-empty string", key, i + 1);
             return -1;
         }
         (*out)[(*n)++] = strdup(v);
@@ -203,7 +136,7 @@ static int check_credentials(tool_t *t, char **err)
         json_t *p = json_object_get(props, t->credentials[i]);
         json_t *type = json_object_get(p, "type");
         if (!json_is_string(type) || strcmp(json_string_value(type), "string") != 0) {
-            *err = fmt("credential '%s' must be a property of inputSchema with type = "
+            *err = decl_fmt("credential '%s' must be a property of inputSchema with type = "
                        "\"string\"", t->credentials[i]);
             return -1;
         }
@@ -230,7 +163,7 @@ static int requires_field(lua_State *L, int idx, tool_t *t, char **err)
         else if (strcmp(v[i], "elicitation") == 0)
             t->requires_caps |= SESSION_CAP_ELICITATION;
         else if (!rc) {
-            *err = fmt("'requires' names sampling or elicitation, not '%.60s'", v[i]);
+            *err = decl_fmt("'requires' names sampling or elicitation, not '%.60s'", v[i]);
             rc = -1;
         }
     }
@@ -258,13 +191,13 @@ int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
     out->name = strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
     if (!tool_name_valid(out->name)) {
-        *err = fmt("invalid tool name '%.200s': use 1 to 128 of A-Z a-z 0-9 _ - .",
+        *err = decl_fmt("invalid tool name '%.200s': use 1 to 128 of A-Z a-z 0-9 _ - .",
                    out->name);
         goto fail;
     }
     json_object_set_new(out->descriptor, "name", json_string(out->name));
-    if (string_field(L, idx, "title", false, out->descriptor, err) ||
-        string_field(L, idx, "description", true, out->descriptor, err) ||
+    if (decl_string_field(L, idx, "title", false, out->descriptor, err) ||
+        decl_string_field(L, idx, "description", true, out->descriptor, err) ||
         schema_field(L, idx, "inputSchema", out->descriptor, &out->input, err))
         goto fail;
     lua_getfield(L, idx, "outputSchema");
@@ -272,9 +205,9 @@ int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
     lua_pop(L, 1);
     if (has_output && schema_field(L, idx, "outputSchema", out->descriptor, &out->output, err))
         goto fail;
-    if (json_field(L, idx, "annotations", out->descriptor, err) ||
-        json_field(L, idx, "icons", out->descriptor, err) ||
-        json_field(L, idx, "_meta", out->descriptor, err) ||
+    if (decl_json_field(L, idx, "annotations", out->descriptor, err) ||
+        decl_json_field(L, idx, "icons", out->descriptor, err) ||
+        decl_json_field(L, idx, "_meta", out->descriptor, err) ||
         list_field(L, idx, "egress", &out->egress, &out->n_egress, err) ||
         list_field(L, idx, "credentials", &out->credentials, &out->n_credentials, err) ||
         check_credentials(out, err) || requires_field(L, idx, out, err))
@@ -290,7 +223,7 @@ fail:
     if (!*err)
         *err = strdup("out of memory");
     if (out->name && strncmp(*err, "invalid tool name", 17) != 0) {
-        char *m = fmt("tool '%s': %s", out->name, *err);
+        char *m = decl_fmt("tool '%s': %s", out->name, *err);
         free(*err);
         *err = m;
     }
@@ -1001,7 +934,7 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
     case LUA_TTABLE:
         break;
     default:
-        return convert_failed(t, fmt("handler returned a %s", luaL_typename(co, base)));
+        return convert_failed(t, decl_fmt("handler returned a %s", luaL_typename(co, base)));
     }
     if (has_mt(co, base, API_RESULT_MT))
         return result_table(co, base, t);
