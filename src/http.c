@@ -347,14 +347,15 @@ static void owner_of(const req_t *r, unsigned char out[SESSION_OWNER_LEN])
         memset(out, 0, SESSION_OWNER_LEN);
 }
 
-/* Session rules for a non-initialize message. NULL when fine (and *version set), else the
- * answer has been queued and its result is in *rc. */
-static bool session_check(req_t *r, struct MHD_Connection *conn, const char **version,
+/* Session rules for a non-initialize message. True when fine (*info: the session's state, or
+ * for a stateless server the header's version and nothing else), else the answer has been
+ * queued and its result is in *rc. */
+static bool session_check(req_t *r, struct MHD_Connection *conn, session_info_t *info,
                           enum MHD_Result *rc)
 {
     const config_t *c = r->w->srv->cfg;
     const char *hv = header(conn, "MCP-Protocol-Version");
-    *version = hv ? rpc_version_supported(hv) : RPC_DEFAULT_VERSION;
+    *info = (session_info_t){hv ? rpc_version_supported(hv) : RPC_DEFAULT_VERSION, -1, 0};
     if (c->stateless)
         return true;
     const char *sid = header(conn, "Mcp-Session-Id");
@@ -363,18 +364,16 @@ static bool session_check(req_t *r, struct MHD_Connection *conn, const char **ve
                    "Bad Request: Mcp-Session-Id header is required", NULL, NULL);
         return false;
     }
-    const char *sv = NULL;
     unsigned char owner[SESSION_OWNER_LEN];
     owner_of(r, owner);
-    if (!session_touch(r->w->srv->sessions, sid, owner, &sv)) {
+    if (!session_touch(r->w->srv->sessions, sid, owner, info)) {
         *rc = fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found", NULL,
                    NULL);
         return false;
     }
     /* A supported version other than the session's is accepted: the client SHOULD send the
      * negotiated one, and only an unsupported one MUST be refused (version_problem did). The
-     * session's version governs the answer. */
-    *version = sv;
+     * session's version governs the answer (info has it). */
     return true;
 }
 
@@ -969,13 +968,13 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
     bool init = !mod.on && m.kind == RPC_REQUEST && strcmp(m.method, "initialize") == 0;
     if (!srv->cfg->stateless && !init && !mod.on && header(conn, "Mcp-Session-Id"))
         snprintf(r->sid, sizeof r->sid, "%s", header(conn, "Mcp-Session-Id"));
-    const char *version = NULL;
+    session_info_t sess = {NULL, -1, 0};
     if (init && !srv->cfg->stateless && header(conn, "Mcp-Session-Id")) {
         rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
                   "Invalid Request: session already initialized", NULL, NULL);
         goto done;
     }
-    if (!init && !mod.on && !session_check(r, conn, &version, &rc))
+    if (!init && !mod.on && !session_check(r, conn, &sess, &rc))
         goto done;
     if (m.kind == RPC_RESPONSE && !route_answer(r, msg)) {
         rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
@@ -1000,8 +999,9 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                      .session_id = srv->cfg->stateless || init || mod.on
                                        ? NULL : header(conn, "Mcp-Session-Id"),
                      .progress_ok = (accept & ACCEPT_SSE) != 0,
-                     .modern = mod.on, .modern_caps = mod.caps,
-                     .modern_log_level = mod.log_level};
+                     .modern = mod.on,
+                     .peer_caps = mod.on ? mod.caps : sess.client_caps,
+                     .peer_log_level = mod.on ? mod.log_level : sess.log_level};
     if (mod.on) {
         r->modern = true;
         snprintf(r->method, sizeof r->method, "%s", m.method);
@@ -1103,9 +1103,9 @@ static enum MHD_Result mcp_get(req_t *r, struct MHD_Connection *conn)
     const char *problem = version_problem(header(conn, "MCP-Protocol-Version"), buf, sizeof buf);
     if (problem)
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
-    const char *version;
+    session_info_t sess;
     enum MHD_Result rc;
-    if (!session_check(r, conn, &version, &rc))
+    if (!session_check(r, conn, &sess, &rc))
         return rc;
     return open_stream(r, conn, header(conn, "Mcp-Session-Id"));
 }

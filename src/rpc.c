@@ -341,11 +341,7 @@ static json_t *masked_args(const tool_t *t, json_t *args)
 
 static int session_level(const rpc_env_t *env)
 {
-    if (env->modern)
-        return env->progress_ok ? env->modern_log_level : -1;
-    return env->progress_ok && env->sessions && env->session_id
-               ? session_log_level(env->sessions, env->session_id)
-               : -1;
+    return env->progress_ok ? env->peer_log_level : -1; /* notifications need SSE */
 }
 
 /* A call about to start, holding what must outlive the request's message. */
@@ -371,9 +367,7 @@ static rpc_pending_t *new_pending(rpc_env_t *env, const rpc_msg_t *m, json_t *to
         .ask = env->progress_ok ? env->ask : NULL, /* requests need the POST's SSE stream */
         .ask_arg = env->ask_arg,
         .detach = env->progress_ok && env->session_id ? env->detach : NULL,
-        .client_caps = env->modern ? env->modern_caps
-                       : env->sessions && env->session_id
-                           ? session_client_caps(env->sessions, env->session_id) : 0,
+        .client_caps = env->peer_caps,
     };
     return p;
 }

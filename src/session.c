@@ -154,7 +154,7 @@ int session_create(session_store_t *st, const char *version,
 }
 
 bool session_touch(session_store_t *st, const char *id,
-                   const unsigned char owner[SESSION_OWNER_LEN], const char **version)
+                   const unsigned char owner[SESSION_OWNER_LEN], session_info_t *info)
 {
     pthread_mutex_lock(&st->mu);
     session_t *s = find(st, id, NULL);
@@ -165,8 +165,8 @@ bool session_touch(session_store_t *st, const char *id,
         s = NULL; /* expired; the sweep frees it */
     if (s) {
         s->last_used = now;
-        if (version)
-            *version = s->version;
+        if (info)
+            *info = (session_info_t){s->version, s->log_level, s->client_caps};
     }
     pthread_mutex_unlock(&st->mu);
     return s != NULL;
@@ -245,15 +245,6 @@ void session_foreach_attached(session_store_t *st, void (*fn)(void *attached, vo
     pthread_mutex_unlock(&st->mu);
 }
 
-int session_log_level(session_store_t *st, const char *id)
-{
-    pthread_mutex_lock(&st->mu);
-    session_t *s = id ? find(st, id, NULL) : NULL;
-    int level = s ? s->log_level : -1;
-    pthread_mutex_unlock(&st->mu);
-    return level;
-}
-
 int session_set_log_level(session_store_t *st, const char *id, int level)
 {
     pthread_mutex_lock(&st->mu);
@@ -325,11 +316,3 @@ void session_set_client_caps(session_store_t *st, const char *id, unsigned caps)
     pthread_mutex_unlock(&st->mu);
 }
 
-unsigned session_client_caps(session_store_t *st, const char *id)
-{
-    pthread_mutex_lock(&st->mu);
-    session_t *s = id ? find(st, id, NULL) : NULL;
-    unsigned caps = s ? s->client_caps : 0;
-    pthread_mutex_unlock(&st->mu);
-    return caps;
-}

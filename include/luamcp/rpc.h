@@ -61,9 +61,9 @@ typedef struct rpc_env {
     void *ask_arg;
     /* Ends the request's SSE connection early (ctx.close_stream); arg is ask_arg. */
     void (*detach)(void *arg);
-    bool modern;                /* a 2026-07-28 request: no session; what _meta says instead */
-    unsigned modern_caps;
-    int modern_log_level;
+    bool modern;                /* a 2026-07-28 request: no session; _meta says what it does */
+    unsigned peer_caps;         /* SESSION_CAP_* the client declared (session or _meta) */
+    int peer_log_level;         /* the notifications/message level it asked for; -1 none */
     bundle_t *bundle;
     auth_caller_t *caller;      /* the verified caller; NULL when auth is off */
     const char *bearer;         /* its access token, as sent (kept from scripts) */

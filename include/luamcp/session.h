@@ -19,10 +19,17 @@ void session_store_free(session_store_t *st, void (*on_drop)(void *attached));
  * the same caller may use it (a session is never an authentication). 0, or -1 when full. */
 int session_create(session_store_t *st, const char *version,
                    const unsigned char owner[SESSION_OWNER_LEN], char id[SESSION_ID_LEN + 1]);
-/* True when id is a live session of owner; *version gets its version. Refreshes its idle
- * timer. Another owner's session is reported as unknown. */
+/* What a request needs of its session, read under one lock. */
+typedef struct session_info {
+    const char *version;   /* negotiated (a static string) */
+    int log_level;         /* logging/setLevel; -1 unset */
+    unsigned client_caps;  /* SESSION_CAP_* declared at initialize */
+} session_info_t;
+
+/* True when id is a live session of owner; *info (may be NULL) gets what it holds. Refreshes
+ * its idle timer. Another owner's session is reported as unknown. */
 bool session_touch(session_store_t *st, const char *id,
-                   const unsigned char owner[SESSION_OWNER_LEN], const char **version);
+                   const unsigned char owner[SESSION_OWNER_LEN], session_info_t *info);
 /* Ends owner's session. Returns false when unknown. *attached gets what was attached (or
  * NULL), now the caller's to close. */
 bool session_delete(session_store_t *st, const char *id,
@@ -43,10 +50,8 @@ void session_foreach_attached(session_store_t *st, void (*fn)(void *attached, vo
 #define SESSION_CAP_SAMPLING 1u
 #define SESSION_CAP_ELICITATION 2u
 void session_set_client_caps(session_store_t *st, const char *id, unsigned caps);
-unsigned session_client_caps(session_store_t *st, const char *id);
 
-/* logging/setLevel of a session: -1 when unset or unknown. */
-int session_log_level(session_store_t *st, const char *id);
+/* logging/setLevel of a session; -1 for an unknown session. */
 int session_set_log_level(session_store_t *st, const char *id, int level);
 /* resources/subscribe (on) and unsubscribe: 0, -1 for an unknown session, -2 when the
  * session already has SESSION_MAX_SUBSCRIPTIONS. */
