@@ -30,10 +30,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 
+import { freePort, lua, startIdp, stopAll, track } from '../lib/harness.mjs';
 import { authorizationCodeToken, clientCredentialsToken } from '../idp/authcode.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const IDP_JS = path.join(HERE, '..', 'idp', 'idp.mjs');
 const TOOLS = path.join(HERE, 'fixtures', 'tools');
 const POLICIES = path.join(HERE, 'fixtures', 'policies');
 const BIN = process.env.LUAMCP_BIN || '/work/main/build/luamcp';
@@ -48,84 +48,10 @@ const STRAVA = 'mcp.example.com/strava:';
 
 // ------------------------------------------------------------------ processes
 
-const procs = new Set(); // every child still running: killed at the end whatever happens
 process.on('exit', () => {
-  for (const p of procs) p.kill('SIGKILL');
   rmSync(TMP, { recursive: true, force: true });
 });
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => process.exit(1));
-}
-after(async () => {
-  await Promise.all([...procs].map((p) => p.stopProcess()));
-});
-
-function track(proc) {
-  let exited = false;
-  const exit = new Promise((resolve) => proc.on('exit', (code, signal) => {
-    exited = true;
-    procs.delete(proc);
-    resolve({ code, signal });
-  }));
-  proc.exited = () => exited;
-  proc.exit = exit;
-  proc.stopProcess = async (signal = 'SIGTERM') => {
-    if (!exited) {
-      proc.kill(signal);
-      const done = await Promise.race([exit.then(() => true), sleep(3000, false, { ref: false })]);
-      if (!done) proc.kill('SIGKILL');
-    }
-    return exit;
-  };
-  procs.add(proc);
-  return proc;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-// The IdP: `node ../idp/idp.mjs --port 0 ...`; its first stdout line is the ready JSON.
-async function startIdp(args = [], { port = 0 } = {}) {
-  const proc = track(spawn(process.execPath, [IDP_JS, '--port', String(port), '--max-lifetime', '300', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }));
-  let out = '';
-  let err = '';
-  proc.stderr.on('data', (d) => { err += d; });
-  const ready = await new Promise((resolve, reject) => {
-    // generous: CI machines run this beside the sanitizer builds; idp.mjs logs its start-up phases
-    const timer = setTimeout(() => reject(new Error(`IdP did not start in 60 s: ${err}`)), 60000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        try { resolve(JSON.parse(out.slice(0, nl))); } catch (e) { reject(e); }
-      }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`IdP exited (${code}): ${err}`)); });
-  });
-  return { ...ready, proc, stderr: () => err, stop: (sig) => proc.stopProcess(sig) };
-}
-
-// A Lua literal for a config value (strings are plain ASCII URLs and names here).
-function lua(v) {
-  if (typeof v === 'string') {
-    assert.match(v, /^[\x20-\x7e]*$/, 'config strings must be printable ASCII');
-    return JSON.stringify(v);
-  }
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (Array.isArray(v)) return `{ ${v.map(lua).join(', ')} }`;
-  return `{ ${Object.entries(v).map(([k, x]) => `${k} = ${lua(x)}`).join(', ')} }`;
-}
+after(stopAll); // children are tracked (and killed at exit) by the shared harness
 
 // luamcp with `auth` built by authFor(resource) (its port is chosen first, so the resource
 // URL is known before it starts). Output is kept in .log; .logSince(mark) reads the rest.

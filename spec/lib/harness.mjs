@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +36,8 @@ const procs = new Set();
 process.on('exit', () => { for (const p of procs) p.kill('SIGKILL'); });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(1));
 
-// Tracks a child: .exit resolves to {code, signal}; .stopProcess() sends SIGTERM, then SIGKILL
+// Tracks a child: .exit resolves to {code, signal}; .stopProcess([signal]) sends SIGTERM (or
+// signal), then SIGKILL
 // after 15 s (a server may be finishing calls for grace_s).
 export function track(proc) {
   let exited = false;
@@ -46,9 +48,9 @@ export function track(proc) {
     resolve({ code, signal });
   }));
   proc.exited = () => exited;
-  proc.stopProcess = async () => {
+  proc.stopProcess = async (signal = 'SIGTERM') => {
     if (!exited) {
-      proc.kill('SIGTERM');
+      proc.kill(signal);
       const done = await Promise.race([proc.exit.then(() => true), sleep(15000, false, { ref: false })]);
       if (!done) proc.kill('SIGKILL');
     }
@@ -57,16 +59,21 @@ export function track(proc) {
   return proc;
 }
 
-// The test IdP on port 0; resolves with its ready line plus proc and stderr().
-export async function startIdp(args = []) {
-  const proc = track(spawn(process.execPath, [IDP_JS, '--port', '0', '--max-lifetime', '300', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] }));
+// Every child still running, stopped (SIGTERM, then SIGKILL): for an after() hook.
+export async function stopAll() {
+  await Promise.all([...procs].map((p) => p.stopProcess()));
+}
+
+// A Node program that prints one JSON line when it is ready (the IdP, a mock): resolves with
+// that line plus proc and stderr().
+export async function startReady(what, args, { cwd } = {}) {
+  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd }));
   let out = '';
   let err = '';
   proc.stderr.on('data', (d) => { err += d; });
   const ready = await new Promise((resolve, reject) => {
     // generous: CI runs this beside the sanitizer builds; idp.mjs logs its start-up phases
-    const timer = setTimeout(() => reject(new Error(`the IdP did not start in 60 s: ${err}`)), 60000);
+    const timer = setTimeout(() => reject(new Error(`${what} did not start in 60 s: ${err}`)), 60000);
     proc.stdout.on('data', (d) => {
       out += d;
       const nl = out.indexOf('\n');
@@ -74,9 +81,27 @@ export async function startIdp(args = []) {
       clearTimeout(timer);
       try { resolve(JSON.parse(out.slice(0, nl))); } catch (e) { reject(e); }
     });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`the IdP exited (${code}): ${err}`)); });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited (${code}): ${err}`)); });
   });
   return { ...ready, proc, stderr: () => err };
+}
+
+// The test IdP (on port 0 unless told); .stop([signal]) stops it.
+export async function startIdp(args = [], { port = 0 } = {}) {
+  const idp = await startReady('the IdP', [IDP_JS, '--port', String(port), '--max-lifetime', '300', ...args]);
+  return { ...idp, stop: (sig) => idp.proc.stopProcess(sig) };
+}
+
+// A loopback port free right now.
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 // A Lua literal of a config value (ASCII strings, numbers, booleans, lists, tables).

@@ -29,9 +29,9 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { authorizationCodeToken, clientCredentialsToken } from '../idp/authcode.mjs';
+import { lua, startIdp as startIdpOn, stopAll, track } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const IDP_JS = path.join(HERE, '..', 'idp', 'idp.mjs');
 const SCRIPTS = path.join(HERE, 'fixtures', 'scripts');
 const POLICIES = path.join(HERE, 'fixtures', 'policies');
 const SHADOW = path.join(HERE, 'fixtures', 'shadow_policies');
@@ -124,70 +124,18 @@ const RULE_SHADOW_TIGHT = SHADOW_RULES[1];
 
 // ------------------------------------------------------------------ processes
 
-const procs = new Set(); // every child still running: killed at the end whatever happens
 process.on('exit', () => {
-  for (const p of procs) p.kill('SIGKILL');
   if (process.env.POLICY_E2E_KEEP) console.error(`policy_e2e: kept ${TMP}`);
   else rmSync(TMP, { recursive: true, force: true });
 });
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(1));
-after(async () => {
-  await Promise.all([...procs].map((p) => p.stopProcess()));
-});
+after(stopAll); // children are tracked (and killed at exit) by the shared harness
 
-function track(proc) {
-  let exited = false;
-  proc.exit = new Promise((resolve) => proc.on('exit', (code, signal) => {
-    exited = true;
-    procs.delete(proc);
-    resolve({ code, signal });
-  }));
-  proc.exited = () => exited;
-  proc.stopProcess = async () => {
-    if (!exited) {
-      proc.kill('SIGTERM');
-      const done = await Promise.race([proc.exit.then(() => true), sleep(5000, false, { ref: false })]);
-      if (!done) proc.kill('SIGKILL');
-    }
-    return proc.exit;
-  };
-  procs.add(proc);
-  return proc;
-}
-
-// The IdP on port 0; its first stdout line is the ready JSON. The state file holds its signing
-// keys, which lets the tests mint tokens with claims the IdP cannot add (athlete_id, admin).
+// The IdP on port 0. The state file holds its signing keys, which lets the tests mint tokens
+// with claims the IdP cannot add (athlete_id, admin).
 async function startIdp() {
   const stateFile = path.join(TMP, 'idp-state.json');
-  const proc = track(spawn(process.execPath, [IDP_JS, '--port', '0', '--max-lifetime', '300',
-    '--resources', RESOURCE, '--state-file', stateFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let out = '';
-  let err = '';
-  proc.stderr.on('data', (d) => { err += d; });
-  const ready = await new Promise((resolve, reject) => {
-    // generous: CI machines run this beside the sanitizer builds; idp.mjs logs its start-up phases
-    const timer = setTimeout(() => reject(new Error(`the IdP did not start in 60 s: ${err}`)), 60000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      try { resolve(JSON.parse(out.slice(0, nl))); } catch (e) { reject(e); }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`the IdP exited (${code}): ${err}`)); });
-  });
-  return { ...ready, stateFile, proc };
-}
-
-// A Lua literal (configs only hold ASCII strings, numbers, booleans, lists and tables).
-function lua(v) {
-  if (typeof v === 'string') {
-    assert.match(v, /^[\x20-\x7e]*$/);
-    return JSON.stringify(v);
-  }
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (Array.isArray(v)) return `{ ${v.map(lua).join(', ')} }`;
-  return `{ ${Object.entries(v).map(([k, x]) => `${/^[A-Za-z_]\w*$/.test(k) ? k : `[${JSON.stringify(k)}]`} = ${lua(x)}`).join(', ')} }`;
+  const idp = await startIdpOn(['--resources', RESOURCE, '--state-file', stateFile]);
+  return { ...idp, stateFile };
 }
 
 // luamcp on 127.0.0.1:0 with this config (merged over the common part); the port comes from

@@ -27,7 +27,6 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +34,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { authorizationCodeToken, clientCredentialsToken } from '../idp/authcode.mjs';
 import { ACTIVITIES, TOKENS } from '../../examples/strava/mock/strava_mock.mjs';
+import { freePort, startReady as startReadyIn, stopAll, track } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SDK = path.join(HERE, '..', 'auth_e2e', 'node_modules', '@modelcontextprotocol', 'sdk', 'dist', 'esm', 'client');
@@ -71,68 +71,13 @@ const STRAVA_TOKENS = [STRAVA_TOKEN, TOKENS.read_only, EXPIRED_TOKEN, ECHOED_TOK
 
 // ------------------------------------------------------------------ processes
 
-const procs = new Set(); // every child still running: killed at the end whatever happens
 process.on('exit', () => {
-  for (const p of procs) p.kill('SIGKILL');
   if (process.env.STRAVA_E2E_KEEP) console.error(`strava_e2e: kept ${TMP}`);
   else rmSync(TMP, { recursive: true, force: true });
 });
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(1));
-after(async () => {
-  await Promise.all([...procs].map((p) => p.stopProcess()));
-});
+after(stopAll); // children are tracked (and killed at exit) by the shared harness
 
-function track(proc) {
-  let exited = false;
-  proc.exit = new Promise((resolve) => proc.on('exit', (code, signal) => {
-    exited = true;
-    procs.delete(proc);
-    resolve({ code, signal });
-  }));
-  proc.exited = () => exited;
-  proc.stopProcess = async () => {
-    if (!exited) {
-      proc.kill('SIGTERM');
-      const done = await Promise.race([proc.exit.then(() => true), sleep(10000, false, { ref: false })]);
-      if (!done) proc.kill('SIGKILL');
-    }
-    return proc.exit;
-  };
-  procs.add(proc);
-  return proc;
-}
-
-// A program that prints one JSON line when it is ready (the IdP, the mock): that line.
-async function startReady(what, args) {
-  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: TMP }));
-  let out = '';
-  let err = '';
-  proc.stderr.on('data', (d) => { err += d; });
-  const ready = await new Promise((resolve, reject) => {
-    // generous: CI machines run this beside the sanitizer builds
-    const timer = setTimeout(() => reject(new Error(`${what} did not start in 60 s: ${err}`)), 60000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      try { resolve(JSON.parse(out.slice(0, nl))); } catch (e) { reject(e); }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited (${code}): ${err}`)); });
-  });
-  return { ...ready, proc, stderr: () => err };
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+const startReady = (what, args) => startReadyIn(what, args, { cwd: TMP });
 
 // ------------------------------------------------------------------ the mock's control routes
 
