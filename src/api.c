@@ -34,6 +34,19 @@ static vm_t *host_vm(lua_State *L)
 
 /* Appends { def = arg 1, file, line } to the registry list named list: the declarations the
  * host collects after loading a file. */
+/* "file:line: " of the script calling us, with the whole file name: luaL_where shortens long
+ * paths to "...", which an operator cannot use. */
+static void push_where(lua_State *L)
+{
+    lua_Debug ar;
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+        const char *src = ar.source && ar.source[0] == '@' ? ar.source + 1 : ar.short_src;
+        lua_pushfstring(L, "%s:%d: ", src, ar.currentline);
+        return;
+    }
+    luaL_where(L, 1);
+}
+
 static void remember_kind(lua_State *L, const char *list, const char *file, int line,
                           const char *kind)
 {
@@ -82,7 +95,7 @@ static int declare(lua_State *L, const char *kind, const char *fn)
             resource_clear(&r);
     }
     if (rc != 0) {
-        luaL_where(L, 1);
+        push_where(L);
         lua_pushfstring(L, "%s%s", lua_tostring(L, -1), err ? err : "invalid declaration");
         free(err);
         return lua_error(L);
@@ -137,7 +150,7 @@ static int l_tool(lua_State *L)
     tool_t t;
     char *err = NULL;
     if (tool_from_def(L, 1, &t, &err) != 0) {
-        luaL_where(L, 1);
+        push_where(L);
         lua_pushfstring(L, "%s%s", lua_tostring(L, -1), err ? err : "invalid tool");
         free(err);
         return lua_error(L);
@@ -166,7 +179,7 @@ static int l_policy(lua_State *L)
     policy_rule_t *r = NULL;
     char *err = NULL;
     if (policy_rule_from_def(L, 1, file, line, &r, &err) != 0) {
-        luaL_where(L, 1);
+        push_where(L);
         lua_pushfstring(L, "%s%s", lua_tostring(L, -1), err ? err : "invalid policy");
         free(err);
         return lua_error(L);
