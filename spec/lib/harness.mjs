@@ -65,15 +65,20 @@ export async function stopAll() {
 }
 
 // A Node program that prints one JSON line when it is ready (the IdP, a mock): resolves with
-// that line plus proc and stderr().
-export async function startReady(what, args, { cwd } = {}) {
+// that line plus proc and stderr(). A start that stalls past 30 s is killed and tried once
+// more: twice in CI (beside the sanitizer builds) an IdP stalled for a minute while generating
+// its RSA key (its stderr logs its start-up phases, so the stall is on record).
+export async function startReady(what, args, { cwd } = {}, attempts = 2) {
   const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd }));
   let out = '';
   let err = '';
   proc.stderr.on('data', (d) => { err += d; });
+  let stalled = false;
   const ready = await new Promise((resolve, reject) => {
-    // generous: CI runs this beside the sanitizer builds; idp.mjs logs its start-up phases
-    const timer = setTimeout(() => reject(new Error(`${what} did not start in 60 s: ${err}`)), 60000);
+    const timer = setTimeout(() => {
+      stalled = true;
+      reject(new Error(`${what} did not start in 30 s: ${err}`));
+    }, 30000);
     proc.stdout.on('data', (d) => {
       out += d;
       const nl = out.indexOf('\n');
@@ -82,7 +87,14 @@ export async function startReady(what, args, { cwd } = {}) {
       try { resolve(JSON.parse(out.slice(0, nl))); } catch (e) { reject(e); }
     });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited (${code}): ${err}`)); });
+  }).catch(async (e) => {
+    if (!stalled || attempts <= 1) throw e;
+    console.error(`${e.message}\n(killed; starting it again)`);
+    await proc.stopProcess('SIGKILL');
+    return null;
   });
+  if (!ready)
+    return startReady(what, args, { cwd }, attempts - 1);
   return { ...ready, proc, stderr: () => err };
 }
 
