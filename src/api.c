@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "luamcp/api_crypto.h"
+#include "luamcp/avail.h"
 #include "luamcp/cache.h"
 #include "luamcp/catalog.h"
 #include "luamcp/secret.h"
@@ -126,6 +127,49 @@ static int l_resource_updated(lua_State *L)
     if (resource_updated_hook)
         resource_updated_hook(uri);
     lua_pushboolean(L, resource_updated_hook != NULL);
+    return 1;
+}
+
+/* The kind and name of mcp.enable / mcp.disable / mcp.enabled, checked. Switching is for
+ * handlers only: a switch flipped while a script loads would flip again at every reload, and
+ * a policy decides, it does not act. */
+static avail_kind_t switch_args(lua_State *L, const char *fn, bool setting, const char **name)
+{
+    vm_t *vm = host_vm(L);
+    if (setting && vm && vm_phase(vm) != VM_PHASE_TOOL)
+        luaL_error(L, "%s: only a handler can switch tools, prompts and resources (not a "
+                      "script while it loads, nor a policy)", fn);
+    int kind = avail_kind_of(luaL_checkstring(L, 1));
+    if (kind < 0)
+        luaL_argerror(L, 1, "\"tool\", \"prompt\" or \"resource\"");
+    size_t n;
+    *name = luaL_checklstring(L, 2, &n);
+    if (n == 0 || n > AVAIL_NAME_MAX || strlen(*name) != n)
+        luaL_argerror(L, 2, "a name (a resource's URI or URI template) of 1 to 2048 bytes");
+    return (avail_kind_t)kind;
+}
+
+/* mcp.disable(kind, name) / mcp.enable(kind, name): true when the switch moved (clients
+ * listening for that kind's list are told), false when it already was so. */
+static int set_switch(lua_State *L, bool on)
+{
+    const char *fn = on ? "mcp.enable" : "mcp.disable", *name;
+    avail_kind_t kind = switch_args(L, fn, true, &name);
+    int rc = avail_set(kind, name, on);
+    if (rc < 0)
+        return luaL_error(L, "%s: %d entries are switched off already", fn, AVAIL_MAX);
+    lua_pushboolean(L, rc == 1);
+    return 1;
+}
+
+static int l_enable(lua_State *L) { return set_switch(L, true); }
+static int l_disable(lua_State *L) { return set_switch(L, false); }
+
+static int l_enabled(lua_State *L)
+{
+    const char *name;
+    avail_kind_t kind = switch_args(L, "mcp.enabled", false, &name);
+    lua_pushboolean(L, avail_on(kind, name));
     return 1;
 }
 
@@ -568,7 +612,8 @@ void api_push_mcp(lua_State *L)
         {"allow", l_allow},     {"deny", l_deny},     {"challenge", l_challenge},
         {"prompt", l_prompt},   {"static_resource", l_static_resource},
         {"resource_template", l_resource_template},
-        {"resource_updated", l_resource_updated}, {NULL, NULL}};
+        {"resource_updated", l_resource_updated}, {"enable", l_enable},
+        {"disable", l_disable}, {"enabled", l_enabled}, {NULL, NULL}};
     static const luaL_Reg json_fns[] = {
         {"encode", l_json_encode}, {"decode", api_json_decode}, {NULL, NULL}};
 

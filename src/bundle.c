@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "luamcp/api.h"
+#include "luamcp/avail.h"
 #include "luamcp/log.h"
 
 #define MAX_SCRIPTS 4096
@@ -449,7 +450,7 @@ const tool_t *bundle_find(const bundle_t *b, const char *name)
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(name, b->tools[mid].name);
         if (c == 0)
-            return &b->tools[mid];
+            return avail_on(AVAIL_TOOL, name) ? &b->tools[mid] : NULL;
         if (c < 0)
             hi = mid;
         else
@@ -470,7 +471,7 @@ const prompt_t *bundle_find_prompt(const bundle_t *b, const char *name)
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(name, b->prompts[mid].name);
         if (c == 0)
-            return &b->prompts[mid];
+            return avail_on(AVAIL_PROMPT, name) ? &b->prompts[mid] : NULL;
         if (c < 0)
             hi = mid;
         else
@@ -489,14 +490,19 @@ size_t bundle_resource_target(const bundle_t *b, const resource_t *r)
     return b->n_tools + b->n_prompts + (size_t)(r - b->resources);
 }
 
+bool bundle_resource_on(const resource_t *r)
+{
+    return avail_on(AVAIL_RESOURCE, r->key);
+}
+
 const resource_t *bundle_find_resource(const bundle_t *b, const char *uri, json_t **vars)
 {
     *vars = NULL;
     for (size_t i = 0; i < b->n_resources; i++)
         if (b->resources[i].uri && strcmp(b->resources[i].uri, uri) == 0)
-            return &b->resources[i];
+            return bundle_resource_on(&b->resources[i]) ? &b->resources[i] : NULL;
     for (size_t i = 0; i < b->n_resources; i++)
-        if (b->resources[i].uri_template &&
+        if (b->resources[i].uri_template && bundle_resource_on(&b->resources[i]) &&
             resource_template_match(b->resources[i].uri_template, uri, vars))
             return &b->resources[i];
     return NULL;
@@ -506,6 +512,6 @@ const resource_t *bundle_find_template(const bundle_t *b, const char *tmpl)
 {
     for (size_t i = 0; i < b->n_resources; i++)
         if (b->resources[i].uri_template && strcmp(b->resources[i].uri_template, tmpl) == 0)
-            return &b->resources[i];
+            return bundle_resource_on(&b->resources[i]) ? &b->resources[i] : NULL;
     return NULL;
 }

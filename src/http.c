@@ -10,8 +10,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "luamcp/api.h"
+#include "luamcp/avail.h"
 #include "luamcp/hdr.h"
 #include "luamcp/log.h"
 #include "luamcp/reload.h"
@@ -154,6 +156,15 @@ static const char *version_problem(const char *v, char *buf, size_t n)
 
 /* ---- GET streams --------------------------------------------------------------------------- */
 
+/* When the caller's token expires, on the now_ms clock; 0 without one. */
+static long long expiry_of(const auth_caller_t *c)
+{
+    if (!c || c->expires_at <= 0)
+        return 0;
+    long long left = c->expires_at - (long long)time(NULL);
+    return now_ms() + (left > 0 ? left * 1000 : 0) + 1;
+}
+
 /* The response of a stream is gone (connection closed or finished): worker thread. */
 static void stream_done(void *cls)
 {
@@ -168,6 +179,7 @@ static void stream_done(void *cls)
         sse_stream_release(s); /* the session's reference */
     if (s->chan)
         sse_chan_lost_writer(s->chan, s);
+    listen_drop(w->srv, s);
     sse_stream_release(s); /* the response's */
 }
 
@@ -206,12 +218,21 @@ static void resource_updated(const char *uri)
         session_foreach_subscribed(srv->sessions, uri, send_on_stream, js);
     free(js);
     json_decref(n);
+    if (srv)
+        listen_resource_updated(srv, uri);
+}
+
+static void switched(avail_kind_t kind)
+{
+    if (the_server)
+        listen_list_changed(the_server, (int)kind);
 }
 
 void http_init(server_t *srv)
 {
     the_server = srv;
     api_set_resource_updated_hook(resource_updated);
+    avail_set_hook(switched);
 }
 
 void http_broadcast(server_t *srv, const char *json)
@@ -227,8 +248,22 @@ void http_service(worker_t *w, long long now, bool closing)
     bool ping = now >= w->next_keepalive_ms;
     if (ping)
         w->next_keepalive_ms = now + KEEPALIVE_MS;
-    for (stream_t *s = w->streams; s; s = s->next)
+    w->next_expiry_ms = 0;
+    for (stream_t *s = w->streams; s; s = s->next) {
+        bool expired = s->expires_ms && now >= s->expires_ms;
+        if (expired || closing) { /* its token's time is up, or the server's */
+            if (expired && !closing)
+                log_info("sse: a stream's access token expired; the stream ends");
+            s->expires_ms = 0;
+            if (s->listening)
+                listen_end(w->srv, s); /* once: its result, then the end */
+            else if (expired)
+                sse_stream_close(s); /* closing: the tick below ends it */
+        } else if (s->expires_ms && (!w->next_expiry_ms || s->expires_ms < w->next_expiry_ms)) {
+            w->next_expiry_ms = s->expires_ms;
+        }
         sse_stream_tick(s, ping, closing);
+    }
     if (w->index == 0 && (closing || now >= w->next_chan_sweep_ms)) {
         sse_chan_sweep(w->srv, false);
         w->next_chan_sweep_ms = now + 5000;
@@ -287,6 +322,7 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
             http_stream_close(previous);
     }
     sse_stream_append(s, ": stream open\n\n", 15);
+    s->expires_ms = expiry_of(r->caller); /* it ends with the token that opened it */
     sse_chan_attach(c, s, after); /* replays what came after `after` */
     if (!last || after == 0)
         sse_chan_prime(c);
@@ -881,9 +917,10 @@ static json_t *discover(server_t *srv, json_t *id)
 {
     (void)srv;
     json_t *result = json_pack(
-        "{s:[s], s:{s:{s:b}, s:{s:b}, s:{s:b}, s:{}}, s:{s:{s:s, s:s}}}", "supportedVersions",
-        RPC_MODERN_VERSION, "capabilities", "tools", "listChanged", 0, "prompts", "listChanged",
-        0, "resources", "listChanged", 0, "completions", "_meta",
+        "{s:[s], s:{s:{s:b}, s:{s:b}, s:{s:b, s:b}, s:{}}, s:{s:{s:s, s:s}}}",
+        "supportedVersions", RPC_MODERN_VERSION, "capabilities", "tools", "listChanged", 1,
+        "prompts", "listChanged", 1, "resources", "listChanged", 1, "subscribe", 1,
+        "completions", "_meta",
         "io.modelcontextprotocol/serverInfo", "name", "luamcp", "version", LUAMCP_VERSION);
     return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
 }
@@ -908,6 +945,32 @@ static void modernize(json_t *resp, const char *method)
             json_object_set_new(result, "ttlMs", json_integer(0));
             json_object_set_new(result, "cacheScope", json_string("private"));
         }
+}
+
+/* subscriptions/listen: the answer is a stream of the notifications the client opted in to,
+ * for as long as the connection (and the caller's token) lasts. */
+static enum MHD_Result subscribe_listen(req_t *r, struct MHD_Connection *conn, rpc_env_t *env,
+                              const rpc_msg_t *m, int accept)
+{
+    if (!(accept & ACCEPT_SSE))
+        return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
+                    "Not Acceptable: subscriptions/listen answers with an event stream; Accept "
+                    "must allow text/event-stream", NULL, NULL);
+    json_t *granted = NULL, *refused = rpc_listen_filter(env, m, &granted);
+    if (refused)
+        return answer(r, conn, refused, NULL, ACCEPT_JSON, NULL);
+    stream_t *s = listen_open(r->w, conn, m->id, granted);
+    json_decref(granted);
+    if (!s)
+        return fail(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, RPC_INTERNAL_ERROR,
+                    "Service Unavailable: too many subscription streams", NULL, NULL);
+    s->expires_ms = expiry_of(r->caller);
+    enum MHD_Result ok = queue_stream(r, conn, s);
+    if (ok != MHD_YES) {
+        listen_drop(r->w->srv, s);
+        sse_stream_release(s);
+    }
+    return ok;
 }
 
 /* The token of "Bearer TOKEN" (already verified by auth), or NULL. */
@@ -1007,6 +1070,10 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         snprintf(r->method, sizeof r->method, "%s", m.method);
         if (!mod.ask_ok) /* 2026-07-28 has no requests to the client on a stream */
             env.ask = NULL;
+    }
+    if (mod.on && strcmp(m.method, "subscriptions/listen") == 0) {
+        rc = subscribe_listen(r, conn, &env, &m, accept);
+        goto done;
     }
     json_t *resp = mod.on && strcmp(m.method, "server/discover") == 0 ? discover(srv, m.id)
                                                                      : rpc_dispatch(&env, &m);

@@ -245,13 +245,9 @@ bool reloader_reload(reloader_t *r, const char *why)
     pthread_mutex_unlock(&r->mu);
     log_notice("reload (%s): version %llu, %zu tools, %zu policy rules%s", why, version, n_tools,
                n_rules, changed ? ", the tool list changed" : "");
-    static const char *const notes[3] = {
-        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}",
-        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/prompts/list_changed\"}",
-        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/list_changed\"}"};
     for (int k = 0; k < 3; k++)
         if (kind_changed[k])
-            http_broadcast(srv, notes[k]);
+            listen_list_changed(srv, k);
     return true;
 }
 

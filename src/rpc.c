@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <time.h>
 
+#include "luamcp/avail.h"
 #include "luamcp/catalog.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
@@ -128,7 +129,8 @@ static size_t visible_tools(const rpc_env_t *env, size_t *out)
     size_t n = 0;
     policy_decision_t d;
     for (size_t i = 0; i < b->n_tools; i++)
-        if (policy_static(b->policies, i, env->caller, env->cfg->dev, &d) == POLICY_ALLOW)
+        if (policy_static(b->policies, i, env->caller, env->cfg->dev, &d) == POLICY_ALLOW &&
+            avail_on(AVAIL_TOOL, b->tools[i].name))
             out[n++] = i;
     return n;
 }
@@ -578,7 +580,8 @@ static json_t *m_prompts_list(rpc_env_t *env, const rpc_msg_t *m)
     const bundle_t *b = env->bundle;
     json_t *all = json_array();
     for (size_t i = 0; i < b->n_prompts; i++)
-        if (visible(env, bundle_prompt_target(b, &b->prompts[i])))
+        if (visible(env, bundle_prompt_target(b, &b->prompts[i])) &&
+            avail_on(AVAIL_PROMPT, b->prompts[i].name))
             json_array_append(all, b->prompts[i].descriptor);
     return paginate(env, m, all, "prompts");
 }
@@ -631,7 +634,8 @@ static json_t *m_resources_list(rpc_env_t *env, const rpc_msg_t *m, bool templat
     json_t *all = json_array();
     for (size_t i = 0; i < b->n_resources; i++) {
         const resource_t *r = &b->resources[i];
-        if ((r->uri_template != NULL) == templates && visible(env, bundle_resource_target(b, r)))
+        if ((r->uri_template != NULL) == templates && visible(env, bundle_resource_target(b, r)) &&
+            bundle_resource_on(r))
             json_array_append(all, r->descriptor);
     }
     return paginate(env, m, all, templates ? "resourceTemplates" : "resources");
@@ -709,6 +713,65 @@ static json_t *m_subscribe(rpc_env_t *env, const rpc_msg_t *m, bool on)
     if (rc != 0)
         return rpc_error(m->id, RPC_SESSION_NOT_FOUND, "Session not found");
     return rpc_result(m->id, json_object());
+}
+
+json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
+{
+    static const char *const lists[] = {"toolsListChanged", "promptsListChanged",
+                                        "resourcesListChanged", NULL};
+    *granted = NULL;
+    json_t *want = json_object_get(m->params, "notifications");
+    if (!json_is_object(want))
+        return rpc_error(m->id, RPC_INVALID_PARAMS,
+                         "Invalid params: notifications must be an object");
+    json_t *out = json_object();
+    for (int i = 0; lists[i]; i++) {
+        json_t *v = json_object_get(want, lists[i]);
+        if (v && !json_is_boolean(v)) {
+            json_decref(out);
+            char msg[120];
+            snprintf(msg, sizeof msg, "Invalid params: notifications.%s must be a boolean",
+                     lists[i]);
+            return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+        }
+        if (json_is_true(v))
+            json_object_set_new(out, lists[i], json_true());
+    }
+    json_t *uris = json_object_get(want, "resourceSubscriptions");
+    if (uris) {
+        size_t i;
+        json_t *u;
+        bool ok = json_is_array(uris) && json_array_size(uris) <= RPC_LISTEN_MAX_URIS;
+        json_array_foreach(uris, i, u)
+            ok = ok && json_is_string(u) && json_string_length(u) > 0 &&
+                 json_string_length(u) <= 2048;
+        if (!ok) {
+            json_decref(out);
+            return rpc_error(m->id, RPC_INVALID_PARAMS,
+                             "Invalid params: notifications.resourceSubscriptions must be an "
+                             "array of at most 256 URIs (strings of 1 to 2048 bytes)");
+        }
+        /* honored: the resources this caller may read (each decision audited); others are
+         * left out of the acknowledgment, as the specification asks for unsupported ones */
+        json_t *honored = json_array();
+        json_array_foreach(uris, i, u) {
+            json_t *vars = NULL, *answer = NULL;
+            bool dup = false;
+            for (size_t j = 0; j < i && !dup; j++)
+                dup = json_equal(json_array_get(uris, j), u);
+            if (dup)
+                continue;
+            env->challenge[0] = '\0';
+            if (find_resource(env, m, json_string_value(u), &vars, &answer))
+                json_array_append(honored, u);
+            json_decref(vars);
+            json_decref(answer);
+        }
+        env->challenge[0] = '\0'; /* a refused URI is left out, not a step-up of the stream */
+        json_object_set_new(out, "resourceSubscriptions", honored);
+    }
+    *granted = out;
+    return NULL;
 }
 
 static const char *const LEVELS[] = {"debug", "info", "notice", "warning", "error",

@@ -240,6 +240,8 @@ static void *worker_main(void *arg)
             timeout = (int)to;
         if (w->streams && w->next_keepalive_ms - now < timeout)
             timeout = (int)(w->next_keepalive_ms - now > 0 ? w->next_keepalive_ms - now : 0);
+        if (w->next_expiry_ms && w->next_expiry_ms - now < timeout)
+            timeout = (int)(w->next_expiry_ms - now > 0 ? w->next_expiry_ms - now : 0);
         int fetch_wait = fetch_engine_wait_ms(w->fetch, now);
         if (fetch_wait >= 0 && fetch_wait < timeout)
             timeout = fetch_wait;
@@ -258,7 +260,8 @@ static void *worker_main(void *arg)
             }
         }
         fetch_engine_timeout(w->fetch, now);
-        if (woken || (w->streams && now >= w->next_keepalive_ms) || (stop_at && w->auth_waiters) ||
+        if (woken || (w->streams && now >= w->next_keepalive_ms) ||
+            (w->next_expiry_ms && now >= w->next_expiry_ms) || (stop_at && w->auth_waiters) ||
             (w->tool_waiters && now >= w->next_deadline_check_ms)) {
             http_service(w, now, stop_at != 0); /* also: calls whose client did not answer */
             w->next_deadline_check_ms = now + 200;
@@ -305,6 +308,7 @@ server_t *server_new(const config_t *cfg, char **err)
     atomic_init(&srv->stopping, false);
     pthread_mutex_init(&srv->asks_mu, NULL);
     pthread_mutex_init(&srv->chans_mu, NULL);
+    pthread_mutex_init(&srv->listen_mu, NULL);
     cache_configure(cfg->cache_max_bytes);
     if (parse_listen(cfg->listen, &srv->addr, &srv->loopback, err) ||
         resolve_port(&srv->addr, err))
@@ -385,6 +389,7 @@ void server_free(server_t *srv)
     }
     sse_chan_sweep(srv, true); /* after the daemons: no stream writes for a channel now */
     pthread_mutex_destroy(&srv->chans_mu);
+    pthread_mutex_destroy(&srv->listen_mu);
     for (ask_t *a = srv->asks, *next; a; a = next) {
         next = a->next;
         free(a);

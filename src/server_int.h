@@ -35,7 +35,16 @@ struct stream {
     char session[SESSION_ID_LEN + 1]; /* set on a session's GET stream */
     chan_t *chan;              /* the channel it writes for (a reference), or NULL */
     size_t max;                /* bytes it may hold unread before it is ended (0: default) */
+    long long expires_ms;      /* when its caller's token expires (now_ms clock); 0: never */
     stream_t *next;            /* w->streams, worker thread only */
+    /* a subscriptions/listen stream (listen.c), under srv->listen_mu: */
+    bool listening;            /* registered in srv->listeners */
+    unsigned listen;           /* LISTEN_* it delivers */
+    bool listen_ended;         /* its closing result was written */
+    char *listen_id;           /* the request's id, as JSON (owned) */
+    char **listen_uris;        /* resources whose updates it delivers (owned) */
+    size_t n_listen_uris;
+    stream_t *listen_next;     /* srv->listeners */
 };
 
 /* The client's answer to a server request, on its way to the worker whose call asked. */
@@ -95,6 +104,7 @@ struct worker {
     long long next_conn_check_ms;
     long long next_keepalive_ms;
     long long next_chan_sweep_ms;
+    long long next_expiry_ms;  /* the first of its streams' token expiries; 0: none */
     long long next_deadline_check_ms;
     atomic_bool auth_kick;  /* a key refetch ended: resume auth_waiters */
 };
@@ -111,6 +121,9 @@ struct server {
     pthread_mutex_t asks_mu;
     ask_t *asks;
     unsigned n_asks;
+    pthread_mutex_t listen_mu; /* subscriptions/listen streams (listen.c) */
+    stream_t *listeners;
+    unsigned n_listeners;
     pthread_mutex_t chans_mu;  /* resumable SSE channels (sse.c) */
     chan_t *chans;
     unsigned n_chans;
@@ -178,6 +191,24 @@ chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
                       unsigned long long *after);
 /* Drops channels idle past the resume window (all of them with all). */
 void sse_chan_sweep(server_t *srv, bool all);
+
+/* listen.c: subscriptions/listen streams (2026-07-28) */
+#define LISTEN_TOOLS 1u
+#define LISTEN_PROMPTS 2u
+#define LISTEN_RESOURCES 4u
+#define LISTEN_UPDATES 8u    /* resourceSubscriptions */
+#define LISTEN_MAX 10000
+/* A stream for the acknowledged filter `granted` (borrowed) of the request `id`, its
+ * acknowledgment written, registered; NULL when LISTEN_MAX streams are open. */
+stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json_t *granted);
+/* The stream's response is gone: unregister it (a no-op for other streams). */
+void listen_drop(server_t *srv, stream_t *s);
+/* Writes the subscription's closing result (shutdown, token expired) and ends the stream. */
+void listen_end(server_t *srv, stream_t *s);
+/* notifications/{tools,prompts,resources}/list_changed (kind 0, 1, 2) to the streams that
+ * asked for it, and to every session's GET stream (the 2025 eras). */
+void listen_list_changed(server_t *srv, int kind);
+void listen_resource_updated(server_t *srv, const char *uri);
 
 long long now_ms(void);
 void worker_wake(worker_t *w);

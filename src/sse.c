@@ -53,6 +53,10 @@ void sse_stream_release(stream_t *s)
     if (left == 0) {
         if (s->chan)
             sse_chan_release(s->chan);
+        for (size_t i = 0; i < s->n_listen_uris; i++)
+            free(s->listen_uris[i]);
+        free(s->listen_uris);
+        free(s->listen_id);
         pthread_mutex_destroy(&s->mu);
         free(s->buf);
         free(s);

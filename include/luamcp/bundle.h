@@ -32,6 +32,8 @@ typedef struct bundle {
 bundle_t *bundle_load(const config_t *cfg, char **err);
 /* Drops a reference (bundle_load gives one; b->refs++ takes another); frees at the last. */
 void bundle_free(bundle_t *b);
+/* Lookups by name find only what is switched on (avail.h): a tool, prompt or resource
+ * switched off at run time is, to every request, one that does not exist. */
 const tool_t *bundle_find(const bundle_t *b, const char *name);
 /* The index of t in b->tools (for policy_* calls). */
 size_t bundle_index(const bundle_t *b, const tool_t *t);
@@ -46,5 +48,7 @@ size_t bundle_resource_target(const bundle_t *b, const resource_t *r);
 const resource_t *bundle_find_resource(const bundle_t *b, const char *uri, json_t **vars);
 /* A template by its uriTemplate. */
 const resource_t *bundle_find_template(const bundle_t *b, const char *tmpl);
+/* Whether r is switched on (for listings). */
+bool bundle_resource_on(const resource_t *r);
 
 #endif

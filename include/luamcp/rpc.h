@@ -101,4 +101,10 @@ void rpc_pending_free(rpc_pending_t *p);
 
 json_t *rpc_error(json_t *id, int code, const char *message);
 
+#define RPC_LISTEN_MAX_URIS 256
+/* subscriptions/listen (2026-07-28): checks the request's notification filter and keeps what
+ * this server honors for this caller (list changes; the resources it may read). NULL and
+ * *granted (a new filter object for the acknowledgment), or a new -32602 error response. */
+json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted);
+
 #endif

@@ -223,3 +223,32 @@ export function claimsOf(token) {
 export function readJson(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
+
+// A loopback issuer of RS256 tokens without an authorization server: .issuer (its URL, also
+// the tokens' iss), .jwksUri, and .mint(claims) signing iat/exp (10 minutes), sub, client_id
+// and a jti under the given claims. For tests whose subject is the token, not the IdP.
+export async function startMintingIssuer() {
+  const { createSign, generateKeyPairSync, randomUUID } = await import('node:crypto');
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' };
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600' });
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const b64url = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return {
+    issuer,
+    jwksUri: `${issuer}/jwks.json`,
+    mint(claims = {}) {
+      const now = Math.floor(Date.now() / 1000);
+      const input = `${b64url({ alg: 'RS256', typ: 'JWT', kid: 'k1' })}.${b64url({
+        iss: issuer, iat: now, exp: now + 600, sub: 'tester', client_id: 'tests', jti: randomUUID(), ...claims,
+      })}`;
+      return `${input}.${createSign('RSA-SHA256').update(input).sign(privateKey).toString('base64url')}`;
+    },
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }),
+  };
+}

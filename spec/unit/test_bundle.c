@@ -76,6 +76,10 @@ int main(void)
            "properties={n={minimum='x'}}}, handler=function() end}", "inputSchema");
     expect("mcp.tool{name='a', description='d', inputSchema={type='object'}}",
            "'handler' must be a function");
+    expect(OK_TOOL "mcp.disable('tool', 'a')",
+           "t.lua:2: mcp.disable: only a handler can switch tools, prompts and resources");
+    expect(OK_TOOL "mcp.enable('tool', 'a')", "mcp.enable: only a handler can switch");
+    CHECK(load_one(OK_TOOL "assert(mcp.enabled('tool', 'a'))") == NULL); /* reading is fine */
     expect("mcp.tool{name='a', description='d', input_schema={}, inputSchema={type='object'},"
            " handler=function() end}", "unknown field 'input_schema'");
     expect(OK_TOOL "\n" OK_TOOL, "t.lua:3: duplicate tool name 'a' (first defined at");

@@ -1,0 +1,362 @@
+// e2e.mjs — subscriptions/listen (the 2026-07-28 era) and run-time switches (mcp.disable,
+// mcp.enable), against the real binary with verified tokens, over raw HTTP:
+//
+//   ack        the acknowledgment comes first, tagged with the request's id, and names only
+//              what is honored: the list kinds asked for, the resources the caller may read
+//   bad        every malformed listen request gets its own clear error; the next is served
+//   switch     a handler switches a tool off: it leaves tools/list, a call is answered as for
+//              a tool that never existed, tools listeners (and 2025-era GET streams) are told,
+//              prompts-only listeners are not; switched on again, it is back
+//   reload     a reload that changes the tool list tells the tools listeners
+//   updates    mcp.resource_updated reaches the listeners of that URI only
+//   end        the caller's token expiring ends the stream with the subscription's result;
+//              so does the server stopping
+//
+// Run with: LUAMCP_BIN=/path/to/luamcp node --test e2e.mjs   (default ../../build/luamcp)
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { luamcpBin, startLuamcp, startMintingIssuer, stopAll, tmpDir } from '../lib/harness.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BIN = luamcpBin(HERE);
+const TMP = tmpDir('luamcp-listen-');
+const MODERN = '2026-07-28';
+const RESOURCE = 'http://127.0.0.1/listen/mcp';
+const SUB = 'io.modelcontextprotocol/subscriptionId';
+
+const TOOLS = `
+local NONE = { type = "object", properties = mcp.object {} }
+mcp.tool { name = "flagged", description = "behind a switch", inputSchema = NONE,
+  handler = function() return "flagged ran" end }
+mcp.tool { name = "switch", description = "flips a switch",
+  inputSchema = { type = "object", properties = { kind = { type = "string" }, name = { type = "string" },
+                  on = { type = "boolean" } }, required = { "kind", "name", "on" } },
+  handler = function(a)
+    local moved = (a.on and mcp.enable or mcp.disable)(a.kind, a.name)
+    return { moved = moved, enabled = mcp.enabled(a.kind, a.name) }
+  end }
+mcp.tool { name = "touch", description = "says a resource changed",
+  inputSchema = { type = "object", properties = { uri = { type = "string" } }, required = { "uri" } },
+  handler = function(a) mcp.resource_updated(a.uri) return "touched" end }
+mcp.tool { name = "bad_switch", description = "switches with bad arguments",
+  inputSchema = { type = "object", properties = { which = { type = "integer" } }, required = { "which" } },
+  handler = function(a)
+    if a.which == 1 then mcp.disable("tools", "flagged") end
+    if a.which == 2 then mcp.disable("tool", "") end
+    return "not reached"
+  end }
+mcp.prompt { name = "hello", description = "a prompt", handler = function() return "hi" end }
+mcp.static_resource { uri = "test://open", name = "open", description = "readable by all",
+  handler = function() return "open" end }
+mcp.static_resource { uri = "test://other", name = "other", description = "readable by all",
+  handler = function() return "other" end }
+mcp.static_resource { uri = "test://secret", name = "secret", description = "needs listen:admin",
+  handler = function() return "secret" end }
+`;
+
+const POLICIES = `
+mcp.policy { tool = "*", scopes = "listen:use", description = "listen tests" }
+mcp.policy { prompt = "*", scopes = "listen:use", description = "listen tests" }
+mcp.policy { resource = "test://secret", scopes = "listen:admin", description = "admins only" }
+mcp.policy { resource = "test://*", scopes = "listen:use", description = "listen tests" }
+`;
+
+let issuer;
+let server;
+let token;
+let dir;
+let nextId = 1000;
+
+before(async () => {
+  issuer = await startMintingIssuer();
+  token = issuer.mint({ aud: RESOURCE, scope: 'listen:use' });
+  dir = path.join(TMP, 'fixture');
+  mkdirSync(path.join(dir, 'scripts'), { recursive: true });
+  mkdirSync(path.join(dir, 'policies'));
+  writeFileSync(path.join(dir, 'scripts', 'tools.lua'), TOOLS);
+  writeFileSync(path.join(dir, 'policies', 'policies.lua'), POLICIES);
+  server = await startLuamcp(BIN, TMP, 'listen', {
+    scripts: path.join(dir, 'scripts'),
+    policies: path.join(dir, 'policies'),
+    auth: { resource: RESOURCE, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
+  });
+});
+
+after(async () => {
+  await server?.stop();
+  await issuer?.close();
+  await stopAll();
+});
+
+const meta = () => ({ 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {} });
+
+// A 2026-07-28 request: {status, body} (JSON), the headers the era asks for.
+async function modern(method, params = {}, { tok = token, accept = 'application/json, text/event-stream', id = nextId++ } = {}) {
+  const headers = { 'content-type': 'application/json', accept, 'mcp-protocol-version': MODERN, 'mcp-method': method, authorization: `Bearer ${tok}` };
+  if (params.name) headers['mcp-name'] = params.name;
+  const res = await fetch(server.url, {
+    method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { _meta: meta(), ...params } }),
+    signal: AbortSignal.timeout(20000),
+  });
+  const text = await res.text();
+  const type = res.headers.get('content-type') || '';
+  const body = type.startsWith('text/event-stream') ? parseEvents(text).at(-1) : (text ? JSON.parse(text) : null);
+  return { status: res.status, body };
+}
+
+function parseEvents(text) {
+  return text.split('\n\n').map((e) => e.split('\n').filter((l) => l.startsWith('data:'))
+    .map((l) => l.slice(5).trim()).join('')).filter(Boolean).map((d) => JSON.parse(d));
+}
+
+// Opens a listen stream: {status, ack, next(pred, ms), none(pred, ms), ended, close()}; every
+// message that arrives is kept in .messages.
+async function listen(notifications, { id = nextId++, tok = token } = {}) {
+  const ctl = new AbortController();
+  const res = await fetch(server.url, {
+    method: 'POST', signal: ctl.signal,
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'subscriptions/listen', authorization: `Bearer ${tok}` },
+    body: JSON.stringify({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { _meta: meta(), notifications } }),
+  });
+  const l = { status: res.status, type: res.headers.get('content-type'), messages: [], ended: false, id };
+  if (!l.type?.startsWith('text/event-stream')) {
+    l.body = await res.json();
+    return l;
+  }
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  l.done = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          l.messages.push(...parseEvents(buf.slice(0, cut + 2)));
+          buf = buf.slice(cut + 2);
+        }
+      }
+    } catch { /* aborted by close() */ }
+    l.ended = true;
+  })();
+  l.close = () => ctl.abort();
+  l.next = async (pred, ms = 5000) => {
+    for (let waited = 0; waited < ms; waited += 20) {
+      const m = l.messages.find(pred);
+      if (m) return m;
+      await sleep(20);
+    }
+    assert.fail(`no matching message on the stream in ${ms} ms; got ${JSON.stringify(l.messages)}`);
+  };
+  l.ack = await l.next(() => true);
+  return l;
+}
+
+const method = (name) => (m) => m.method === name;
+
+describe('subscriptions/listen', () => {
+  it('acknowledges first, tagged with the request id, with only what it honors', async () => {
+    const l = await listen({
+      toolsListChanged: true, promptsListChanged: false, somethingElse: true,
+      resourceSubscriptions: ['test://open', 'test://secret', 'test://nowhere', 'test://open'],
+    }, { id: 'sub-A' });
+    assert.equal(l.status, 200);
+    assert.equal(l.messages[0], l.ack, 'the acknowledgment is the first message');
+    assert.equal(l.ack.method, 'notifications/subscriptions/acknowledged');
+    assert.equal(l.ack.params._meta[SUB], 'sub-A');
+    // promptsListChanged false and unknown fields are not honored; the secret resource needs
+    // a scope this caller lacks, test://nowhere does not exist, the duplicate counts once
+    assert.deepEqual(l.ack.params.notifications, { toolsListChanged: true, resourceSubscriptions: ['test://open'] });
+    l.close();
+
+    const n = await listen({ promptsListChanged: true }, { id: 7 });
+    assert.equal(n.ack.params._meta[SUB], 7, 'an integer id stays an integer');
+    assert.deepEqual(n.ack.params.notifications, { promptsListChanged: true });
+    n.close();
+
+    const admin = await listen({ resourceSubscriptions: ['test://secret'] }, { tok: issuer.mint({ aud: RESOURCE, scope: 'listen:use listen:admin' }) });
+    assert.deepEqual(admin.ack.params.notifications, { resourceSubscriptions: ['test://secret'] }, 'a caller with the scope gets it');
+    admin.close();
+  });
+
+  it('answers each malformed request with its own error, and serves the next one', async () => {
+    const cases = [
+      ['no filter', undefined, -32602, /notifications must be an object/],
+      ['a filter that is a list', [], -32602, /notifications must be an object/],
+      ['a flag that is a string', { toolsListChanged: 'yes' }, -32602, /toolsListChanged must be a boolean/],
+      ['resources that are a string', { resourceSubscriptions: 'test://open' }, -32602, /resourceSubscriptions must be an array/],
+      ['a resource that is a number', { resourceSubscriptions: [1] }, -32602, /array of at most 256 URIs/],
+      ['an empty URI', { resourceSubscriptions: [''] }, -32602, /1 to 2048 bytes/],
+      ['257 resources', { resourceSubscriptions: Array.from({ length: 257 }, (_, i) => `test://r${i}`) }, -32602, /at most 256/],
+    ];
+    for (const [what, notifications, code, message] of cases) {
+      const r = await modern('subscriptions/listen', notifications === undefined ? {} : { notifications });
+      assert.equal(r.body?.error?.code, code, `${what}: ${JSON.stringify(r.body)}`);
+      assert.match(r.body.error.message, message, what);
+      const ok = await listen({ toolsListChanged: true });
+      assert.deepEqual(ok.ack.params.notifications, { toolsListChanged: true }, `after ${what}`);
+      ok.close();
+    }
+    // a client that cannot read an event stream is told so
+    const json = await modern('subscriptions/listen', { notifications: { toolsListChanged: true } }, { accept: 'application/json' });
+    assert.equal(json.status, 406);
+    assert.match(json.body.error.message, /Accept must allow text\/event-stream/);
+    // no token: the usual 401, nothing opened
+    const res = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'subscriptions/listen' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscriptions/listen', params: { _meta: meta(), notifications: { toolsListChanged: true } } }) });
+    assert.equal(res.status, 401);
+    await res.text();
+    // the 2025 eras have no such method (their GET stream does this job)
+    const legacy = await legacySession();
+    const r = await legacy.post({ jsonrpc: '2.0', id: 5, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true } } });
+    assert.equal(r.error.code, -32601, JSON.stringify(r));
+    legacy.close();
+  });
+
+  it('a switched-off tool leaves the list, is unknown to calls, and listeners are told', async () => {
+    const tools = await listen({ toolsListChanged: true }, { id: 'tools' });
+    const prompts = await listen({ promptsListChanged: true }, { id: 'prompts' });
+    const legacy = await legacySession();
+    const listed = async () => (await modern('tools/list')).body.result.tools.map((t) => t.name);
+    assert.ok((await listed()).includes('flagged'));
+
+    const off = await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: false } });
+    assert.deepEqual(off.body.result.structuredContent, { moved: true, enabled: false });
+    const note = await tools.next(method('notifications/tools/list_changed'));
+    assert.equal(note.params._meta[SUB], 'tools', 'tagged with the subscription id');
+    await legacy.next(method('notifications/tools/list_changed'));
+    assert.ok(!(await listed()).includes('flagged'));
+    const call = await modern('tools/call', { name: 'flagged', arguments: {} });
+    const unknown = await modern('tools/call', { name: 'never-existed', arguments: {} });
+    assert.equal(call.body.error.code, unknown.body.error.code, 'answered as a tool that does not exist');
+    assert.equal(call.body.error.message, 'Unknown tool: flagged');
+
+    // switching it off again moves nothing and tells no one
+    const again = await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: false } });
+    assert.deepEqual(again.body.result.structuredContent, { moved: false, enabled: false });
+    const on = await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: true } });
+    assert.deepEqual(on.body.result.structuredContent, { moved: true, enabled: true });
+    await sleep(300);
+    assert.equal(tools.messages.filter(method('notifications/tools/list_changed')).length, 2, 'one per flip');
+    assert.ok((await listed()).includes('flagged'));
+    assert.equal((await modern('tools/call', { name: 'flagged', arguments: {} })).body.result.content[0].text, 'flagged ran');
+    assert.equal(prompts.messages.length, 1, `the prompts listener got only its ack: ${JSON.stringify(prompts.messages)}`);
+
+    // prompts too, to their listeners only
+    await modern('tools/call', { name: 'switch', arguments: { kind: 'prompt', name: 'hello', on: false } });
+    const pn = await prompts.next(method('notifications/prompts/list_changed'));
+    assert.equal(pn.params._meta[SUB], 'prompts');
+    assert.equal((await modern('prompts/get', { name: 'hello' })).body.error.code, -32602);
+    await modern('tools/call', { name: 'switch', arguments: { kind: 'prompt', name: 'hello', on: true } });
+    assert.equal((await modern('prompts/get', { name: 'hello' })).body.result.messages[0].content.text, 'hi');
+    assert.equal(tools.messages.filter(method('notifications/prompts/list_changed')).length, 0);
+    tools.close();
+    prompts.close();
+    legacy.close();
+  });
+
+  it('refuses bad switches with a script error in the log, and switches nothing', async () => {
+    for (const [which, message] of [[1, /bad argument #1 to 'disable' \("tool", "prompt" or "resource"\)/], [2, /bad argument #2 to 'disable' \(a name .* of 1 to 2048 bytes\)/]]) {
+      const r = await modern('tools/call', { name: 'bad_switch', arguments: { which } });
+      assert.equal(r.body.result.isError, true, JSON.stringify(r.body));
+      assert.match(r.body.result.content[0].text, /tool 'bad_switch' failed \(see server log\)/);
+      await server.waitLog(message);
+    }
+    assert.ok((await modern('tools/list')).body.result.tools.some((t) => t.name === 'flagged'));
+  });
+
+  it('a reload that changes the tool list tells the tools listeners', async () => {
+    const tools = await listen({ toolsListChanged: true });
+    const prompts = await listen({ promptsListChanged: true });
+    writeFileSync(path.join(dir, 'scripts', 'extra.lua'), 'mcp.tool { name = "extra", description = "added", inputSchema = { type = "object" }, handler = function() return "x" end }\n');
+    server.proc.kill('SIGHUP');
+    const note = await tools.next(method('notifications/tools/list_changed'), 10000);
+    assert.equal(note.params._meta[SUB], tools.id);
+    assert.ok((await modern('tools/list')).body.result.tools.some((t) => t.name === 'extra'));
+    await sleep(300);
+    assert.equal(prompts.messages.length, 1, 'the prompt list did not change');
+    tools.close();
+    prompts.close();
+  });
+
+  it('resource updates reach the listeners of that URI only', async () => {
+    const open = await listen({ resourceSubscriptions: ['test://open'] }, { id: 'open' });
+    const other = await listen({ resourceSubscriptions: ['test://other'] }, { id: 'other' });
+    await modern('tools/call', { name: 'touch', arguments: { uri: 'test://open' } });
+    const up = await open.next(method('notifications/resources/updated'));
+    assert.deepEqual(up.params, { uri: 'test://open', _meta: { [SUB]: 'open' } });
+    await sleep(300);
+    assert.equal(other.messages.length, 1, 'test://other did not change');
+    open.close();
+    other.close();
+  });
+
+  it("ends the stream with the subscription's result when the caller's token expires", async () => {
+    const short = issuer.mint({ aud: RESOURCE, scope: 'listen:use', exp: Math.floor(Date.now() / 1000) + 3 });
+    const l = await listen({ toolsListChanged: true }, { id: 'short', tok: short });
+    const t0 = Date.now();
+    await l.done;
+    const last = l.messages.at(-1);
+    assert.deepEqual(last, { jsonrpc: '2.0', id: 'short', result: { _meta: { [SUB]: 'short' } } });
+    assert.ok(Date.now() - t0 < 6000, `ended ${Date.now() - t0} ms after opening`);
+    await server.waitLog(/access token expired; the stream ends/);
+  });
+});
+
+// A 2025-11-25 session with its GET stream open: {next, close}.
+async function legacySession() {
+  const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` };
+  const init = await fetch(server.url, { method: 'POST', headers: h, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'listen-e2e', version: '1' } } }) });
+  const sid = init.headers.get('mcp-session-id');
+  await init.text();
+  const hs = { ...h, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+  await (await fetch(server.url, { method: 'POST', headers: hs, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
+  const ctl = new AbortController();
+  const res = await fetch(server.url, { method: 'GET', headers: { ...hs, accept: 'text/event-stream' }, signal: ctl.signal });
+  assert.equal(res.status, 200);
+  const messages = [];
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        const cut = buf.lastIndexOf('\n\n');
+        if (cut >= 0) { messages.push(...parseEvents(buf.slice(0, cut + 2))); buf = buf.slice(cut + 2); }
+      }
+    } catch { /* closed */ }
+  })();
+  return {
+    close: () => ctl.abort(),
+    post: async (msg) => (await fetch(server.url, { method: 'POST', headers: { ...hs, accept: 'application/json' }, body: JSON.stringify(msg) })).json(),
+    next: async (pred, ms = 5000) => {
+      for (let waited = 0; waited < ms; waited += 20) {
+        const m = messages.find(pred);
+        if (m) return m;
+        await sleep(20);
+      }
+      assert.fail(`no matching message on the GET stream; got ${JSON.stringify(messages)}`);
+    },
+  };
+}
+
+describe('the server stopping', () => {
+  it("ends every listen stream with the subscription's result", async () => {
+    const l = await listen({ toolsListChanged: true }, { id: 99 });
+    const stopped = server.stop();
+    server = null;
+    await l.done;
+    assert.deepEqual(l.messages.at(-1), { jsonrpc: '2.0', id: 99, result: { _meta: { [SUB]: 99 } } });
+    await stopped;
+  });
+});
