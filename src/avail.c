@@ -70,9 +70,27 @@ void avail_set_hook(void (*changed)(avail_kind_t kind))
     pthread_mutex_unlock(&mu);
 }
 
+static const char *const words[AVAIL_KINDS] = {"tool", "prompt", "resource"};
+
+json_t *avail_status(void)
+{
+    json_t *out = json_object();
+    pthread_mutex_lock(&mu);
+    size_t n = atomic_load(&n_off);
+    for (size_t i = 0; i < n; i++) {
+        json_t *list = json_object_get(out, words[offs[i].kind]);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(out, words[offs[i].kind], list);
+        }
+        json_array_append_new(list, json_string(offs[i].name));
+    }
+    pthread_mutex_unlock(&mu);
+    return out;
+}
+
 int avail_kind_of(const char *word)
 {
-    static const char *const words[AVAIL_KINDS] = {"tool", "prompt", "resource"};
     for (int k = 0; k < AVAIL_KINDS; k++)
         if (strcmp(word, words[k]) == 0)
             return k;

@@ -21,6 +21,7 @@
 
 #include <openssl/evp.h>
 
+#include "luamcp/avail.h"
 #include "luamcp/log.h"
 #include "luamcp/server.h"
 #include "server_int.h"
@@ -473,6 +474,8 @@ static void admin_serve(reloader_t *r)
         json_object_set_new(reply, "ok", json_boolean(ok));
     } else if (strcmp(line, "status") == 0) {
         reply = reloader_status(r);
+        /* here, not in /healthz: the names of what is switched off are for operators */
+        json_object_set_new(reply, "switched_off", avail_status());
         json_object_set_new(reply, "ok", json_true());
     } else {
         reply = json_pack("{s:b, s:s}", "ok", 0, "error", "commands: reload, status");

@@ -6,6 +6,7 @@
 #ifndef LUAMCP_AVAIL_H
 #define LUAMCP_AVAIL_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 typedef enum avail_kind { AVAIL_TOOL, AVAIL_PROMPT, AVAIL_RESOURCE, AVAIL_KINDS } avail_kind_t;
@@ -23,6 +24,10 @@ int avail_set(avail_kind_t kind, const char *name, bool on);
 /* Called after every change, with the kind whose lists changed (the server sets it to send
  * list_changed; unset in mcp.so and `luamcp check`). */
 void avail_set_hook(void (*changed)(avail_kind_t kind));
+
+/* What is switched off: { "tool": [names], "prompt": [...], "resource": [...] } (kinds with
+ * nothing off are left out). A new object. */
+json_t *avail_status(void);
 
 /* "tool", "prompt", "resource" → the kind, or -1. */
 int avail_kind_of(const char *word);

@@ -16,6 +16,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,7 +86,7 @@ before(async () => {
     scripts: path.join(dir, 'scripts'),
     policies: path.join(dir, 'policies'),
     auth: { resource: RESOURCE, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
-  });
+  }, { args: ['--admin-socket', path.join(TMP, 'admin.sock')] });
 });
 
 after(async () => {
@@ -237,6 +238,9 @@ describe('subscriptions/listen', () => {
     const unknown = await modern('tools/call', { name: 'never-existed', arguments: {} });
     assert.equal(call.body.error.code, unknown.body.error.code, 'answered as a tool that does not exist');
     assert.equal(call.body.error.message, 'Unknown tool: flagged');
+    // operators see what is switched off (luamcp status, over the admin socket)
+    const status = JSON.parse(execFileSync(BIN, ['status', '--admin-socket', path.join(TMP, 'admin.sock')], { encoding: 'utf8' }));
+    assert.deepEqual(status.switched_off, { tool: ['flagged'] });
 
     // switching it off again moves nothing and tells no one
     const again = await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: false } });
