@@ -289,6 +289,12 @@ static int b64_decode(const struct b64_variant *v, const char *in, size_t n, uns
     return 0;
 }
 
+int crypto_b64_decode(const char *in, size_t n, unsigned char *out, size_t *out_len, char *err,
+                      size_t err_size)
+{
+    return b64_decode(&b64_variant_std, in, n, out, out_len, err, err_size);
+}
+
 /* --- mcp.encoding ------------------------------------------------------------------------- */
 
 #define CRYPTO_ERR_SIZE 128

@@ -144,6 +144,26 @@ static const char *header(struct MHD_Connection *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
+/* The value of one of MCP's own headers without the whitespace around it (RFC 9110 section
+ * 5.5): the value itself when nothing trails it, else a copy in buf (cut at n - 1 bytes). */
+static const char *mcp_header(struct MHD_Connection *conn, const char *name, char *buf, size_t n)
+{
+    const char *v = header(conn, name);
+    if (!v)
+        return NULL;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t len = strlen(v);
+    if (!len || (v[len - 1] != ' ' && v[len - 1] != '\t'))
+        return v;
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), v);
+    return buf;
+}
+
+#define MCP_HEADER(conn, name, buf) mcp_header((conn), (name), (buf), sizeof(buf))
+
 /* NULL when the MCP-Protocol-Version header is absent or supported; else a message. */
 static const char *version_problem(const char *v, char *buf, size_t n)
 {
@@ -390,7 +410,8 @@ static bool session_check(req_t *r, struct MHD_Connection *conn, session_info_t 
                           enum MHD_Result *rc)
 {
     const config_t *c = r->w->srv->cfg;
-    const char *hv = header(conn, "MCP-Protocol-Version");
+    char hv_buf[64];
+    const char *hv = MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf);
     *info = (session_info_t){hv ? rpc_version_supported(hv) : RPC_DEFAULT_VERSION, -1, 0};
     if (c->stateless)
         return true;
@@ -776,7 +797,8 @@ typedef struct modern {
  * its _meta names a protocol version. */
 static bool is_modern(struct MHD_Connection *conn, const rpc_msg_t *m)
 {
-    const char *hv = header(conn, "MCP-Protocol-Version");
+    char hv_buf[64];
+    const char *hv = MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf);
     if (hv && strcmp(hv, RPC_MODERN_VERSION) == 0)
         return true;
     return !header(conn, "Mcp-Session-Id") && m->kind == RPC_REQUEST &&
@@ -793,6 +815,25 @@ static enum MHD_Result modern_fail(req_t *r, struct MHD_Connection *conn, unsign
     return queue_json(conn, status, e, NULL, NULL);
 }
 
+static const char *lookup(void *conn, const char *name) { return header(conn, name); }
+
+/* Whether a tools/call's Mcp-Param-* headers agree with its arguments (NULL), else why. Only for
+ * a tool the caller can see listed: for any other the answer must not differ from the answer
+ * for a tool that does not exist. */
+static const char *param_headers(req_t *r, struct MHD_Connection *conn, const rpc_msg_t *m,
+                                 char *buf, size_t n)
+{
+    bundle_t *b = r->w->bundle;
+    const tool_t *t = bundle_find(b, json_string_value(json_object_get(m->params, "name")));
+    policy_decision_t d;
+    if (!t || !t->headers.n ||
+        policy_static(b->policies, bundle_index(b, t), r->caller, r->w->srv->cfg->dev, &d) !=
+            POLICY_ALLOW)
+        return NULL;
+    return xheaders_check(&t->headers, json_object_get(m->params, "arguments"), lookup, conn,
+                          buf, n);
+}
+
 /* The era's checks, in the order the specification gives; false when answered (*rc). */
 static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t *m,
                           modern_t *mod, enum MHD_Result *rc)
@@ -806,7 +847,8 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
     json_t *meta = json_object_get(m->params, "_meta");
     json_t *pv = json_object_get(meta, META_VERSION);
     json_t *caps = json_object_get(meta, META_CAPS);
-    const char *hv = header(conn, "MCP-Protocol-Version");
+    char hv_buf[64];
+    const char *hv = MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf);
     if (!json_is_string(pv) || !json_is_object(caps)) {
         *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_INVALID_PARAMS,
                           "Invalid params: _meta must carry " META_VERSION " and " META_CAPS, NULL);
@@ -825,7 +867,8 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
                                     hv));
         return false;
     }
-    const char *hm = header(conn, "Mcp-Method");
+    char hm_buf[64];
+    const char *hm = MCP_HEADER(conn, "Mcp-Method", hm_buf);
     if (!hm || strcmp(hm, m->method) != 0) {
         *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_HEADER_MISMATCH,
                           "Header mismatch: Mcp-Method must equal the body's method", NULL);
@@ -835,12 +878,21 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
                                    strcmp(m->method, "prompts/get") == 0 ? "name"
                            : strcmp(m->method, "resources/read") == 0 ? "uri" : NULL;
     if (name_key) {
-        const char *hn = header(conn, "Mcp-Name");
+        char hn_buf[2100];
+        const char *hn = MCP_HEADER(conn, "Mcp-Name", hn_buf);
         const char *bn = json_string_value(json_object_get(m->params, name_key));
         if (!hn || !bn || strcmp(hn, bn) != 0) {
             *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_HEADER_MISMATCH,
                               "Header mismatch: Mcp-Name must equal the body's name (or uri)",
                               NULL);
+            return false;
+        }
+    }
+    if (strcmp(m->method, "tools/call") == 0) { /* its arguments mirrored in Mcp-Param-* */
+        char why[200];
+        const char *bad = param_headers(r, conn, m, why, sizeof why);
+        if (bad) {
+            *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_HEADER_MISMATCH, bad, NULL);
             return false;
         }
     }
@@ -874,7 +926,9 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
  * with the headers, which is its own error). True when answered (*rc). */
 static bool preauthorize(req_t *r, struct MHD_Connection *conn, enum MHD_Result *rc)
 {
-    const char *method = header(conn, "Mcp-Method"), *name = header(conn, "Mcp-Name");
+    char method_buf[64], name_buf[2100];
+    const char *method = MCP_HEADER(conn, "Mcp-Method", method_buf),
+               *name = MCP_HEADER(conn, "Mcp-Name", name_buf);
     bundle_t *b = r->w->bundle;
     if (!method || !name || !auth_enabled(r->w->srv->auth))
         return false;
@@ -996,7 +1050,8 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
                     "Not Acceptable: Accept must allow application/json or text/event-stream",
                     NULL, NULL);
-    const char *hv = header(conn, "MCP-Protocol-Version");
+    char hv_buf[64];
+    const char *hv = MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf);
     const char *problem = version_problem(hv, buf, sizeof buf);
     bool maybe_modern = hv && strcmp(hv, RPC_MODERN_VERSION) == 0;
     if (problem && !maybe_modern && !(hv && hv[0] == 'v')) /* "v999": let the body say more */
@@ -1167,7 +1222,9 @@ static enum MHD_Result mcp_get(req_t *r, struct MHD_Connection *conn)
         return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
                     "Not Acceptable: Accept must allow text/event-stream", NULL, NULL);
     char buf[200];
-    const char *problem = version_problem(header(conn, "MCP-Protocol-Version"), buf, sizeof buf);
+    char hv_buf[64];
+    const char *problem =
+        version_problem(MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf), buf, sizeof buf);
     if (problem)
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
     session_info_t sess;

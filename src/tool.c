@@ -205,6 +205,8 @@ int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
     lua_pop(L, 1);
     if (has_output && schema_field(L, idx, "outputSchema", out->descriptor, &out->output, err))
         goto fail;
+    if (xheaders_read(json_object_get(out->descriptor, "inputSchema"), &out->headers, err))
+        goto fail;
     if (decl_json_field(L, idx, "annotations", out->descriptor, err) ||
         decl_json_field(L, idx, "icons", out->descriptor, err) ||
         decl_json_field(L, idx, "_meta", out->descriptor, err) ||
@@ -247,6 +249,7 @@ void tool_clear(tool_t *t)
     json_decref(t->descriptor);
     schema_free(t->input);
     schema_free(t->output);
+    xheaders_clear(&t->headers);
     memset(t, 0, sizeof *t);
     t->handler_ref = LUA_NOREF;
 }

@@ -9,6 +9,7 @@
 
 #include "luamcp/auth.h"
 #include "luamcp/schema.h"
+#include "luamcp/xheader.h"
 #include "luamcp/vm.h"
 
 #define TOOL_NAME_MAX 128
@@ -27,6 +28,7 @@ typedef struct tool {
     char **credentials;  /* names of arguments that are caller credentials; NULL-ended */
     size_t n_credentials;
     unsigned requires_caps; /* SESSION_CAP_* the client must have declared (`requires`) */
+    xheaders_t headers;  /* arguments mirrored in Mcp-Param-* headers (x-mcp-header) */
 } tool_t;
 
 struct fetch_engine;

@@ -11,6 +11,8 @@
 //   updates    mcp.resource_updated reaches the listeners of that URI only
 //   end        the caller's token expiring ends the stream with the subscription's result;
 //              so does the server stopping
+//   params     Mcp-Param-* headers (x-mcp-header) held against the arguments: each mismatch
+//              is 400 -32020 with its reason, and the next request is served
 //
 // Run with: LUAMCP_BIN=/path/to/luamcp node --test e2e.mjs   (default ../../build/luamcp)
 
@@ -52,6 +54,11 @@ mcp.tool { name = "bad_switch", description = "switches with bad arguments",
     if a.which == 2 then mcp.disable("tool", "") end
     return "not reached"
   end }
+mcp.tool { name = "regional", description = "an argument mirrored in Mcp-Param-Region",
+  inputSchema = { type = "object", properties = {
+    region = { type = "string", ["x-mcp-header"] = "Region" },
+    shard = { type = "integer", ["x-mcp-header"] = "Shard" } }, required = { "region" } },
+  handler = function(a) return "ran in " .. a.region end }
 mcp.prompt { name = "hello", description = "a prompt", handler = function() return "hi" end }
 mcp.static_resource { uri = "test://open", name = "open", description = "readable by all",
   handler = function() return "open" end }
@@ -98,8 +105,8 @@ after(async () => {
 const meta = () => ({ 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {} });
 
 // A 2026-07-28 request: {status, body} (JSON), the headers the era asks for.
-async function modern(method, params = {}, { tok = token, accept = 'application/json, text/event-stream', id = nextId++ } = {}) {
-  const headers = { 'content-type': 'application/json', accept, 'mcp-protocol-version': MODERN, 'mcp-method': method, authorization: `Bearer ${tok}` };
+async function modern(method, params = {}, { tok = token, accept = 'application/json, text/event-stream', id = nextId++, extra = {} } = {}) {
+  const headers = { 'content-type': 'application/json', accept, 'mcp-protocol-version': MODERN, 'mcp-method': method, authorization: `Bearer ${tok}`, ...extra };
   if (params.name) headers['mcp-name'] = params.name;
   const res = await fetch(server.url, {
     method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { _meta: meta(), ...params } }),
@@ -311,6 +318,33 @@ describe('subscriptions/listen', () => {
     assert.deepEqual(last, { jsonrpc: '2.0', id: 'short', result: { _meta: { [SUB]: 'short' } } });
     assert.ok(Date.now() - t0 < 6000, `ended ${Date.now() - t0} ms after opening`);
     await server.waitLog(/access token expired; the stream ends/);
+  });
+});
+
+describe('Mcp-Param headers', () => {
+  const call = (args, extra) => modern('tools/call', { name: 'regional', arguments: args }, { extra });
+  it('agree with the arguments, or the call is refused with the reason', async () => {
+    const listed = (await modern('tools/list')).body.result.tools.find((t) => t.name === 'regional');
+    assert.equal(listed.inputSchema.properties.region['x-mcp-header'], 'Region', 'clients see the annotation');
+    const ok = await call({ region: 'eu-1', shard: 3 }, { 'mcp-param-region': 'eu-1', 'mcp-param-shard': '3.0' });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.result.content[0].text, 'ran in eu-1');
+    const b64 = await call({ region: 'Zürich' }, { 'Mcp-Param-Region': `=?base64?${Buffer.from('Zürich').toString('base64')}?=` });
+    assert.equal(b64.body.result.content[0].text, 'ran in Zürich');
+    const cases = [
+      ['a different value', { region: 'eu-1' }, { 'mcp-param-region': 'us-1' }, /Mcp-Param-Region does not match/],
+      ['no header', { region: 'eu-1' }, {}, /Mcp-Param-Region is missing/],
+      ['a header without a value', {}, { 'mcp-param-region': 'eu-1' }, /no value for it/],
+      ['a bad base64', { region: 'eu-1' }, { 'mcp-param-region': '=?base64?ZXUtMQ?=' }, /invalid base64/],
+      ['another number', { region: 'eu-1', shard: 3 }, { 'mcp-param-region': 'eu-1', 'mcp-param-shard': '4' }, /Mcp-Param-Shard does not match/],
+    ];
+    for (const [what, args, extra, message] of cases) {
+      const r = await call(args, extra);
+      assert.equal(r.status, 400, what);
+      assert.equal(r.body.error.code, -32020, what);
+      assert.match(r.body.error.message, message, what);
+      assert.equal((await call({ region: 'eu-1' }, { 'mcp-param-region': 'eu-1' })).status, 200, `after ${what}`);
+    }
   });
 });
 

@@ -76,6 +76,9 @@ int main(void)
            "properties={n={minimum='x'}}}, handler=function() end}", "inputSchema");
     expect("mcp.tool{name='a', description='d', inputSchema={type='object'}}",
            "'handler' must be a function");
+    expect("mcp.tool{name='a', description='d', inputSchema={type='object', properties={\n"
+           "  r={type='number', ['x-mcp-header']='R'}}}, handler=function() end}",
+           "t.lua:1: tool 'a': inputSchema: property 'r': x-mcp-header needs type = \"string\"");
     expect(OK_TOOL "mcp.disable('tool', 'a')",
            "t.lua:2: mcp.disable: only a handler can switch tools, prompts and resources");
     expect(OK_TOOL "mcp.enable('tool', 'a')", "mcp.enable: only a handler can switch");

@@ -155,3 +155,14 @@ mcp.prompt {
     return "Context: " .. tostring(r.content and r.content.context)
   end,
 }
+
+-- SEP-2243: an argument mirrored in an HTTP header (Mcp-Param-Region), which the host checks
+-- against the body before the call runs.
+mcp.tool {
+  name = "test_custom_header",
+  description = "Runs a query in a region an intermediary can route on",
+  inputSchema = { type = "object", properties = {
+    region = { type = "string", description = "where to run it", ["x-mcp-header"] = "Region" },
+    query = { type = "string" } }, required = { "region" } },
+  handler = function(args) return "ran in " .. args.region end,
+}
