@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# make bench: luamcp under wrk (keep-alive, -t2 -c32), beside a ceiling measured in the same
+# make bench: luamcp under wrk (keep-alive, -t1 -c32), beside a ceiling measured in the same
 # run (/healthz: HTTP + routing, no JSON-RPC, no Lua), so the ratio holds on a noisy machine.
+# wrk shares the machine with the server: one client thread sending one prepared request
+# (bench/echo.lua) leaves the server the most of it; WRK_THREADS=2 for two. The latency row
+# runs the server with one worker, so the server and wrk each have a core of their own.
 # Prints req/s, p50, p99 and the server's RSS (peak, from VmHWM) for each row. Then, with Node,
 # the reload and concurrency benches and luamcp beside the official TypeScript SDK server
 # (bench/sdk/compare.sh, whose top comment says what is kept equal; BENCH_SDK=0 skips it).
@@ -8,6 +11,7 @@ set -euo pipefail
 bin=$(realpath "${1:-./build/luamcp}") # absolute: reload_bench.mjs starts it from a temp dir
 duration=${DURATION:-10s}
 conns=${CONNS:-32}
+threads=${WRK_THREADS:-1}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 log=$tmp/server.log
@@ -43,7 +47,7 @@ hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$pid/status"; }
 row() {
     local name=$1 url=$2; shift 2
     local out
-    out=$(wrk -t2 -c"$conns" -d"$duration" --latency "$@" "$url")
+    out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency "$@" "$url")
     if echo "$out" | grep -q "Non-2xx"; then
         echo "$out"; echo "bench: $name got non-2xx answers"; exit 1
     fi
@@ -55,7 +59,7 @@ row() {
         "$(( $(hwm_kib) / 1024 ))"
 }
 
-echo "luamcp bench — $(date -u +%Y-%m-%d) — $(nproc) cores — wrk -t2 -c$conns -d$duration"
+echo "luamcp bench — $(date -u +%Y-%m-%d) — $(nproc) cores — wrk -t$threads -c$conns -d$duration"
 echo
 printf "| %-34s | %9s | %8s | %8s | %11s |\n" "what" "req/s" "p50" "p99" "peak RSS"
 printf "|%s|%s|%s|%s|%s|\n" "------------------------------------" "-----------" \
@@ -85,6 +89,12 @@ start --stateless --dev --config "$tmp/dev.lua"
 LUAMCP_TOKENS=$tmp/one.txt row "tools/call echo, RS256, reused token" \
     "http://127.0.0.1:$port/mcp" -s "$here/echo.lua"
 auth_reused=$rps
+stop
+# latency with a core each: the server on one worker, wrk on the other core
+start --stateless --dev --config "$tmp/dev.lua" --workers 1
+"$bin" token --config "$tmp/dev.lua" --scope "mcp:tools" >"$tmp/one.txt"
+LUAMCP_TOKENS=$tmp/one.txt row "same, 1 worker (a core each)" \
+    "http://127.0.0.1:$port/mcp" -s "$here/echo.lua"
 stop
 # what the policy decision itself cost per call (the audit log records it)
 policy_us=$(awk -F'"latency_us":' 'NF > 1 {split($2, a, /[,}]/); s += a[1]; n++}

@@ -1,8 +1,5 @@
--- wrk script: tools/list with a unique JSON-RPC id per request.
-local n = 0
-local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
-request = function()
-  n = n + 1
-  return wrk.format("POST", "/mcp", headers,
-    '{"jsonrpc":"2.0","id":' .. n .. ',"method":"tools/list"}')
-end
+-- wrk script: tools/list, the same request every time (prepared once, as echo.lua does).
+wrk.method = "POST"
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json"

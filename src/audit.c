@@ -15,6 +15,7 @@
 
 #define BUF_SIZE 65536
 #define MAX_LINE 16384 /* a longer record is cut down to its decision fields */
+#define MAX_FAST_LINE 32768 /* audit_begin's: room for every string field at its longest */
 
 struct audit {
     int fd;
@@ -28,6 +29,10 @@ struct audit_buf {
     audit_t *a;
     char *data;
     size_t len;
+    text_out line;         /* the record audit_begin is writing */
+    char *line_buf;        /* MAX_FAST_LINE bytes */
+    long long stamp_sec;   /* the second `stamp` spells */
+    char stamp[24];        /* "YYYY-MM-DDTHH:MM:SS" */
 };
 
 audit_t *audit_open(const char *path, char **err)
@@ -69,10 +74,13 @@ unsigned long long audit_failures(const audit_t *a) { return a ? atomic_load(&a-
 audit_buf_t *audit_buf_new(audit_t *a)
 {
     audit_buf_t *b = calloc(1, sizeof *b);
-    if (b && !(b->data = malloc(BUF_SIZE))) {
+    if (b && (!(b->data = malloc(BUF_SIZE)) || !(b->line_buf = malloc(MAX_FAST_LINE)))) {
+        free(b->data);
         free(b);
         return NULL;
     }
+    if (b)
+        b->stamp_sec = -1;
     if (b)
         b->a = a;
     return b;
@@ -84,6 +92,7 @@ void audit_buf_free(audit_buf_t *b)
         return;
     audit_flush(b);
     free(b->data);
+    free(b->line_buf);
     free(b);
 }
 
@@ -113,19 +122,40 @@ void audit_flush(audit_buf_t *b)
     b->len = 0;
 }
 
+/* Now as "YYYY-MM-DDTHH:MM:SS.mmmZ" (the seconds spelt once a second). */
+static void timestamp(audit_buf_t *b, char out[48])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if ((long long)ts.tv_sec != b->stamp_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(b->stamp, sizeof b->stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        b->stamp_sec = (long long)ts.tv_sec;
+    }
+    snprintf(out, 48, "%s.%03dZ", b->stamp, (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* Queues one whole line (len bytes, without its newline). */
+static void queue_line(audit_buf_t *b, const char *line, size_t len)
+{
+    if (b->len + len + 1 > BUF_SIZE)
+        audit_flush(b);
+    if (len + 1 > BUF_SIZE) /* cannot happen with MAX_LINE < BUF_SIZE; kept as a bound */
+        return;
+    memcpy(b->data + b->len, line, len);
+    b->data[b->len + len] = '\n';
+    b->len += len + 1;
+}
+
 void audit_record(audit_buf_t *b, json_t *record)
 {
     if (!b || !record) {
         json_decref(record);
         return;
     }
-    struct timespec ts;
-    struct tm tm;
-    char when[40];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    char when[48];
+    timestamp(b, when);
     json_object_set_new(record, "time", json_string(when));
     char *line = json_dumps(record, JSON_COMPACT);
     if (line && strlen(line) > MAX_LINE) {
@@ -135,17 +165,95 @@ void audit_record(audit_buf_t *b, json_t *record)
         line = json_dumps(record, JSON_COMPACT);
     }
     json_decref(record);
-    if (!line)
+    if (line)
+        queue_line(b, line, strlen(line));
+    free(line);
+}
+
+text_out *audit_begin(audit_buf_t *b)
+{
+    if (!b)
+        return NULL;
+    b->line = (text_out){b->line_buf, MAX_FAST_LINE, 0, false};
+    text_put(&b->line, "{", 1);
+    return &b->line;
+}
+
+static void key(text_out *o, const char *k)
+{
+    if (o->len > 1)
+        text_put(o, ",", 1);
+    text_put(o, "\"", 1);
+    text_put_str(o, k);
+    text_put(o, "\":", 2);
+}
+
+void audit_str(text_out *o, const char *k, const char *value)
+{
+    if (!o || !value)
         return;
-    size_t len = strlen(line);
-    if (b->len + len + 1 > BUF_SIZE)
-        audit_flush(b);
-    if (len + 1 > BUF_SIZE) { /* cannot happen with MAX_LINE < BUF_SIZE; kept as a bound */
-        free(line);
+    key(o, k);
+    text_put_json(o, value, strlen(value), AUDIT_FIELD_MAX);
+}
+
+void audit_int(text_out *o, const char *k, long long value)
+{
+    if (!o)
+        return;
+    char num[24];
+    key(o, k);
+    text_put(o, num, (size_t)snprintf(num, sizeof num, "%lld", value));
+}
+
+void audit_fixed2(text_out *o, const char *k, double value)
+{
+    if (!o)
+        return;
+    char num[40];
+    key(o, k);
+    text_put(o, num, (size_t)snprintf(num, sizeof num, "%.2f", value));
+}
+
+static int put_dumped(const char *buffer, size_t size, void *data)
+{
+    text_out *o = data;
+    text_put(o, buffer, size);
+    return o->full ? -1 : 0;
+}
+
+void audit_json(text_out *o, const char *k, const json_t *v)
+{
+    if (!o || !v)
+        return;
+    size_t mark = o->len;
+    key(o, k);
+    /* room is kept for "time" and the rest of the line, so only this field is ever dropped */
+    text_out part = {o->buf, o->cap - 64, o->len, o->full};
+    if (part.cap > part.len && json_dump_callback(v, put_dumped, &part, JSON_COMPACT |
+                                                  JSON_ENCODE_ANY) == 0 && !part.full) {
+        o->len = part.len;
         return;
     }
-    memcpy(b->data + b->len, line, len);
-    b->data[b->len + len] = '\n';
-    b->len += len + 1;
-    free(line);
+    o->len = mark;
+    o->buf[o->len] = '\0';
+    char dropped[80];
+    snprintf(dropped, sizeof dropped, "%s_dropped", k);
+    key(o, dropped);
+    text_put(o, "true", 4);
+}
+
+void audit_end(audit_buf_t *b)
+{
+    if (!b)
+        return;
+    char when[48];
+    timestamp(b, when);
+    text_out *o = &b->line;
+    key(o, "time");
+    text_put_json(o, when, strlen(when), sizeof when);
+    text_put(o, "}", 1);
+    if (!o->full)
+        queue_line(b, o->buf, o->len);
+    else
+        log_error("audit: a record did not fit in %d bytes and was lost", MAX_FAST_LINE);
 }

@@ -198,32 +198,37 @@ static bool authorize_target(rpc_env_t *env, const rpc_msg_t *m, const target_t 
                  tg->name);
         *tg->warned = true;
     }
-    json_t *rec = decision_json(d);
-    json_object_set_new(rec, tg->kind, json_string(tg->name));
+    /* the record every call makes: written as text, not built as JSON values */
+    text_out *o = audit_begin(env->audit);
+    audit_str(o, "decision", policy_verdict_name(d->verdict));
+    audit_str(o, "reason", d->reason);
+    audit_str(o, "rule", d->rule[0] ? d->rule : NULL);
+    audit_str(o, "scopes", d->verdict == POLICY_CHALLENGE ? d->scopes : NULL);
+    audit_str(o, tg->kind, tg->name);
     if (env->caller) {
-        if (env->caller->subject)
-            json_object_set_new(rec, "subject", json_string(env->caller->subject));
-        if (env->caller->client_id)
-            json_object_set_new(rec, "client_id", json_string(env->caller->client_id));
+        audit_str(o, "subject", env->caller->subject);
+        audit_str(o, "client_id", env->caller->client_id);
     }
-    json_object_set(rec, "request_id", m->id);
-    json_object_set_new(rec, "bundle", json_integer((json_int_t)b->version));
-    json_object_set_new(rec, "latency_us", json_real((double)(elapsed / 10) / 100.0));
+    audit_json(o, "request_id", m->id);
+    audit_int(o, "bundle", (long long)b->version);
+    audit_fixed2(o, "latency_us", (double)elapsed / 1000.0);
     json_t *logged = policy_loggable_args(b->policies, i, args);
-    if (logged)
-        json_object_set_new(rec, "args", logged);
+    audit_json(o, "args", logged);
+    json_decref(logged);
     if (b->shadow) {
         policy_decision_t sd;
         policy_decide(b->shadow, b->vm, i, tg->policy_name, env->caller, args, env->cfg->dev,
                       &sd);
         if (sd.verdict != d->verdict) {
-            json_object_set_new(rec, "shadow", decision_json(&sd));
+            json_t *shadow = decision_json(&sd);
+            audit_json(o, "shadow", shadow);
+            json_decref(shadow);
             log_notice("shadow policies decide %s for %s %s (live: %s; %s)",
                        policy_verdict_name(sd.verdict), m->method, tg->name,
                        policy_verdict_name(d->verdict), sd.reason);
         }
     }
-    audit_record(env->audit, rec);
+    audit_end(env->audit);
     return d->verdict == POLICY_ALLOW;
 }
 

@@ -122,6 +122,44 @@ void text_put_quoted(text_out *o, const char *s, size_t len)
     text_put(o, "\"", 1);
 }
 
+void text_put_json(text_out *o, const char *s, size_t len, size_t max)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t end = len > max ? max : len;
+    text_put(o, "\"", 1);
+    size_t i = 0;
+    while (i < end) {
+        size_t run = i; /* bytes that go out as they are, in one append */
+        while (run < end && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
+            run++;
+        if (run > i) {
+            text_put(o, s + i, run - i);
+            i = run;
+            continue;
+        }
+        size_t n = u[i] >= 0x80 ? text_utf8_sequence_length(u + i, len - i) : 0;
+        char esc[8];
+        if (n) {
+            text_put(o, s + i, n); /* a character that starts in the kept part stays whole */
+            i += n;
+            continue;
+        }
+        if (u[i] == '"' || u[i] == '\\') {
+            esc[0] = '\\', esc[1] = (char)u[i];
+            text_put(o, esc, 2);
+        } else if (u[i] < 0x80) {
+            snprintf(esc, sizeof esc, "\\u%04x", u[i]);
+            text_put_str(o, esc);
+        } else {
+            text_put_str(o, "\\ufffd");
+        }
+        i++;
+    }
+    if (end < len)
+        text_put_str(o, "...");
+    text_put(o, "\"", 1);
+}
+
 /* Rendered into a scratch buffer first so the segment is whole or absent. */
 void text_put_key(text_out *o, const char *key, size_t len)
 {

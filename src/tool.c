@@ -739,26 +739,46 @@ static int ctx_elicit(lua_State *L)
 }
 
 /* ctx's __index: "auth" is built when first read; nothing else is there */
+static const struct {
+    const char *name;
+    lua_CFunction fn;
+} ctx_fns[] = {{"remaining_ms", ctx_remaining_ms}, {"log", ctx_log}, {"progress", ctx_progress},
+               {"sample", ctx_sample}, {"elicit", ctx_elicit}, {"close_stream", ctx_close_stream},
+               {"input", ctx_input}, {"inputs", ctx_inputs}, {"set_state", ctx_set_state},
+               {"state", ctx_get_state}, {"can", ctx_can}};
+
+/* ctx.auth and the ctx functions, made on first use (most handlers use one or two of them):
+ * each is a closure over the call's serial and its ctx, kept in the table once made. */
 static int ctx_index(lua_State *L)
 {
     const char *k = lua_tostring(L, 2);
-    if (!k || strcmp(k, "auth") != 0)
+    int fn = -1;
+    for (int i = 0; k && fn < 0 && i < (int)(sizeof ctx_fns / sizeof ctx_fns[0]); i++)
+        if (strcmp(k, ctx_fns[i].name) == 0)
+            fn = i;
+    if (!k || (fn < 0 && strcmp(k, "auth") != 0))
         return 0;
     tool_call_t *call = vm_current_call(vm_of(L));
     if (!call || call->ctx != lua_topointer(L, 1))
         return luaL_error(L, "ctx used outside the call it belongs to");
-    if (!call->caller)
+    if (fn >= 0) {
+        lua_pushinteger(L, (lua_Integer)call->serial);
+        lua_pushvalue(L, 1); /* the ctx table, for ctx.tool */
+        lua_pushcclosure(L, ctx_fns[fn].fn, 2);
+    } else if (call->caller) {
+        api_push_caller(L, call->caller);
+    } else {
         return 0;
-    api_push_caller(L, call->caller);
+    }
     lua_pushvalue(L, -1);
-    lua_setfield(L, 1, "auth"); /* later reads find it directly */
+    lua_setfield(L, 1, k); /* later reads find it directly */
     return 1;
 }
 
 /* pushes the ctx table for this call onto co */
 static void push_ctx(lua_State *co, tool_call_t *call)
 {
-    lua_createtable(co, 0, 7);
+    lua_createtable(co, 0, 4);
     if (luaL_newmetatable(co, "luamcp.ctx")) {
         /* shared by every call's ctx: hidden, or one call could rewrite ctx for the next */
         lua_pushcfunction(co, ctx_index);
@@ -778,17 +798,6 @@ static void push_ctx(lua_State *co, tool_call_t *call)
     lua_setfield(co, -2, "tool");
     lua_pushnumber(co, call->deadline);
     lua_setfield(co, -2, "deadline");
-    static const struct { const char *name; lua_CFunction fn; } fns[] = {
-        {"remaining_ms", ctx_remaining_ms}, {"log", ctx_log}, {"progress", ctx_progress},
-        {"sample", ctx_sample}, {"elicit", ctx_elicit}, {"close_stream", ctx_close_stream},
-        {"input", ctx_input}, {"inputs", ctx_inputs}, {"set_state", ctx_set_state},
-        {"state", ctx_get_state}, {"can", ctx_can}};
-    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-        lua_pushinteger(co, (lua_Integer)call->serial);
-        lua_pushvalue(co, -2); /* the ctx table, for ctx.tool */
-        lua_pushcclosure(co, fns[i].fn, 2);
-        lua_setfield(co, -2, fns[i].name);
-    }
 }
 
 /* ---- results ---------------------------------------------------------------------------- */

@@ -6,10 +6,11 @@
 #   bench/sdk/compare.sh [path/to/luamcp]      DURATION=10s CONNS=32 SDK_WORKERS=2 by default
 #
 # What is the same on both sides, so the ratio means something:
-# - the machine and the client: wrk -t2 -c$CONNS -d$DURATION --latency, keep-alive, the same Lua
-#   scripts (../echo.lua; tools_list.lua here, which adds the token and the Accept header the
-#   SDK insists on), the same request bodies; each server gets a 1 s wrk warm-up first (Node's
-#   JIT, the SDK's first JWKS fetch);
+# - the machine and the client: wrk -t$WRK_THREADS (1) -c$CONNS -d$DURATION --latency, keep-alive,
+#   the same Lua scripts (../echo.lua; tools_list.lua here, which adds the token and the Accept
+#   header the SDK insists on), the same request bodies (one prepared request, or the next of
+#   2,000 tokens per request for the fresh-token rows); each server gets a 1 s wrk warm-up first
+#   (Node's JIT, the SDK's first JWKS fetch);
 # - the tokens: the same files, minted by `luamcp token` from luamcp's --dev issuer (RS256,
 #   2048-bit RSA), sent to both servers;
 # - the keys: the SDK's verifier fetches that luamcp's JWKS (<issuer>/.well-known/jwks.json)
@@ -43,6 +44,7 @@ set -euo pipefail
 bin=$(realpath "${1:-./build/luamcp}")
 duration=${DURATION:-10s}
 conns=${CONNS:-32}
+threads=${WRK_THREADS:-1}
 workers=${SDK_WORKERS:-2}
 sdk=$(cd "$(dirname "$0")" && pwd)
 bench=$(dirname "$sdk")
@@ -134,14 +136,14 @@ check_echo() { # check_echo PORT TOKEN: one call must answer the echo, or the nu
 }
 
 warm() { # warm PORT SCRIPT: a short wrk run whose numbers are thrown away
-    wrk -t2 -c"$conns" -d1s "http://127.0.0.1:$1/mcp" -s "$2" >/dev/null
+    wrk -t"$threads" -c"$conns" -d1s "http://127.0.0.1:$1/mcp" -s "$2" >/dev/null
 }
 
 # row WHAT SERVER PIDS PORT SCRIPT: runs wrk, prints one table row, sets rps
 rps=0
 row() {
     local what=$1 server=$2 pids=$3 port=$4 script=$5 out
-    out=$(wrk -t2 -c"$conns" -d"$duration" --latency -s "$script" "http://127.0.0.1:$port/mcp")
+    out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$script" "http://127.0.0.1:$port/mcp")
     if echo "$out" | grep -q "Non-2xx"; then
         echo "$out"; echo "bench/sdk: $server, $what got non-2xx answers"; exit 1
     fi
@@ -192,7 +194,7 @@ stop_all() {
 
 cores=$(nproc)
 echo "luamcp vs the TypeScript SDK (@modelcontextprotocol/sdk $sdk_version, Node $(node --version))" \
-    "— $(date -u +%Y-%m-%d) — $cores cores — wrk -t2 -c$conns -d$duration"
+    "— $(date -u +%Y-%m-%d) — $cores cores — wrk -t$threads -c$conns -d$duration"
 echo "luamcp: one process, a worker thread per core. SDK: one Node process (JavaScript runs on one"
 echo "thread)$([ "$workers" -gt 1 ] && echo "; SDK cluster x$workers: node:cluster, $workers worker processes")."
 if [ "${SDK_AJV_PER_REQUEST:-0}" = 1 ]; then
@@ -210,6 +212,20 @@ printf "|%s|%s|%s|%s|%s|%s|%s|\n" "----------------------------------" "--------
 start_all "$tmp/dev.lua" "$tmp/one.txt"
 both_rows "tools/call echo, reused token" "$bench/echo.lua" "$tmp/one.txt"
 ratio_reused=$ratio_sdk
+ratio_other=""
+if [ "${SDK_AJV_PER_REQUEST:-0}" != 1 ]; then
+    # the SDK's default beside its best case, in the same run: a validator per McpServer
+    saved=("${sdk_flags[@]+"${sdk_flags[@]}"}")
+    sdk_flags=(--ajv-per-request)
+    start_sdk sdkd 1 --dev-key-file "$tmp/dev.json"
+    check_echo "$sdkd_port" "$(head -1 "$tmp/one.txt")"
+    LUAMCP_TOKENS=$tmp/one.txt warm "$sdkd_port" "$bench/echo.lua"
+    LUAMCP_TOKENS=$tmp/one.txt row "" "SDK, default" "$(pids_of "$sdkd_pid")" "$sdkd_port" \
+        "$bench/echo.lua"
+    ratio_other=$(awk -v a="$luamcp_rps" -v b="$rps" 'BEGIN {printf "%.1f", (b > 0 ? a / b : 0)}')
+    stop "$sdkd_pid"
+    sdk_flags=("${saved[@]+"${saved[@]}"}")
+fi
 both_rows "tools/list, reused token" "$sdk/tools_list.lua" "$tmp/one.txt"
 stop_all
 
@@ -265,3 +281,6 @@ fi
 echo
 echo "authenticated echo, luamcp / SDK (one Node process): ${ratio_reused}x with a reused token" \
     "(target >= 40), ${ratio_fresh}x with a fresh token per request"
+[ -n "$ratio_other" ] && echo "  against the SDK with its default validator (one per McpServer):" \
+    "${ratio_other}x with a reused token"
+true

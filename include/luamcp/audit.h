@@ -6,6 +6,9 @@
 #define LUAMCP_AUDIT_H
 
 #include <jansson.h>
+#include <stdbool.h>
+
+#include "luamcp/text.h"
 
 typedef struct audit audit_t;
 typedef struct audit_buf audit_buf_t;
@@ -20,5 +23,19 @@ void audit_buf_free(audit_buf_t *b); /* flushes first */
 /* Adds "time" and writes record (stolen) as one line. */
 void audit_record(audit_buf_t *b, json_t *record);
 void audit_flush(audit_buf_t *b);
+
+/* The same line written field by field, without building JSON values: for the record every
+ * call makes. Keys are plain identifiers; string values are cut at AUDIT_FIELD_MAX bytes.
+ *   text_out *o = audit_begin(b);      NULL without an audit buffer (then write nothing)
+ *   audit_str(o, "decision", "allow"); audit_int(o, "bundle", 3); audit_json(o, "args", v);
+ *   audit_end(b);                      adds "time", ends the line and queues it */
+#define AUDIT_FIELD_MAX 512
+text_out *audit_begin(audit_buf_t *b);
+void audit_str(text_out *o, const char *key, const char *value); /* NULL value: no field */
+void audit_int(text_out *o, const char *key, long long value);
+void audit_fixed2(text_out *o, const char *key, double value);   /* two decimals */
+/* v (borrowed) as compact JSON; when the line cannot hold it, KEY_dropped: true instead. */
+void audit_json(text_out *o, const char *key, const json_t *v);
+void audit_end(audit_buf_t *b);
 
 #endif

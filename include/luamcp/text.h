@@ -43,6 +43,11 @@ void text_put_str(text_out *o, const char *s);
  * then "...". Bytes that are not valid UTF-8 appear as \xNN, so the result always is. */
 void text_put_quoted(text_out *o, const char *s, size_t len);
 
+/* Appends s[0..len) as a JSON string: quoted, escaped, at most max source bytes (then "..."
+ * inside the quotes); bytes that are not valid UTF-8 become U+FFFD, so the result is always
+ * valid JSON. */
+void text_put_json(text_out *o, const char *s, size_t len, size_t max);
+
 /* Appends one key of a path: ".name" for an identifier-like key, ["odd key"] otherwise; the
  * whole segment or nothing. */
 void text_put_key(text_out *o, const char *key, size_t len);

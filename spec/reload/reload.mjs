@@ -481,11 +481,15 @@ describe('e. SIGHUP, luamcp reload, luamcp status', () => {
     assert.equal(st.last_error, null);
     assert.equal(st.restart_needed, false);
     assert.match(st.loaded_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    // --admin-socket finds the same server, and /healthz shows the same bundle
+    // --admin-socket finds the same server, and /healthz shows the same bundle (not what is
+    // switched off: that is for operators only)
     const byPath = await run(['status', '--admin-socket', home.admin]);
     assert.equal(byPath.code, 0);
     assert.deepEqual(JSON.parse(byPath.stdout), st);
-    assert.deepEqual({ ...(await bundle(s)), ok: true }, st);
+    assert.deepEqual(st.switched_off, {});
+    const health = await bundle(s);
+    assert.equal(health.switched_off, undefined);
+    assert.deepEqual({ ...health, ok: true, switched_off: {} }, st);
 
     // SIGHUP
     fs.writeFileSync(path.join(home.scripts, 'ver.lua'), toolSource('ver', 'e-2')); // inotify too: wait for it
