@@ -700,7 +700,7 @@ describe('IdP down when luamcp starts', () => {
     server = await startLuamcp((resource) => ({
       resource, issuers: [{ issuer }], jwks: { refetch_s: 1, min_ttl_s: 1, timeout_ms: 1000 },
     }));
-    assert.match(server.log, /no keys yet for http:\/\/127\.0\.0\.1:\d+/);
+    await server.waitLog(/no keys yet for http:\/\/127\.0\.0\.1:\d+/, 10000);
 
     const r = await probe(server, forgedToken({ iss: issuer, aud: server.resource }));
     assert.equal(r.status, 503, JSON.stringify(r));

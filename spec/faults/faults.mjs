@@ -583,7 +583,7 @@ describe('9. a JWKS endpoint that answers garbage', () => {
     const r = await rpc(server, 'tools/call', { name: 'echo', arguments: { text: 'hi' } }, { token: tok });
     assert.equal(r.status, 503, JSON.stringify(r.body));
     assert.equal(r.body.error.message, "The authorization server's keys are unavailable");
-    assert.match(server.log, /the JWKS of http:\/\/127\.0\.0\.1:\d+ is unusable/);
+    await waitFor('the unusable JWKS in the log', () => /the JWKS of http:\/\/127\.0\.0\.1:\d+ is unusable/.test(server.log));
     jwks.mode = 'good';
     const t0 = Date.now();
     await waitFor('the keys to be loaded', () => /auth: 1 keys of http:\/\/127\.0\.0\.1:\d+ loaded/.test(server.log), 30000, 50);

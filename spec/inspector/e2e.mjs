@@ -190,7 +190,7 @@ for (const mode of ['sessions', 'stateless']) {
         /Failed to connect to MCP server: Streamable HTTP error: Error POSTing to endpoint: \{"jsonrpc":"2\.0","id":null,"error":\{"code":-32600,"message":"Unauthorized: a bearer token is required"\}\}/,
         r.show);
       assert.doesNotMatch(r.stdout, /"tools"/);
-      assert.match(server.log.slice(before), /auth: refused \(no Authorization header\)/);
+      await server.waitLog(/auth: refused \(no Authorization header\)/, 10000, before);
 
       const call = await inspector(server, ['--method', 'tools/call', '--tool-name', 'echo', '--tool-arg', 'text=hi']);
       assert.equal(call.code, 1, call.show);
@@ -205,7 +205,7 @@ for (const mode of ['sessions', 'stateless']) {
       assert.match(r.stderr,
         /Failed to connect to MCP server: Streamable HTTP error: Error POSTing to endpoint: \{"jsonrpc":"2\.0","id":null,"error":\{"code":-32600,"message":"The access token is invalid"\}\}/,
         r.show);
-      assert.match(server.log.slice(before), /auth: refused \(bad signature: signature does not verify\)/);
+      await server.waitLog(/auth: refused \(bad signature: signature does not verify\)/, 10000, before);
     });
 
     it('a token without mcp:tools: tools/list is empty, tools/call is refused', async () => {

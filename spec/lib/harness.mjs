@@ -151,9 +151,10 @@ export async function startLuamcp(bin, tmp, name, config, { env = {}, args = [] 
     audit: () => s.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)),
     // The server writes a log line before it answers, but its stderr is read asynchronously:
     // wait for the line (up to ms) rather than expect it with the answer.
-    waitLog: async (re, ms = 10000) => {
-      for (let waited = 0; !re.test(s.log) && waited < ms; waited += 20) await sleep(20);
-      assert.match(s.log, re);
+    // (from: look only at what was logged after that many characters)
+    waitLog: async (re, ms = 10000, from = 0) => {
+      for (let waited = 0; !re.test(s.log.slice(from)) && waited < ms; waited += 20) await sleep(20);
+      assert.match(s.log.slice(from), re);
     },
   };
   proc.stdout.on('data', (d) => { s.out += d; });

@@ -683,7 +683,10 @@ describe('shadow policies (get_athlete tightened to svc-all)', () => {
       assert.equal(l.decision, decision, JSON.stringify(l));
       assert.ok(!('shadow' in l), `both agree, yet a shadow field: ${JSON.stringify(l)}`);
     }
-    const notes = server.log.split('\n').filter((l) => l.includes('shadow policies decide'));
+    const shadowNotes = () => server.log.split('\n').filter((l) => l.includes('shadow policies decide'));
+    await waitFor('the two shadow notes in the log', () => shadowNotes().length >= 2);
+    await sleep(100); // and no third one
+    const notes = shadowNotes();
     assert.equal(notes.length, 2, server.log);
     for (const n of notes) {
       assert.match(n, / notice shadow policies decide hidden for tools\/call get_athlete \(live: allow; client not allowed\)$/);
