@@ -1,12 +1,9 @@
 // Self-test of the test IdP (idp.mjs + authcode.mjs): node --test selftest.mjs
 // Starts several IdPs on free loopback ports (--port 0) and checks what the luamcp tests rely on.
 
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +13,7 @@ import {
 } from 'jose';
 
 import { authorizationCodeToken, clientCredentialsToken } from './authcode.mjs';
+import { startReady } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESOURCE = 'http://127.0.0.1:8931/mcp';
@@ -26,30 +24,16 @@ const TOOL_SCOPES = [
   `${S}strava:get_activity`, `${S}strava:get_activity_streams`, `${S}strava:get_segment`,
 ];
 
-// Starts idp.mjs, resolves with its ready line plus stop(); rejects if it does not get ready.
+// Starts idp.mjs through the shared harness (a start that stalls 30 s is killed and tried once
+// more), with its ready line, .child, and stop() resolving to the exit code.
 async function startIdp(args = []) {
-  const child = spawn(process.execPath, [path.join(HERE, 'idp.mjs'), '--port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const lines = createInterface({ input: child.stdout });
-  const first = await Promise.race([
-    once(lines, 'line').then(([line]) => line),
-    once(child, 'exit').then(([code]) => { throw new Error(`idp exited (${code}) before ready:\n${stderr}`); }),
-    new Promise((_, reject) => { setTimeout(() => reject(new Error(`idp not ready in 60 s:\n${stderr}`)), 60000).unref(); }),
-  ]);
-  const info = JSON.parse(first);
-  info.child = child;
-  info.stderr = () => stderr;
-  info.stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const [code] = await exited;
-    return code;
+  const ready = await startReady('the IdP', [path.join(HERE, 'idp.mjs'), '--port', '0', ...args]);
+  const child = ready.proc;
+  return {
+    ...ready,
+    child,
+    stop: async () => (await child.stopProcess()).code,
   };
-  return info;
 }
 
 async function cc(idp, clientId, clientSecret, body = {}, { post = false } = {}) {
