@@ -16,6 +16,7 @@
 #define BUF_SIZE 65536
 #define MAX_LINE 16384 /* a longer record is cut down to its decision fields */
 #define MAX_FAST_LINE 32768 /* audit_begin's: room for every string field at its longest */
+#define RESERVE 1024        /* of it, kept free by audit_json for the fields after it */
 
 struct audit {
     int fd;
@@ -227,8 +228,9 @@ void audit_json(text_out *o, const char *k, const json_t *v)
         return;
     size_t mark = o->len;
     key(o, k);
-    /* room is kept for "time" and the rest of the line, so only this field is ever dropped */
-    text_out part = {o->buf, o->cap - 64, o->len, o->full};
+    /* room is kept for what may follow (bundle, latency, other fields' "_dropped", "time"),
+     * so only such a field is ever dropped, never the record */
+    text_out part = {o->buf, o->cap - RESERVE, o->len, o->full};
     if (part.cap > part.len && json_dump_callback(v, put_dumped, &part, JSON_COMPACT |
                                                   JSON_ENCODE_ANY) == 0 && !part.full) {
         o->len = part.len;
@@ -252,8 +254,14 @@ void audit_end(audit_buf_t *b)
     key(o, "time");
     text_put_json(o, when, strlen(when), sizeof when);
     text_put(o, "}", 1);
-    if (!o->full)
+    if (!o->full) {
         queue_line(b, o->buf, o->len);
-    else
-        log_error("audit: a record did not fit in %d bytes and was lost", MAX_FAST_LINE);
+        return;
+    }
+    /* cannot happen with the bounds above; if it ever does, the record still leaves a trace */
+    log_error("audit: a record did not fit in %d bytes; written cut short", MAX_FAST_LINE);
+    char line[160];
+    int n = snprintf(line, sizeof line, "{\"audit_error\":\"record too long\",\"time\":\"%s\"}",
+                     when);
+    queue_line(b, line, (size_t)n);
 }

@@ -1,5 +1,6 @@
-/* avail — run-time switches (see avail.h). A short list under a mutex: it is looked at only
- * while something is off, and then by a name lookup that is already a string compare. */
+/* avail — run-time switches (see avail.h). A short list under a read-write lock: it is looked
+ * at only while something is off (workers read it side by side), and then by a name lookup
+ * that is already a string compare. */
 #include "luamcp/avail.h"
 
 #include <pthread.h>
@@ -12,7 +13,7 @@ struct off {
     char *name;
 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER; /* workers read, handlers flip */
 static struct off offs[AVAIL_MAX];
 static atomic_size_t n_off; /* read without the lock: nothing off, nothing to look up */
 static void (*hook)(avail_kind_t kind);
@@ -30,15 +31,15 @@ bool avail_on(avail_kind_t kind, const char *name)
 {
     if (atomic_load_explicit(&n_off, memory_order_acquire) == 0)
         return true;
-    pthread_mutex_lock(&mu);
+    pthread_rwlock_rdlock(&lock);
     bool on = find_locked(kind, name) == atomic_load(&n_off);
-    pthread_mutex_unlock(&mu);
+    pthread_rwlock_unlock(&lock);
     return on;
 }
 
 int avail_set(avail_kind_t kind, const char *name, bool on)
 {
-    pthread_mutex_lock(&mu);
+    pthread_rwlock_wrlock(&lock);
     size_t n = atomic_load(&n_off), i = find_locked(kind, name);
     int rc = 0;
     if (on && i < n) {
@@ -57,7 +58,7 @@ int avail_set(avail_kind_t kind, const char *name, bool on)
         }
     }
     void (*changed)(avail_kind_t) = hook;
-    pthread_mutex_unlock(&mu);
+    pthread_rwlock_unlock(&lock);
     if (rc == 1 && changed)
         changed(kind);
     return rc;
@@ -65,9 +66,9 @@ int avail_set(avail_kind_t kind, const char *name, bool on)
 
 void avail_set_hook(void (*changed)(avail_kind_t kind))
 {
-    pthread_mutex_lock(&mu);
+    pthread_rwlock_wrlock(&lock);
     hook = changed;
-    pthread_mutex_unlock(&mu);
+    pthread_rwlock_unlock(&lock);
 }
 
 static const char *const words[AVAIL_KINDS] = {"tool", "prompt", "resource"};
@@ -75,7 +76,7 @@ static const char *const words[AVAIL_KINDS] = {"tool", "prompt", "resource"};
 json_t *avail_status(void)
 {
     json_t *out = json_object();
-    pthread_mutex_lock(&mu);
+    pthread_rwlock_rdlock(&lock);
     size_t n = atomic_load(&n_off);
     for (size_t i = 0; i < n; i++) {
         json_t *list = json_object_get(out, words[offs[i].kind]);
@@ -85,7 +86,7 @@ json_t *avail_status(void)
         }
         json_array_append_new(list, json_string(offs[i].name));
     }
-    pthread_mutex_unlock(&mu);
+    pthread_rwlock_unlock(&lock);
     return out;
 }
 

@@ -499,8 +499,9 @@ const resource_t *bundle_find_resource(const bundle_t *b, const char *uri, json_
 {
     *vars = NULL;
     for (size_t i = 0; i < b->n_resources; i++)
-        if (b->resources[i].uri && strcmp(b->resources[i].uri, uri) == 0)
-            return bundle_resource_on(&b->resources[i]) ? &b->resources[i] : NULL;
+        if (b->resources[i].uri && strcmp(b->resources[i].uri, uri) == 0 &&
+            bundle_resource_on(&b->resources[i]))
+            return &b->resources[i]; /* switched off, it is as if absent: templates may match */
     for (size_t i = 0; i < b->n_resources; i++)
         if (b->resources[i].uri_template && bundle_resource_on(&b->resources[i]) &&
             resource_template_match(b->resources[i].uri_template, uri, vars))

@@ -145,8 +145,11 @@ static const char *header(struct MHD_Connection *conn, const char *name)
 }
 
 /* The value of one of MCP's own headers without the whitespace around it (RFC 9110 section
- * 5.5): the value itself when nothing trails it, else a copy in buf (cut at n - 1 bytes). */
-static const char *mcp_header(struct MHD_Connection *conn, const char *name, char *buf, size_t n)
+ * 5.5): the value itself when nothing trails it, else a copy in buf. A value too long for buf
+ * is cut when `cut` (a protocol version: cut, it still names no supported one), and is NULL
+ * otherwise (a name or method must be compared whole, never by a prefix). */
+static const char *mcp_header(struct MHD_Connection *conn, const char *name, char *buf, size_t n,
+                              bool cut)
 {
     const char *v = header(conn, name);
     if (!v)
@@ -158,11 +161,14 @@ static const char *mcp_header(struct MHD_Connection *conn, const char *name, cha
         return v;
     while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
         len--;
+    if (len >= n && !cut)
+        return NULL;
     snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), v);
     return buf;
 }
 
-#define MCP_HEADER(conn, name, buf) mcp_header((conn), (name), (buf), sizeof(buf))
+#define MCP_HEADER(conn, name, buf) mcp_header((conn), (name), (buf), sizeof(buf), false)
+#define MCP_VERSION(conn, buf) mcp_header((conn), "MCP-Protocol-Version", (buf), sizeof(buf), true)
 
 /* NULL when the MCP-Protocol-Version header is absent or supported; else a message. */
 static const char *version_problem(const char *v, char *buf, size_t n)
@@ -176,12 +182,14 @@ static const char *version_problem(const char *v, char *buf, size_t n)
 
 /* ---- GET streams --------------------------------------------------------------------------- */
 
-/* When the caller's token expires, on the now_ms clock; 0 without one. */
-static long long expiry_of(const auth_caller_t *c)
+/* When the request's token stops being accepted (its expiry, plus the leeway auth grants),
+ * on the now_ms clock; 0 without one. */
+static long long expiry_of(const req_t *r)
 {
+    const auth_caller_t *c = r->caller;
     if (!c || c->expires_at <= 0)
         return 0;
-    long long left = c->expires_at - (long long)time(NULL);
+    long long left = c->expires_at + r->w->srv->cfg->auth.leeway_s - (long long)time(NULL);
     return now_ms() + (left > 0 ? left * 1000 : 0) + 1;
 }
 
@@ -290,17 +298,22 @@ void http_service(worker_t *w, long long now, bool closing)
     }
 }
 
-/* Queues s as the response (its worker lists it). */
+/* Queues s as the response (its worker lists it). Takes the stream's response reference either
+ * way: when the response cannot be made or queued, stream_done has undone the stream's ties
+ * (session, channel, listeners), so the caller has nothing to clean up. */
 static enum MHD_Result queue_stream(req_t *r, struct MHD_Connection *conn, stream_t *s)
 {
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
                                                                   sse_stream_read, s, stream_done);
-    if (!resp)
+    if (!resp) {
+        stream_done(s); /* what a finished response would undo, undone here */
         return MHD_NO;
+    }
     s->next = r->w->streams;
     r->w->streams = s;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* proxies: pass events at once */
     r->answered = true;
     enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
@@ -342,19 +355,12 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
             http_stream_close(previous);
     }
     sse_stream_append(s, ": stream open\n\n", 15);
-    s->expires_ms = expiry_of(r->caller); /* it ends with the token that opened it */
+    s->expires_ms = expiry_of(r); /* it ends with the token that opened it */
     sse_chan_attach(c, s, after); /* replays what came after `after` */
     if (!last || after == 0)
         sse_chan_prime(c);
     sse_chan_release(c); /* the stream holds it now */
-    enum MHD_Result ok = queue_stream(r, conn, s);
-    if (ok != MHD_YES) {
-        if (standalone && session_detach(srv->sessions, sid, s))
-            sse_stream_release(s);
-        sse_chan_lost_writer(s->chan, s);
-        sse_stream_release(s);
-    }
-    return ok;
+    return queue_stream(r, conn, s);
 }
 
 /* A POST answered as a stream (its call talks to the client while it runs, or asked to end
@@ -382,12 +388,7 @@ static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
     json_decref(kept);
     if (r->detach) /* ctx.close_stream: the rest waits for a resume */
         sse_chan_detach_writer(c);
-    enum MHD_Result ok = queue_stream(r, conn, s);
-    if (ok != MHD_YES) {
-        sse_chan_lost_writer(c, s);
-        sse_stream_release(s);
-    }
-    return ok;
+    return queue_stream(r, conn, s);
 }
 
 /* ---- the MCP endpoint ------------------------------------------------------------------------ */
@@ -411,7 +412,7 @@ static bool session_check(req_t *r, struct MHD_Connection *conn, session_info_t 
 {
     const config_t *c = r->w->srv->cfg;
     char hv_buf[64];
-    const char *hv = MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf);
+    const char *hv = MCP_VERSION(conn, hv_buf);
     *info = (session_info_t){hv ? rpc_version_supported(hv) : RPC_DEFAULT_VERSION, -1, 0};
     if (c->stateless)
         return true;
@@ -798,7 +799,7 @@ typedef struct modern {
 static bool is_modern(struct MHD_Connection *conn, const rpc_msg_t *m)
 {
     char hv_buf[64];
-    const char *hv = MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf);
+    const char *hv = MCP_VERSION(conn, hv_buf);
     if (hv && strcmp(hv, RPC_MODERN_VERSION) == 0)
         return true;
     return !header(conn, "Mcp-Session-Id") && m->kind == RPC_REQUEST &&
@@ -815,7 +816,30 @@ static enum MHD_Result modern_fail(req_t *r, struct MHD_Connection *conn, unsign
     return queue_json(conn, status, e, NULL, NULL);
 }
 
-static const char *lookup(void *conn, const char *name) { return header(conn, name); }
+typedef struct {
+    const char *name;
+    unsigned n;
+} header_count_t;
+
+static enum MHD_Result count_named(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    (void)value;
+    header_count_t *c = cls;
+    if (key && strcasecmp(key, c->name) == 0)
+        c->n++;
+    return MHD_YES;
+}
+
+/* A header's value for xheaders_check: a proxy may read the last of repeated headers where we
+ * would read the first, so a repeated one is its own error. */
+static const char *lookup(void *conn, const char *name)
+{
+    header_count_t c = {name, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_named, &c);
+    return c.n > 1 ? XHEADER_REPEATED : header(conn, name);
+}
 
 /* Whether a tools/call's Mcp-Param-* headers agree with its arguments (NULL), else why. Only for
  * a tool the caller can see listed: for any other the answer must not differ from the answer
@@ -848,7 +872,7 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
     json_t *pv = json_object_get(meta, META_VERSION);
     json_t *caps = json_object_get(meta, META_CAPS);
     char hv_buf[64];
-    const char *hv = MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf);
+    const char *hv = MCP_VERSION(conn, hv_buf);
     if (!json_is_string(pv) || !json_is_object(caps)) {
         *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_INVALID_PARAMS,
                           "Invalid params: _meta must carry " META_VERSION " and " META_CAPS, NULL);
@@ -1018,13 +1042,8 @@ static enum MHD_Result subscribe_listen(req_t *r, struct MHD_Connection *conn, r
     if (!s)
         return fail(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, RPC_INTERNAL_ERROR,
                     "Service Unavailable: too many subscription streams", NULL, NULL);
-    s->expires_ms = expiry_of(r->caller);
-    enum MHD_Result ok = queue_stream(r, conn, s);
-    if (ok != MHD_YES) {
-        listen_drop(r->w->srv, s);
-        sse_stream_release(s);
-    }
-    return ok;
+    s->expires_ms = expiry_of(r);
+    return queue_stream(r, conn, s);
 }
 
 /* The token of "Bearer TOKEN" (already verified by auth), or NULL. */
@@ -1051,7 +1070,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                     "Not Acceptable: Accept must allow application/json or text/event-stream",
                     NULL, NULL);
     char hv_buf[64];
-    const char *hv = MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf);
+    const char *hv = MCP_VERSION(conn, hv_buf);
     const char *problem = version_problem(hv, buf, sizeof buf);
     bool maybe_modern = hv && strcmp(hv, RPC_MODERN_VERSION) == 0;
     if (problem && !maybe_modern && !(hv && hv[0] == 'v')) /* "v999": let the body say more */
@@ -1224,7 +1243,7 @@ static enum MHD_Result mcp_get(req_t *r, struct MHD_Connection *conn)
     char buf[200];
     char hv_buf[64];
     const char *problem =
-        version_problem(MCP_HEADER(conn, "MCP-Protocol-Version", hv_buf), buf, sizeof buf);
+        version_problem(MCP_VERSION(conn, hv_buf), buf, sizeof buf);
     if (problem)
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
     session_info_t sess;

@@ -145,11 +145,30 @@ void listen_end(server_t *srv, stream_t *s)
         s->listen_ended = true;
         /* the request's result: empty, with the subscription id like every message here */
         json_t *id = subscription_id(s);
-        append_event(s, json_pack("{s:s, s:o, s:{s:{s:O}}}", "jsonrpc", "2.0", "id", id, "result",
-                                  "_meta", META_SUBSCRIPTION, id));
+        append_event(s,
+                     json_pack("{s:s, s:o, s:{s:{s:O}, s:s}}", "jsonrpc", "2.0", "id", id, "result",
+                               "_meta", META_SUBSCRIPTION, id, "resultType", "complete"));
     }
     pthread_mutex_unlock(&srv->listen_mu);
     sse_stream_close(s); /* after what it holds */
+}
+
+/* "event: message\ndata: {…,\"params\":{PARAMS\"_meta\":{\"…subscriptionId\":ID}}}\n\n" onto s:
+ * the notification rendered as text around the stream's id (already JSON), so a broadcast to
+ * many streams builds no JSON values while it holds listen_mu. */
+static void send_rendered(stream_t *s, const char *method, const char *params)
+{
+    size_t n = strlen(method) + strlen(params) + strlen(s->listen_id) + 160;
+    char *ev = malloc(n);
+    if (!ev)
+        return;
+    int len = snprintf(ev, n,
+                       "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":{%s"
+                       "\"_meta\":{\"" META_SUBSCRIPTION "\":%s}}}\n\n",
+                       method, params, s->listen_id);
+    if (len > 0 && (size_t)len < n)
+        sse_stream_append(s, ev, (size_t)len);
+    free(ev);
 }
 
 void listen_list_changed(server_t *srv, int kind)
@@ -166,23 +185,32 @@ void listen_list_changed(server_t *srv, int kind)
     pthread_mutex_lock(&srv->listen_mu);
     for (stream_t *s = srv->listeners; s; s = s->listen_next)
         if ((s->listen & bits[kind]) && !s->listen_ended)
-            send_tagged(s, note(methods[kind]));
+            send_rendered(s, methods[kind], "");
     pthread_mutex_unlock(&srv->listen_mu);
 }
 
 void listen_resource_updated(server_t *srv, const char *uri)
 {
+    json_t *u = json_string(uri);
+    char *quoted = u ? json_dumps(u, JSON_ENCODE_ANY) : NULL;
+    json_decref(u);
+    size_t n = quoted ? strlen(quoted) + 16 : 0;
+    char *params = quoted ? malloc(n) : NULL;
+    if (params)
+        snprintf(params, n, "\"uri\":%s,", quoted);
+    free(quoted);
+    if (!params)
+        return;
     pthread_mutex_lock(&srv->listen_mu);
     for (stream_t *s = srv->listeners; s; s = s->listen_next) {
         if (!(s->listen & LISTEN_UPDATES) || s->listen_ended)
             continue;
         for (size_t i = 0; i < s->n_listen_uris; i++)
             if (strcmp(s->listen_uris[i], uri) == 0) {
-                json_t *n = note("notifications/resources/updated");
-                json_object_set_new(n, "params", json_pack("{s:s}", "uri", uri));
-                send_tagged(s, n);
+                send_rendered(s, "notifications/resources/updated", params);
                 break;
             }
     }
     pthread_mutex_unlock(&srv->listen_mu);
+    free(params);
 }

@@ -3,7 +3,7 @@
 #include "luamcp/xheader.h"
 
 #include <ctype.h>
-#include <math.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +13,10 @@
 #include "luamcp/api_crypto.h"
 #include "luamcp/decl.h"
 
-#define KEY "x-mcp-header"
-#define SENTINEL_OPEN "=?base64?"
+#define KEY            "x-mcp-header"
+#define SENTINEL_OPEN  "=?base64?"
 #define SENTINEL_CLOSE "?="
-#define VALUE_MAX 8192 /* bytes of a header value we look at (libmicrohttpd bounds it too) */
+#define VALUE_MAX      8192 /* bytes of a header value we look at (libmicrohttpd bounds it too) */
 
 /* RFC 9110 tchar */
 static bool token(const char *s)
@@ -43,7 +43,8 @@ static size_t count_all(const json_t *v, bool props_map, int depth)
     }
     const char *k;
     json_t *x;
-    json_object_foreach((json_t *)v, k, x) {
+    json_object_foreach((json_t *)v, k, x)
+    {
         if (!props_map && strcmp(k, KEY) == 0)
             n++;
         n += count_all(x, !props_map && strcmp(k, "properties") == 0, depth + 1);
@@ -51,25 +52,27 @@ static size_t count_all(const json_t *v, bool props_map, int depth)
     return n;
 }
 
-static int add(xheaders_t *h, const char *const *path, size_t depth, const json_t *prop,
-               char **err)
+static int add(xheaders_t *h, const char *const *path, size_t depth, const json_t *prop, char **err)
 {
     const char *name = json_string_value(json_object_get(prop, KEY));
     const char *type = json_string_value(json_object_get(prop, "type"));
     if (!name || !token(name) || strlen(name) > XHEADER_NAME_MAX) {
         *err = decl_fmt("inputSchema: property '%s': x-mcp-header must be an HTTP token (1 to %d "
-                        "of A-Z a-z 0-9 !#$%%&'*+-.^_`|~)", path[depth - 1], XHEADER_NAME_MAX);
+                        "of A-Z a-z 0-9 !#$%%&'*+-.^_`|~)",
+                        path[depth - 1], XHEADER_NAME_MAX);
         return -1;
     }
     if (!type || (strcmp(type, "string") && strcmp(type, "integer") && strcmp(type, "boolean"))) {
         *err = decl_fmt("inputSchema: property '%s': x-mcp-header needs type = \"string\", "
-                        "\"integer\" or \"boolean\"", path[depth - 1]);
+                        "\"integer\" or \"boolean\"",
+                        path[depth - 1]);
         return -1;
     }
     for (size_t i = 0; i < h->n; i++)
         if (strcasecmp(h->v[i].name, name) == 0) {
             *err = decl_fmt("inputSchema: x-mcp-header '%s' is used twice (names are compared "
-                            "without case)", name);
+                            "without case)",
+                            name);
             return -1;
         }
     if (h->n == XHEADER_MAX) {
@@ -92,12 +95,13 @@ static int add(xheaders_t *h, const char *const *path, size_t depth, const json_
 }
 
 /* The annotated properties reachable from schema through `properties` alone. */
-static int walk(const json_t *schema, const char **path, size_t depth, xheaders_t *h,
-                size_t *found, char **err)
+static int walk(const json_t *schema, const char **path, size_t depth, xheaders_t *h, size_t *found,
+                char **err)
 {
     const char *k;
     json_t *prop;
-    json_object_foreach(json_object_get(schema, "properties"), k, prop) {
+    json_object_foreach(json_object_get(schema, "properties"), k, prop)
+    {
         if (!json_is_object(prop))
             continue;
         if (depth == XHEADER_DEPTH_MAX)
@@ -129,7 +133,8 @@ int xheaders_read(const json_t *schema, xheaders_t *out, char **err)
     if (found != all) {
         *err = decl_fmt("inputSchema: x-mcp-header belongs on a property reached through "
                         "'properties' only (at most %d deep; not under items, $defs, allOf, "
-                        "anyOf, oneOf, not or if/then/else)", XHEADER_DEPTH_MAX);
+                        "anyOf, oneOf, not or if/then/else)",
+                        XHEADER_DEPTH_MAX);
         goto fail;
     }
     return 0;
@@ -169,21 +174,65 @@ static bool expected(const json_t *v, char *buf, size_t n, const char **out, siz
     return true;
 }
 
-/* Integers compare as numbers: "42.0" says 42. */
+/* Integers compare as numbers ("42.0" says 42), written as JSON writes numbers: an optional
+ * minus, digits, an optional fraction and exponent, nothing else (no spaces, no "0x", no
+ * "inf"); an integer form is compared exactly, a decimal one only where doubles are exact. */
 static bool same_number(const json_t *v, const char *s, size_t len)
 {
-    if (!json_is_number(v) || len == 0 || len > 40)
+    json_int_t want;
+    const json_int_t exact = (json_int_t)1 << 53; /* beyond, a double rounds integers */
+    if (json_is_integer(v))
+        want = json_integer_value(v);
+    else if (json_is_real(v) && json_real_value(v) == (double)(json_int_t)json_real_value(v) &&
+             json_real_value(v) > -(double)exact && json_real_value(v) < (double)exact)
+        want = (json_int_t)json_real_value(v); /* 42.0 in the body is the integer 42 too */
+    else
+        return false;
+    if (len == 0 || len > 40)
+        return false;
+    size_t i = s[0] == '-';
+    size_t digits = i;
+    while (i < len && isdigit((unsigned char)s[i]))
+        i++;
+    if (i == digits)
+        return false;
+    bool integral = i == len;
+    if (i < len && s[i] == '.') {
+        size_t f = ++i;
+        while (i < len && isdigit((unsigned char)s[i]))
+            i++;
+        if (i == f)
+            return false;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t e = i;
+        while (i < len && isdigit((unsigned char)s[i]))
+            i++;
+        if (i == e)
+            return false;
+    }
+    if (i != len)
         return false;
     char tmp[48], *end;
     memcpy(tmp, s, len);
     tmp[len] = '\0';
+    if (integral) {
+        errno = 0;
+        long long got = strtoll(tmp, &end, 10);
+        return errno == 0 && *end == '\0' && got == want;
+    }
     double d = strtod(tmp, &end);
-    return *end == '\0' && isfinite(d) && d == json_number_value(v);
+    return *end == '\0' && want > -exact && want < exact && d == (double)want;
 }
 
+const char XHEADER_REPEATED[] = "(repeated)";
+
 const char *xheaders_check(const xheaders_t *h, const json_t *args,
-                           const char *(*get)(void *ctx, const char *header), void *ctx,
-                           char *buf, size_t n)
+                           const char *(*get)(void *ctx, const char *header), void *ctx, char *buf,
+                           size_t n)
 {
     for (size_t i = 0; i < h->n; i++) {
         const xheader_t *x = &h->v[i];
@@ -193,16 +242,24 @@ const char *xheaders_check(const xheaders_t *h, const json_t *args,
         char header[16 + XHEADER_NAME_MAX];
         snprintf(header, sizeof header, "Mcp-Param-%s", x->name);
         const char *hv = get(ctx, header);
+        if (hv == XHEADER_REPEATED) {
+            snprintf(buf, n, "Header mismatch: %s was sent more than once", header);
+            return buf;
+        }
         if (!v || json_is_null(v)) {
             if (!hv)
                 continue;
-            snprintf(buf, n, "Header mismatch: %s was sent, but the arguments have no value "
-                     "for it", header);
+            snprintf(buf, n,
+                     "Header mismatch: %s was sent, but the arguments have no value "
+                     "for it",
+                     header);
             return buf;
         }
         if (!hv) {
-            snprintf(buf, n, "Header mismatch: %s is missing (the arguments have a value for "
-                     "it)", header);
+            snprintf(buf, n,
+                     "Header mismatch: %s is missing (the arguments have a value for "
+                     "it)",
+                     header);
             return buf;
         }
         /* the field value without the whitespace around it (RFC 9110 section 5.5) */
@@ -217,8 +274,10 @@ const char *xheaders_check(const xheaders_t *h, const json_t *args,
         }
         for (size_t j = 0; j < len; j++)
             if ((unsigned char)hv[j] < 0x20 ? hv[j] != '\t' : (unsigned char)hv[j] > 0x7e) {
-                snprintf(buf, n, "Header mismatch: %s has characters a header value may not "
-                         "carry (send them base64-encoded)", header);
+                snprintf(buf, n,
+                         "Header mismatch: %s has characters a header value may not "
+                         "carry (send them base64-encoded)",
+                         header);
                 return buf;
             }
         const size_t open = strlen(SENTINEL_OPEN), close = strlen(SENTINEL_CLOSE);
@@ -243,8 +302,7 @@ const char *xheaders_check(const xheaders_t *h, const json_t *args,
         if (!ok && x->type == 'i')
             ok = same_number(v, said, said_len);
         if (!ok) {
-            snprintf(buf, n, "Header mismatch: %s does not match the argument it mirrors",
-                     header);
+            snprintf(buf, n, "Header mismatch: %s does not match the argument it mirrors", header);
             return buf;
         }
     }

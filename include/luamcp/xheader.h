@@ -33,9 +33,12 @@ typedef struct xheaders {
 int xheaders_read(const json_t *schema, xheaders_t *out, char **err);
 void xheaders_clear(xheaders_t *h);
 
+/* What get() returns for a header that came more than once (compared by address). */
+extern const char XHEADER_REPEATED[];
+
 /* Whether the request's Mcp-Param-* headers agree with args (borrowed; may be NULL): NULL when
- * they do, else the reason (static, or written to buf). get(ctx, header) gives a header's value
- * or NULL. */
+ * they do, else the reason (static, or written to buf). get(ctx, header) gives a header's value,
+ * NULL when it is absent, or XHEADER_REPEATED. */
 const char *xheaders_check(const xheaders_t *h, const json_t *args,
                            const char *(*get)(void *ctx, const char *header), void *ctx,
                            char *buf, size_t n);

@@ -19,6 +19,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +65,8 @@ mcp.static_resource { uri = "test://open", name = "open", description = "readabl
   handler = function() return "open" end }
 mcp.static_resource { uri = "test://other", name = "other", description = "readable by all",
   handler = function() return "other" end }
+mcp.resource_template { uriTemplate = "test://t/{+path}", name = "any", description = "any path",
+  handler = function(a) return "path of " .. #a.path .. " bytes" end }
 mcp.static_resource { uri = "test://secret", name = "secret", description = "needs listen:admin",
   handler = function() return "secret" end }
 `;
@@ -92,7 +95,7 @@ before(async () => {
   server = await startLuamcp(BIN, TMP, 'listen', {
     scripts: path.join(dir, 'scripts'),
     policies: path.join(dir, 'policies'),
-    auth: { resource: RESOURCE, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
+    auth: { resource: RESOURCE, leeway_s: 1, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
   }, { args: ['--admin-socket', path.join(TMP, 'admin.sock')] });
 });
 
@@ -315,8 +318,10 @@ describe('subscriptions/listen', () => {
     const t0 = Date.now();
     await l.done;
     const last = l.messages.at(-1);
-    assert.deepEqual(last, { jsonrpc: '2.0', id: 'short', result: { _meta: { [SUB]: 'short' } } });
+    assert.deepEqual(last, { jsonrpc: '2.0', id: 'short', result: { _meta: { [SUB]: 'short' }, resultType: 'complete' } });
+    // 3 s of token, plus the 1 s of leeway the server grants (leeway_s)
     assert.ok(Date.now() - t0 < 6000, `ended ${Date.now() - t0} ms after opening`);
+    assert.ok(Date.now() - t0 > 2500, `ended ${Date.now() - t0} ms after opening, before the token expired`);
     await server.waitLog(/access token expired; the stream ends/);
   });
 });
@@ -345,6 +350,38 @@ describe('Mcp-Param headers', () => {
       assert.match(r.body.error.message, message, what);
       assert.equal((await call({ region: 'eu-1' }, { 'mcp-param-region': 'eu-1' })).status, 200, `after ${what}`);
     }
+  });
+
+  it('Mcp-Name is compared whole, however long, whitespace around it aside', async () => {
+    const uri = `test://t/${'a'.repeat(2039)}`; // 2,048 bytes, the longest URI resolved
+    const read = (name) => modern('resources/read', { uri }, { extra: { 'mcp-name': name } });
+    const ok = await read(` ${uri}\t `);
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(ok.body.result?.contents?.[0]?.text, 'path of 2039 bytes', JSON.stringify(ok.body));
+    for (const name of [`${uri}EVIL `, `${uri}${'b'.repeat(5000)} `, `${uri.slice(0, -1)} `]) {
+      const r = await read(name);
+      assert.equal(r.status, 400, `${name.length} bytes: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error.code, -32020);
+    }
+  });
+
+  it('sent twice, a header is refused (a proxy may have read the other one)', async () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { _meta: meta(), name: 'regional', arguments: { region: 'eu-1' } } });
+    const raw = ['content-type', 'application/json', 'accept', 'application/json', 'mcp-protocol-version', MODERN,
+      'mcp-method', 'tools/call', 'mcp-name', 'regional', 'authorization', `Bearer ${token}`,
+      'mcp-param-region', 'eu-1', 'Mcp-Param-Region', 'us-1', 'content-length', String(Buffer.byteLength(body))];
+    const res = await new Promise((resolve, reject) => {
+      const req = http.request(server.url, { method: 'POST', headers: raw }, (r) => {
+        let text = '';
+        r.on('data', (d) => { text += d; });
+        r.on('end', () => resolve({ status: r.statusCode, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.code, -32020);
+    assert.match(res.body.error.message, /Mcp-Param-Region was sent more than once/);
   });
 });
 
@@ -394,7 +431,7 @@ describe('the server stopping', () => {
     const stopped = server.stop();
     server = null;
     await l.done;
-    assert.deepEqual(l.messages.at(-1), { jsonrpc: '2.0', id: 99, result: { _meta: { [SUB]: 99 } } });
+    assert.deepEqual(l.messages.at(-1), { jsonrpc: '2.0', id: 99, result: { _meta: { [SUB]: 99 }, resultType: 'complete' } });
     await stopped;
   });
 });

@@ -39,7 +39,7 @@ static const char *get(void *ctx, const char *name)
     (void)ctx;
     for (int i = 0; sent && sent[i]; i += 2)
         if (strcasecmp(sent[i], name) == 0)
-            return sent[i + 1];
+            return strcmp(sent[i + 1], "(twice)") == 0 ? XHEADER_REPEATED : sent[i + 1];
     return NULL;
 }
 
@@ -53,13 +53,13 @@ static const char *check(const xheaders_t *h, const char *args_text, const char 
     return why;
 }
 
-#define SCHEMA \
-    "{\"type\":\"object\",\"properties\":{" \
-    "\"region\":{\"type\":\"string\",\"x-mcp-header\":\"Region\"}," \
-    "\"n\":{\"type\":\"integer\",\"x-mcp-header\":\"N\"}," \
-    "\"flag\":{\"type\":\"boolean\",\"x-mcp-header\":\"Flag\"}," \
-    "\"opts\":{\"type\":\"object\",\"properties\":{" \
-    "  \"tenant\":{\"type\":\"string\",\"x-mcp-header\":\"Tenant\"}}}," \
+#define SCHEMA                                                                                     \
+    "{\"type\":\"object\",\"properties\":{"                                                        \
+    "\"region\":{\"type\":\"string\",\"x-mcp-header\":\"Region\"},"                                \
+    "\"n\":{\"type\":\"integer\",\"x-mcp-header\":\"N\"},"                                         \
+    "\"flag\":{\"type\":\"boolean\",\"x-mcp-header\":\"Flag\"},"                                   \
+    "\"opts\":{\"type\":\"object\",\"properties\":{"                                               \
+    "  \"tenant\":{\"type\":\"string\",\"x-mcp-header\":\"Tenant\"}}},"                            \
     "\"query\":{\"type\":\"string\"}}}"
 
 int main(void)
@@ -125,32 +125,63 @@ int main(void)
     CHECK(check(&h, "{\"n\":42}", not_int) != NULL);
     const char *bool_case[] = {"Mcp-Param-Flag", "True", NULL};
     CHECK(check(&h, "{\"flag\":true}", bool_case) != NULL);
+    /* integers: numbers as JSON writes them, compared exactly */
+    const char *hex[] = {"Mcp-Param-N", "0x2a", NULL};
+    CHECK(check(&h, "{\"n\":42}", hex) != NULL);
+    const char *spaced[] = {"Mcp-Param-N", "=?base64?IDQy?=", NULL}; /* " 42" */
+    CHECK(check(&h, "{\"n\":42}", spaced) != NULL);
+    const char *with_nul[] = {"Mcp-Param-N", "=?base64?NDIAeHg=?=", NULL}; /* "42\0xx" */
+    CHECK(check(&h, "{\"n\":42}", with_nul) != NULL);
+    const char *rounded[] = {"Mcp-Param-N", "9007199254740992", NULL};
+    CHECK(check(&h, "{\"n\":9007199254740993}", rounded) != NULL);
+    const char *big[] = {"Mcp-Param-N", "9007199254740993", NULL};
+    CHECK(check(&h, "{\"n\":9007199254740993}", big) == NULL);
+    const char *rounded_dec[] = {"Mcp-Param-N", "9007199254740992.0", NULL};
+    CHECK(check(&h, "{\"n\":9007199254740993}", rounded_dec) != NULL);
+    const char *expo[] = {"Mcp-Param-N", "4.2e1", NULL};
+    CHECK(check(&h, "{\"n\":42}", expo) == NULL);
+    const char *infinite[] = {"Mcp-Param-N", "inf", NULL};
+    CHECK(check(&h, "{\"n\":42}", infinite) != NULL);
+    const char *real_body[] = {"Mcp-Param-N", "42", NULL};
+    CHECK(check(&h, "{\"n\":42.0}", real_body) == NULL);
+    /* a header sent twice: a proxy may have read the other one (get says so) */
+    const char *twice[] = {"Mcp-Param-Region", "(twice)", NULL};
+    why = check(&h, "{\"region\":\"us-west1\"}", twice);
+    CHECK(why && strstr(why, "was sent more than once"));
     const char *nul[] = {"Mcp-Param-Region", "=?base64?YQBi?=", NULL}; /* "a\0b" */
     CHECK(check(&h, "{\"region\":\"a\"}", nul) != NULL);
     xheaders_clear(&h);
 
     /* what a tool may not declare (the loader refuses the tool, naming why) */
-    refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"x-mcp-header\":\"\"}}}",
-            "x-mcp-header must be an HTTP token");
-    refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"x-mcp-header\":\"A B\"}}}",
+    refused(
+        "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"x-mcp-header\":\"\"}}}",
+        "x-mcp-header must be an HTTP token");
+    refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"x-mcp-header\":\"A "
+            "B\"}}}",
             "must be an HTTP token");
-    refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"x-mcp-header\":\"A\\r\\nX: y\"}}}",
+    refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"x-mcp-header\":"
+            "\"A\\r\\nX: y\"}}}",
             "must be an HTTP token");
     refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"x-mcp-header\":7}}}",
             "must be an HTTP token");
-    refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"number\",\"x-mcp-header\":\"A\"}}}",
-            "needs type = \"string\", \"integer\" or \"boolean\"");
+    refused(
+        "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"number\",\"x-mcp-header\":\"A\"}}}",
+        "needs type = \"string\", \"integer\" or \"boolean\"");
     refused("{\"type\":\"object\",\"properties\":{\"a\":{\"x-mcp-header\":\"A\"}}}", "needs type");
     refused("{\"type\":\"object\",\"properties\":{"
             "\"a\":{\"type\":\"string\",\"x-mcp-header\":\"Same\"},"
-            "\"b\":{\"type\":\"string\",\"x-mcp-header\":\"sAME\"}}}", "used twice");
+            "\"b\":{\"type\":\"string\",\"x-mcp-header\":\"sAME\"}}}",
+            "used twice");
     refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"items\":"
-            "{\"type\":\"string\",\"x-mcp-header\":\"A\"}}}}", "reached through 'properties' only");
+            "{\"type\":\"string\",\"x-mcp-header\":\"A\"}}}}",
+            "reached through 'properties' only");
     refused("{\"type\":\"object\",\"anyOf\":[{\"properties\":{\"a\":{\"type\":\"string\","
-            "\"x-mcp-header\":\"A\"}}}]}", "reached through 'properties' only");
+            "\"x-mcp-header\":\"A\"}}}]}",
+            "reached through 'properties' only");
     refused("{\"type\":\"object\",\"x-mcp-header\":\"Top\"}", "reached through 'properties' only");
     /* a property that happens to be named x-mcp-header is just a property */
-    err = read_err("{\"type\":\"object\",\"properties\":{\"x-mcp-header\":{\"type\":\"string\"}}}", &h);
+    err = read_err("{\"type\":\"object\",\"properties\":{\"x-mcp-header\":{\"type\":\"string\"}}}",
+                   &h);
     CHECK(err == NULL && h.n == 0);
     free(err);
     xheaders_clear(&h);
