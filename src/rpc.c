@@ -115,8 +115,18 @@ static json_t *m_initialize(rpc_env_t *env, const rpc_msg_t *m)
     json_t *caps = json_object_get(m->params, "capabilities");
     env->client_caps = (json_is_object(json_object_get(caps, "sampling")) ? SESSION_CAP_SAMPLING : 0) |
                        (json_is_object(json_object_get(caps, "elicitation")) ? SESSION_CAP_ELICITATION : 0);
-    json_t *result = json_pack("{sss{s{sb}}s{ssss}}", "protocolVersion", env->negotiated,
-                               "capabilities", "tools", "listChanged", 1, "serverInfo", "name", "luamcp", "version", LUAMCP_VERSION);
+    /* everything this server does, whatever the scripts declare today (a reload may add
+     * prompts or resources to a session that began without any); what needs a session (the GET
+     * stream that carries list changes and resource updates, a log level) only with sessions */
+    int sessions = !env->cfg->stateless;
+    json_t *ours = json_pack("{s:{s:b}, s:{s:b}, s:{s:b, s:b}, s:{}}", "tools", "listChanged",
+                             sessions, "prompts", "listChanged", sessions, "resources",
+                             "subscribe", sessions, "listChanged", sessions, "completions");
+    if (sessions)
+        json_object_set_new(ours, "logging", json_object());
+    json_t *result = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", env->negotiated,
+                               "capabilities", ours, "serverInfo", "name", "luamcp", "version",
+                               LUAMCP_VERSION);
     if (env->cfg->instructions)
         json_object_set_new(result, "instructions", json_string(env->cfg->instructions));
     return rpc_result(m->id, result);

@@ -81,7 +81,8 @@ check_initialize() { # REQUESTED ANSWERED
   expect_rpc_ok 11
   expect_json '.result.protocolVersion' "\"$2\""
   expect_json '.result.capabilities.tools' '{"listChanged":true}'
-  expect_json '.result.capabilities.logging' 'null' # not offered until logging/setLevel exists
+  expect_json '.result.capabilities.logging' '{}'
+  expect_json '.result.capabilities.resources' '{"subscribe":true,"listChanged":true}'
   expect_json '.result.serverInfo.name' '"luamcp"'
   expect_json '.result.serverInfo.version' '"0.1.0"'
   local sid

@@ -179,10 +179,14 @@ function handshakeTests(h) {
   it('serverInfo is luamcp 0.1.0', () => {
     assert.deepEqual(h.c.client.getServerVersion(), { name: 'luamcp', version: '0.1.0' });
   });
-  it('capabilities: tools.listChanged, and no logging yet', () => {
+  it('capabilities: tools, prompts, resources, completions; with sessions, list changes, subscriptions and logging', () => {
     const caps = h.c.client.getServerCapabilities();
-    assert.deepEqual(caps.tools, { listChanged: true }, 'capabilities.tools');
-    assert.equal(caps.logging, undefined, 'capabilities.logging is not offered');
+    const sessions = !h.stateless; // a stateless server has no stream to say changes on
+    assert.deepEqual(caps.tools, { listChanged: sessions }, 'capabilities.tools');
+    assert.deepEqual(caps.prompts, { listChanged: sessions }, 'capabilities.prompts');
+    assert.deepEqual(caps.resources, { subscribe: sessions, listChanged: sessions }, 'capabilities.resources');
+    assert.deepEqual(caps.logging, sessions ? {} : undefined, 'capabilities.logging');
+    assert.deepEqual(caps.completions, {}, 'capabilities.completions');
   });
   it('negotiated protocol version is 2025-11-25', () => {
     assert.equal(h.c.transport.protocolVersion, '2025-11-25');
@@ -322,6 +326,7 @@ describe('stateful server, SSE responses (progress)', () => {
 
 describe('stateless server (--stateless)', () => {
   const h = connectionFor(() => startServer(['--stateless', ...CONF]));
+  h.stateless = true;
   it('no session id is issued', () => {
     assert.equal(h.c.transport.sessionId, undefined);
   });
