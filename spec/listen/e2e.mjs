@@ -312,6 +312,23 @@ describe('subscriptions/listen', () => {
     other.close();
   });
 
+  it('500 listeners at once: a change reaches every one, and closing them frees them', async () => {
+    const many = await Promise.all(Array.from({ length: 500 }, (_, i) => listen({ toolsListChanged: true }, { id: `m${i}` })));
+    assert.ok(many.every((l) => l.status === 200 && l.ack.params._meta[SUB] === l.id));
+    await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: false } });
+    await Promise.all(many.map((l) => l.next((m) => m.method === 'notifications/tools/list_changed' && m.params._meta[SUB] === l.id, 10000)));
+    await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: true } });
+    for (const l of many) l.close();
+    await Promise.all(many.map((l) => l.done));
+    // the server lets them go: a new listener and a flip still work
+    const after = await listen({ toolsListChanged: true }, { id: 'after' });
+    await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: false } });
+    await after.next(method('notifications/tools/list_changed'));
+    await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: true } });
+    after.close();
+    assert.ok(many.every((l) => l.messages.filter(method('notifications/tools/list_changed')).length <= 2));
+  });
+
   it("ends the stream with the subscription's result when the caller's token expires", async () => {
     const short = issuer.mint({ aud: RESOURCE, scope: 'listen:use', exp: Math.floor(Date.now() / 1000) + 3 });
     const l = await listen({ toolsListChanged: true }, { id: 'short', tok: short });
