@@ -219,6 +219,8 @@ static bool authorize_target(rpc_env_t *env, const rpc_msg_t *m, const target_t 
         audit_str(o, "subject", env->caller->subject);
         audit_str(o, "client_id", env->caller->client_id);
     }
+    if (strcmp(m->method, "tools/call") != 0) /* prompts/get, resources/read, completion */
+        audit_str(o, "method", m->method);
     audit_json(o, "request_id", m->id);
     audit_int(o, "bundle", (long long)b->version);
     audit_fixed2(o, "latency_us", (double)elapsed / 1000.0);
@@ -822,6 +824,24 @@ static bool template_has(const char *tmpl, const char *name)
     return false;
 }
 
+/* A completion is decided like the prompt or template it completes (scopes, conditions, the
+ * audit record): its policy sees the context's arguments and the one being completed. False
+ * when refused: *refused is then the error to answer (step-up, denial), or NULL for hidden. */
+static bool complete_allowed(rpc_env_t *env, const rpc_msg_t *m, const target_t *tg,
+                             json_t **refused)
+{
+    json_t *context = json_object_get(json_object_get(m->params, "context"), "arguments");
+    json_t *arg = json_object_get(m->params, "argument");
+    json_t *args = json_is_object(context) ? json_deep_copy(context) : json_object();
+    json_object_set(args, json_string_value(json_object_get(arg, "name")),
+                    json_object_get(arg, "value"));
+    policy_decision_t d;
+    bool ok = authorize_target(env, m, tg, args, &d);
+    json_decref(args);
+    *refused = ok ? NULL : refusal(env, m, &d);
+    return ok;
+}
+
 static json_t *m_complete(rpc_env_t *env, const rpc_msg_t *m)
 {
     json_t *ref = json_object_get(m->params, "ref");
@@ -838,8 +858,18 @@ static json_t *m_complete(rpc_env_t *env, const rpc_msg_t *m)
     const char *name = NULL;
     if (strcmp(type, "ref/prompt") == 0) {
         const char *pn = json_string_value(json_object_get(ref, "name"));
-        const prompt_t *p = pn ? bundle_find_prompt(b, pn) : NULL;
-        if (!p || !visible(env, bundle_prompt_target(b, p))) {
+        prompt_t *p = pn ? (prompt_t *)bundle_find_prompt(b, pn) : NULL;
+        json_t *refused = NULL;
+        if (p) {
+            char policy_name[160];
+            snprintf(policy_name, sizeof policy_name, "prompt:%s", p->name);
+            target_t tg = {"prompt", p->name, policy_name, bundle_prompt_target(b, p), &p->warned};
+            if (!complete_allowed(env, m, &tg, &refused))
+                p = NULL;
+        }
+        if (refused)
+            return refused;
+        if (!p) {
             snprintf(msg, sizeof msg, "Invalid params: unknown prompt %.128s", pn ? pn : "");
             return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
         }
@@ -857,8 +887,19 @@ static json_t *m_complete(rpc_env_t *env, const rpc_msg_t *m)
         name = p->name;
     } else if (strcmp(type, "ref/resource") == 0) {
         const char *uri = json_string_value(json_object_get(ref, "uri"));
-        const resource_t *r = uri ? bundle_find_template(b, uri) : NULL;
-        if (!r || !visible(env, bundle_resource_target(b, r))) {
+        resource_t *r = uri ? (resource_t *)bundle_find_template(b, uri) : NULL;
+        json_t *refused = NULL;
+        if (r) {
+            char policy_name[2100];
+            snprintf(policy_name, sizeof policy_name, "resource:%s", r->key);
+            target_t tg = {"resource", r->key, policy_name, bundle_resource_target(b, r),
+                           &r->warned};
+            if (!complete_allowed(env, m, &tg, &refused))
+                r = NULL;
+        }
+        if (refused)
+            return refused;
+        if (!r) {
             snprintf(msg, sizeof msg, "Invalid params: unknown resource template %.128s",
                      uri ? uri : "");
             return rpc_error(m->id, RPC_INVALID_PARAMS, msg);

@@ -343,3 +343,23 @@ describe('list_changed of each kind', () => {
     }
   });
 });
+
+describe('completion is decided like the prompt it completes', () => {
+  const complete = async (sid, context) => (await post(sid, {
+    jsonrpc: '2.0', id: 77, method: 'completion/complete',
+    params: { ref: { type: 'ref/prompt', name: 'guarded' }, argument: { name: 'file', value: 'ma' }, context: { arguments: context } },
+  }, { accept: 'application/json' })).json();
+
+  it("runs the policy's check with the context's arguments, audits it, and refuses what the check refuses", async () => {
+    const sid = await open();
+    const ok = await complete(sid, { project: 'open' });
+    assert.deepEqual(ok.result.completion.values, ['ma-a.c', 'ma-b.c'], JSON.stringify(ok));
+    const no = await complete(sid, { project: 'secret' });
+    assert.equal(no.error.code, -32600, JSON.stringify(no));
+    assert.equal(no.error.message, 'Access denied: not that project');
+    // the audit lines are read from the server's stdout asynchronously
+    for (let i = 0; i < 250 && server.audit().filter((a) => a.method === 'completion/complete').length < 2; i++) await sleep(20);
+    const recs = server.audit().filter((a) => a.method === 'completion/complete');
+    assert.deepEqual(recs.map((a) => [a.prompt, a.decision]), [['guarded', 'allow'], ['guarded', 'deny']]);
+  });
+});
