@@ -1442,9 +1442,15 @@ static enum MHD_Result health(req_t *r, struct MHD_Connection *conn, const char 
         return queue_json(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
                           json_pack("{ss}", "error", "method not allowed"), MHD_HTTP_HEADER_ALLOW,
                           "GET");
+    json_t *bundle = reloader_status(r->w->srv->reloader);
+    /* anyone may read this: off loopback, a reload error's text (Lua quotes the code near
+     * it) stays with the operator's `luamcp status` */
+    if (!r->w->srv->loopback && json_is_string(json_object_get(bundle, "last_error")))
+        json_object_set_new(bundle, "last_error",
+                            json_string("the last reload failed: `luamcp status` on the server "
+                                        "says why"));
     json_t *doc = json_pack("{s:s, s:s, s:I, s:o}", "status", "ok", "version", LUAMCP_VERSION,
-                            "tools", (json_int_t)r->w->bundle->n_tools, "bundle",
-                            reloader_status(r->w->srv->reloader));
+                            "tools", (json_int_t)r->w->bundle->n_tools, "bundle", bundle);
     return queue_json(conn, MHD_HTTP_OK, doc, NULL, NULL);
 }
 

@@ -160,7 +160,7 @@ export async function startLuamcp(bin, tmp, name, config, { env = {}, args = [] 
   proc.stdout.on('data', (d) => { s.out += d; });
   proc.stderr.on('data', (d) => { s.log += d; });
   for (let i = 0; i < 800; i++) {
-    const m = s.log.match(/listening on 127\.0\.0\.1:0 port (\d+)/);
+    const m = s.log.match(/listening on \S+ port (\d+),/);
     if (m) {
       s.port = Number(m[1]);
       s.base = `http://127.0.0.1:${s.port}`;

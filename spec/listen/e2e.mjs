@@ -442,6 +442,39 @@ async function legacySession() {
   };
 }
 
+describe('a server reachable from the network', () => {
+  it("keeps a reload error's text off /healthz (anyone may read it); luamcp status has it", async () => {
+    const home = path.join(TMP, 'network');
+    mkdirSync(path.join(home, 'scripts'), { recursive: true });
+    mkdirSync(path.join(home, 'policies'));
+    writeFileSync(path.join(home, 'scripts', 'ok.lua'), 'mcp.tool { name = "ok", description = "d", inputSchema = { type = "object" }, handler = function() return "ok" end }\n');
+    writeFileSync(path.join(home, 'policies', 'p.lua'), 'mcp.policy { tool = "*", scopes = "listen:use" }\n');
+    const admin = path.join(TMP, 'network-admin.sock');
+    const net = await startLuamcp(BIN, TMP, 'network', {
+      listen: '0.0.0.0:0', scripts: path.join(home, 'scripts'), policies: path.join(home, 'policies'),
+      auth: { resource: RESOURCE, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
+    }, { args: ['--admin-socket', admin] });
+    try {
+      // a script whose syntax error quotes the line it is on, secret literal and all
+      writeFileSync(path.join(home, 'scripts', 'broken.lua'), 'local key = 1 "sk-live-0123456789"\n');
+      net.proc.kill('SIGHUP');
+      let health;
+      for (let i = 0; i < 250; i++) {
+        health = await (await fetch(`${net.base}/healthz`)).json();
+        if (health.bundle.failures >= 1) break;
+        await sleep(20);
+      }
+      assert.equal(health.bundle.failures, 1, JSON.stringify(health));
+      assert.equal(health.bundle.last_error, 'the last reload failed: `luamcp status` on the server says why');
+      const status = JSON.parse(execFileSync(BIN, ['status', '--admin-socket', admin], { encoding: 'utf8' }));
+      assert.match(status.last_error, /broken\.lua:1: .*sk-live-0123456789/, JSON.stringify(status));
+      assert.ok(!JSON.stringify(health).includes('sk-live'), 'the quoted code stays off /healthz');
+    } finally {
+      await net.stop();
+    }
+  });
+});
+
 describe('the server stopping', () => {
   it("ends every listen stream with the subscription's result", async () => {
     const l = await listen({ toolsListChanged: true }, { id: 99 });
