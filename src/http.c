@@ -1037,8 +1037,18 @@ static enum MHD_Result subscribe_listen(req_t *r, struct MHD_Connection *conn, r
     json_t *granted = NULL, *refused = rpc_listen_filter(env, m, &granted);
     if (refused)
         return answer(r, conn, refused, NULL, ACCEPT_JSON, NULL);
-    stream_t *s = listen_open(r->w, conn, m->id, granted);
+    unsigned char owner[SESSION_OWNER_LEN];
+    owner_of(r, owner);
+    bool per_caller;
+    stream_t *s = listen_open(r->w, conn, m->id, granted, owner, &per_caller);
     json_decref(granted);
+    if (!s && per_caller) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "Too Many Requests: this caller has %d subscription streams "
+                 "open already", LISTEN_PER_CALLER);
+        return fail(r, conn, MHD_HTTP_TOO_MANY_REQUESTS, RPC_INVALID_REQUEST, msg,
+                    MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    }
     if (!s)
         return fail(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, RPC_INTERNAL_ERROR,
                     "Service Unavailable: too many subscription streams", NULL, NULL);

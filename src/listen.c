@@ -14,6 +14,7 @@
 #include "server_int.h"
 
 #define META_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
+#define PROBE ": are you there\n\n" /* an SSE comment: clients ignore it */
 
 /* "event: message\ndata: MSG\n\n" onto s (takes msg). */
 static void append_event(stream_t *s, json_t *msg)
@@ -59,8 +60,10 @@ static json_t *note(const char *method)
     return json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", method);
 }
 
-stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json_t *granted)
+stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json_t *granted,
+                      const unsigned char owner[SESSION_OWNER_LEN], bool *per_caller)
 {
+    *per_caller = false;
     server_t *srv = w->srv;
     static const struct {
         const char *field;
@@ -89,11 +92,22 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
 
     json_t *ack = note("notifications/subscriptions/acknowledged");
     json_object_set_new(ack, "params", json_pack("{s:O}", "notifications", granted));
+    memcpy(s->listen_owner, owner, SESSION_OWNER_LEN);
     pthread_mutex_lock(&srv->listen_mu);
-    if (srv->n_listeners >= LISTEN_MAX) {
+    unsigned mine = 0;
+    for (stream_t *o = srv->listeners; o && mine < LISTEN_PER_CALLER; o = o->listen_next)
+        mine += memcmp(o->listen_owner, owner, SESSION_OWNER_LEN) == 0;
+    if (srv->n_listeners >= LISTEN_MAX || mine >= LISTEN_PER_CALLER) {
+        /* some may be dead (a client gone while its stream was idle is noticed at the next
+         * write): write to this caller's now, so the next try finds their slots free */
+        for (stream_t *o = srv->listeners; o && mine >= LISTEN_PER_CALLER; o = o->listen_next)
+            if (memcmp(o->listen_owner, owner, SESSION_OWNER_LEN) == 0)
+                sse_stream_append(o, PROBE, sizeof PROBE - 1);
         pthread_mutex_unlock(&srv->listen_mu);
         json_decref(ack);
-        log_warn("listen: %d subscription streams are open; refusing another", LISTEN_MAX);
+        *per_caller = mine >= LISTEN_PER_CALLER;
+        if (!*per_caller)
+            log_warn("listen: %d subscription streams are open; refusing another", LISTEN_MAX);
         sse_stream_release(s); /* frees what it took over */
         return NULL;
     }

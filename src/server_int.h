@@ -41,6 +41,7 @@ struct stream {
     bool listening;            /* registered in srv->listeners */
     unsigned listen;           /* LISTEN_* it delivers */
     bool listen_ended;         /* its closing result was written */
+    unsigned char listen_owner[SESSION_OWNER_LEN]; /* who opened it (caller fingerprint) */
     char *listen_id;           /* the request's id, as JSON (owned) */
     char **listen_uris;        /* resources whose updates it delivers (owned) */
     size_t n_listen_uris;
@@ -198,9 +199,12 @@ void sse_chan_sweep(server_t *srv, bool all);
 #define LISTEN_RESOURCES 4u
 #define LISTEN_UPDATES 8u    /* resourceSubscriptions */
 #define LISTEN_MAX 10000
-/* A stream for the acknowledged filter `granted` (borrowed) of the request `id`, its
- * acknowledgment written, registered; NULL when LISTEN_MAX streams are open. */
-stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json_t *granted);
+#define LISTEN_PER_CALLER 32 /* a stream holds a connection for as long as the token lasts */
+/* A stream for the acknowledged filter `granted` (borrowed) of the request `id` by `owner`,
+ * its acknowledgment written, registered; NULL when LISTEN_MAX streams are open, or
+ * LISTEN_PER_CALLER of that owner's (*per_caller set), or memory ran out. */
+stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json_t *granted,
+                      const unsigned char owner[SESSION_OWNER_LEN], bool *per_caller);
 /* The stream's response is gone: unregister it (a no-op for other streams). */
 void listen_drop(server_t *srv, stream_t *s);
 /* Writes the subscription's closing result (shutdown, token expired) and ends the stream. */

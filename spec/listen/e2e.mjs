@@ -312,8 +312,35 @@ describe('subscriptions/listen', () => {
     other.close();
   });
 
+  it('at most 32 listen streams per caller: the 33rd is 429, and closing one makes room', async () => {
+    const tok = issuer.mint({ aud: RESOURCE, scope: 'listen:use', sub: 'greedy' });
+    const open = await Promise.all(Array.from({ length: 32 }, (_, i) => listen({ toolsListChanged: true }, { id: `g${i}`, tok })));
+    assert.ok(open.every((l) => l.status === 200));
+    const over = await listen({ toolsListChanged: true }, { tok });
+    assert.equal(over.status, 429);
+    assert.match(over.body.error.message, /this caller has 32 subscription streams open already/);
+    // another caller is not affected
+    const other = await listen({ toolsListChanged: true }, { tok: issuer.mint({ aud: RESOURCE, scope: 'listen:use', sub: 'modest' }) });
+    assert.equal(other.status, 200);
+    other.close();
+    open[0].close();
+    await open[0].done;
+    let again;
+    // the refusal made the server write to that caller's streams, so it finds the closed one
+    for (let i = 0; i < 50; i++) {
+      again = await listen({ toolsListChanged: true }, { tok });
+      if (again.status === 200) break;
+      await sleep(20);
+    }
+    assert.equal(again.status, 200);
+    again.close();
+    for (const l of open) l.close();
+    await Promise.all(open.map((l) => l.done));
+  });
+
   it('500 listeners at once: a change reaches every one, and closing them frees them', async () => {
-    const many = await Promise.all(Array.from({ length: 500 }, (_, i) => listen({ toolsListChanged: true }, { id: `m${i}` })));
+    const many = await Promise.all(Array.from({ length: 500 }, (_, i) => listen({ toolsListChanged: true },
+      { id: `m${i}`, tok: issuer.mint({ aud: RESOURCE, scope: 'listen:use', sub: `many-${i}` }) })));
     assert.ok(many.every((l) => l.status === 200 && l.ack.params._meta[SUB] === l.id));
     await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: false } });
     await Promise.all(many.map((l) => l.next((m) => m.method === 'notifications/tools/list_changed' && m.params._meta[SUB] === l.id, 10000)));
