@@ -11,6 +11,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { freePort } from '../lib/harness.mjs';
+
 export const ISSUER = 'https://issuer.test';
 
 // ------------------------------------------------------------------ base64url, JWS
@@ -216,16 +218,7 @@ process.on('exit', () => {
   }
 });
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export function tempDir(tag) {
   return fs.mkdtempSync(path.join(os.tmpdir(), `luamcp-auth-${tag}-`));

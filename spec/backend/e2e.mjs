@@ -44,7 +44,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import zlib from 'node:zlib';
-import { track } from '../lib/harness.mjs';
+import { track, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SCRIPTS = path.join(HERE, 'fixtures', 'scripts');
@@ -81,16 +81,6 @@ process.on('exit', () => {
 function run(args, opts = {}) {
   const r = spawnSync(BIN, args, { cwd: TMP, encoding: 'utf8', timeout: 30000, ...opts });
   return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
-}
-
-async function waitFor(what, fn, ms = 10000) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 // ------------------------------------------------------------------ certificates

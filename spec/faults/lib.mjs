@@ -125,16 +125,7 @@ export async function connPerWorker(server, workers = 2, tries = 64) {
   return [...found].map(([state, conn]) => ({ state, conn }));
 }
 
-// Polls fn until it returns a truthy value; fails after ms.
-export async function waitFor(what, fn, ms = 10000, every = 25) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
+export { waitFor } from '../lib/harness.mjs';
 
 // The descriptors a process holds that are sockets.
 export function socketCount(pid) {

@@ -104,6 +104,18 @@ export async function startIdp(args = [], { port = 0 } = {}) {
   return { ...idp, stop: (sig) => idp.proc.stopProcess(sig) };
 }
 
+// Polls fn (may be async) until it returns a truthy value, which it resolves with; fails after
+// ms naming what it waited for.
+export async function waitFor(what, fn, ms = 10000, every = 20) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
 // A loopback port free right now.
 export function freePort() {
   return new Promise((resolve, reject) => {

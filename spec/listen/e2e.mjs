@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { luamcpBin, startLuamcp, startMintingIssuer, stopAll, tmpDir } from '../lib/harness.mjs';
+import { luamcpBin, startLuamcp, startMintingIssuer, stopAll, tmpDir, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = luamcpBin(HERE);
@@ -126,6 +126,33 @@ function parseEvents(text) {
     .map((l) => l.slice(5).trim()).join('')).filter(Boolean).map((d) => JSON.parse(d));
 }
 
+// The messages of an SSE response as they come, kept in r: messages, done (resolves when the
+// stream ends), ended, close(), next(pred, ms): the first message that matches, waiting for it.
+function readEvents(res, ctl, r = {}) {
+  Object.assign(r, { messages: [], ended: false, close: () => ctl.abort() });
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  r.done = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        const cut = buf.lastIndexOf('\n\n');
+        if (cut >= 0) {
+          r.messages.push(...parseEvents(buf.slice(0, cut + 2)));
+          buf = buf.slice(cut + 2);
+        }
+      }
+    } catch { /* aborted by close() */ }
+    r.ended = true;
+  })();
+  r.next = (pred, ms = 5000) => waitFor(`a matching message on the stream (got ${JSON.stringify(r.messages).slice(0, 2000)})`,
+    () => r.messages.find(pred), ms);
+  return r;
+}
+
 // Opens a listen stream: {status, ack, next(pred, ms), none(pred, ms), ended, close()}; every
 // message that arrives is kept in .messages.
 async function listen(notifications, { id = nextId++, tok = token } = {}) {
@@ -135,38 +162,12 @@ async function listen(notifications, { id = nextId++, tok = token } = {}) {
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'subscriptions/listen', authorization: `Bearer ${tok}` },
     body: JSON.stringify({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { _meta: meta(), notifications } }),
   });
-  const l = { status: res.status, type: res.headers.get('content-type'), messages: [], ended: false, id };
+  const l = { status: res.status, type: res.headers.get('content-type'), id };
   if (!l.type?.startsWith('text/event-stream')) {
     l.body = await res.json();
     return l;
   }
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  l.done = (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += decoder.decode(value, { stream: true });
-        let cut;
-        while ((cut = buf.indexOf('\n\n')) >= 0) {
-          l.messages.push(...parseEvents(buf.slice(0, cut + 2)));
-          buf = buf.slice(cut + 2);
-        }
-      }
-    } catch { /* aborted by close() */ }
-    l.ended = true;
-  })();
-  l.close = () => ctl.abort();
-  l.next = async (pred, ms = 5000) => {
-    for (let waited = 0; waited < ms; waited += 20) {
-      const m = l.messages.find(pred);
-      if (m) return m;
-      await sleep(20);
-    }
-    assert.fail(`no matching message on the stream in ${ms} ms; got ${JSON.stringify(l.messages)}`);
-  };
+  readEvents(res, ctl, l);
   l.ack = await l.next(() => true);
   return l;
 }
@@ -325,14 +326,11 @@ describe('subscriptions/listen', () => {
     other.close();
     open[0].close();
     await open[0].done;
-    let again;
     // the refusal made the server write to that caller's streams, so it finds the closed one
-    for (let i = 0; i < 50; i++) {
-      again = await listen({ toolsListChanged: true }, { tok });
-      if (again.status === 200) break;
-      await sleep(20);
-    }
-    assert.equal(again.status, 200);
+    const again = await waitFor('a slot for the caller again', async () => {
+      const l = await listen({ toolsListChanged: true }, { tok });
+      return l.status === 200 && l;
+    }, 1000);
     again.close();
     for (const l of open) l.close();
     await Promise.all(open.map((l) => l.done));
@@ -440,33 +438,9 @@ async function legacySession() {
   const ctl = new AbortController();
   const res = await fetch(server.url, { method: 'GET', headers: { ...hs, accept: 'text/event-stream' }, signal: ctl.signal });
   assert.equal(res.status, 200);
-  const messages = [];
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += decoder.decode(value, { stream: true });
-        const cut = buf.lastIndexOf('\n\n');
-        if (cut >= 0) { messages.push(...parseEvents(buf.slice(0, cut + 2))); buf = buf.slice(cut + 2); }
-      }
-    } catch { /* closed */ }
-  })();
-  return {
-    close: () => ctl.abort(),
+  return readEvents(res, ctl, {
     post: async (msg) => (await fetch(server.url, { method: 'POST', headers: { ...hs, accept: 'application/json' }, body: JSON.stringify(msg) })).json(),
-    next: async (pred, ms = 5000) => {
-      for (let waited = 0; waited < ms; waited += 20) {
-        const m = messages.find(pred);
-        if (m) return m;
-        await sleep(20);
-      }
-      assert.fail(`no matching message on the GET stream; got ${JSON.stringify(messages)}`);
-    },
-  };
+  });
 }
 
 describe('a server reachable from the network', () => {
@@ -485,12 +459,10 @@ describe('a server reachable from the network', () => {
       // a script whose syntax error quotes the line it is on, secret literal and all
       writeFileSync(path.join(home, 'scripts', 'broken.lua'), 'local key = 1 "sk-live-0123456789"\n');
       net.proc.kill('SIGHUP');
-      let health;
-      for (let i = 0; i < 250; i++) {
-        health = await (await fetch(`${net.base}/healthz`)).json();
-        if (health.bundle.failures >= 1) break;
-        await sleep(20);
-      }
+      const health = await waitFor('the failed reload on /healthz', async () => {
+        const h = await (await fetch(`${net.base}/healthz`)).json();
+        return h.bundle.failures >= 1 && h;
+      }, 5000);
       assert.equal(health.bundle.failures, 1, JSON.stringify(health));
       assert.equal(health.bundle.last_error, 'the last reload failed: `luamcp status` on the server says why');
       const status = JSON.parse(execFileSync(BIN, ['status', '--admin-socket', admin], { encoding: 'utf8' }));

@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { authorizationCodeToken, clientCredentialsToken } from '../idp/authcode.mjs';
-import { lua, startIdp as startIdpOn, stopAll, track } from '../lib/harness.mjs';
+import { startIdp as startIdpOn, startLuamcp as startServer, stopAll, waitFor as waitForAny } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SCRIPTS = path.join(HERE, 'fixtures', 'scripts');
@@ -138,50 +138,24 @@ async function startIdp() {
   return { ...idp, stateFile };
 }
 
-// luamcp on 127.0.0.1:0 with this config (merged over the common part); the port comes from
-// its "listening on ... port N" line. Everything it prints is kept in .log.
-let serverSeq = 0;
+// luamcp (the shared harness's) with this config merged over the common part, auditing to a
+// file of its own: .auditLines() reads it, .calls is what the tests sent.
+let auditSeq = 0;
+const waitFor = (what, fn, ms = 3000) => waitForAny(what, fn, ms);
 async function startLuamcp(name, config, extraArgs = []) {
-  const dir = path.join(TMP, `${name}-${++serverSeq}`);
-  mkdirSync(dir);
-  const audit = path.join(dir, 'audit.jsonl');
-  const conf = path.join(dir, 'luamcp.conf.lua');
-  writeFileSync(conf, `return ${lua({
-    listen: '127.0.0.1:0', workers: 2, log_level: 'info', scripts: SCRIPTS, policies: POLICIES,
-    audit_file: audit, limits: { cpu_ms: 400, memory_mb: 16 }, ...config,
-  })}\n`);
-  // cwd: its own directory, where whatever it keeps by default (.luamcp/...) goes
-  const proc = track(spawn(BIN, ['serve', '--config', conf, ...extraArgs], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }));
-  const s = {
-    name, dir, conf, audit, proc, log: '', calls: [],
-    // SIGTERM, then: a clean exit (status 0, and nothing from the sanitizers in the asan variant)
-    stop: async () => {
-      const { code, signal } = await proc.stopProcess();
-      writeFileSync(path.join(dir, 'server.log'), s.log);
-      assert.equal(signal, null, `luamcp (${name}) died of ${signal}`);
-      assert.equal(code, 0, `luamcp (${name}) exited with ${code}`);
-      assert.doesNotMatch(s.log, /Sanitizer|runtime error:/, `luamcp (${name}):\n${s.log}`);
-    },
+  const audit = path.join(TMP, `${name}-${++auditSeq}.audit.jsonl`);
+  const s = await startServer(BIN, TMP, name, {
+    scripts: SCRIPTS, policies: POLICIES, audit_file: audit,
+    limits: { cpu_ms: 400, memory_mb: 16 }, ...config,
+  }, { args: extraArgs });
+  return Object.assign(s, {
+    audit,
+    calls: [],
     auditLines() {
       const text = existsSync(audit) ? readFileSync(audit, 'utf8') : '';
       return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
     },
-  };
-  proc.stdout.on('data', (d) => { s.log += d; });
-  proc.stderr.on('data', (d) => { s.log += d; });
-  for (let i = 0; i < 400; i++) {
-    const m = s.log.match(/listening on 127\.0\.0\.1:0 port (\d+)/);
-    if (m) {
-      s.port = Number(m[1]);
-      s.base = `http://127.0.0.1:${s.port}`;
-      s.url = `${s.base}/mcp`;
-      return s;
-    }
-    if (proc.exited()) break;
-    await sleep(25);
-  }
-  await proc.stopProcess();
-  throw new Error(`luamcp (${name}) did not start; log:\n${s.log}`);
+  });
 }
 
 // ------------------------------------------------------------------ tokens
@@ -321,15 +295,6 @@ function decisionShown(r, name) {
   return `unexpected answer ${r.status} ${r.text}`;
 }
 
-async function waitFor(what, fn, ms = 3000) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 function run(args) {
   const r = spawnSync(BIN, args, { cwd: TMP, encoding: 'utf8', timeout: 20000 });
@@ -620,7 +585,8 @@ describe('the Strava policies, live', () => {
     it('and the server log holds no token either', () => {
       for (const t of issuedTokens) {
         const sig = t.split('.')[2];
-        assert.ok(!server.log.includes(sig) && !server.log.includes(t.split('.')[1]), 'a token is in the server log');
+        const printed = server.log + server.out; // stderr, and stdout (which has the audit when no file does)
+        assert.ok(!printed.includes(sig) && !printed.includes(t.split('.')[1]), 'a token is in the server log');
       }
     });
   });

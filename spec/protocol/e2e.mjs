@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 
-import { luamcpBin, startBackend, startLuamcp, tmpDir } from '../lib/harness.mjs';
+import { luamcpBin, startBackend, startLuamcp, tmpDir, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = luamcpBin(HERE);
@@ -76,7 +76,7 @@ function events(text) {
 }
 
 async function waitHeld(n) {
-  for (let i = 0; i < 200 && held.length < n; i++) await sleep(10);
+  await waitFor('the backend to get the request', () => held.length >= n, 2000, 10);
   assert.equal(held.length, n, 'the backend got the request');
 }
 
@@ -298,9 +298,8 @@ describe('2026-07-28: authorized from the headers before the body is read', () =
     const r = await fetch(dev.url, { method: 'POST', headers: headers(token('profile'), 'echo'), body: 'not json at all' });
     assert.equal(r.status, 403);
     assert.match(r.headers.get('www-authenticate'), /error="insufficient_scope", scope="mcp:tools"/);
-    await dev.waitLog(/./); // stderr is read; the audit goes to stdout
-    for (let i = 0; i < 100 && !dev.out.includes('"before_body":true'); i++) await sleep(20);
-    const rec = dev.audit().find((a) => a.before_body);
+    // the audit goes to stdout, read asynchronously
+    const rec = await waitFor('the audit record of the refusal', () => dev.audit().find((a) => a.before_body), 2000);
     assert.equal(rec.decision, 'challenge');
     assert.equal(rec.tool, 'echo');
   });
@@ -358,8 +357,10 @@ describe('completion is decided like the prompt it completes', () => {
     assert.equal(no.error.code, -32600, JSON.stringify(no));
     assert.equal(no.error.message, 'Access denied: not that project');
     // the audit lines are read from the server's stdout asynchronously
-    for (let i = 0; i < 250 && server.audit().filter((a) => a.method === 'completion/complete').length < 2; i++) await sleep(20);
-    const recs = server.audit().filter((a) => a.method === 'completion/complete');
+    const recs = await waitFor('two completion records', () => {
+      const r = server.audit().filter((a) => a.method === 'completion/complete');
+      return r.length >= 2 && r;
+    }, 5000);
     assert.deepEqual(recs.map((a) => [a.prompt, a.decision]), [['guarded', 'allow'], ['guarded', 'deny']]);
   });
 });

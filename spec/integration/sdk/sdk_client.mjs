@@ -9,12 +9,13 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+import { freePort } from '../../lib/harness.mjs';
 
 const BIN = process.env.LUAMCP_BIN;
 const FIX = process.env.LUAMCP_FIXTURES;
@@ -52,16 +53,6 @@ process.on('exit', () => {
   for (const s of servers) s.proc.kill('SIGKILL');
 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function startServer(extraArgs, scriptsDir = path.join(FIX, 'tools')) {
   let lastLog = '';
