@@ -601,6 +601,16 @@ void api_push_caller(lua_State *L, const auth_caller_t *c)
     vm_make_readonly(L);
 }
 
+bool api_has_mt(lua_State *L, int idx, const char *name)
+{
+    if (!lua_getmetatable(L, idx))
+        return false;
+    luaL_getmetatable(L, name);
+    bool eq = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return eq;
+}
+
 void api_push_mcp(lua_State *L)
 {
     static const luaL_Reg fns[] = {

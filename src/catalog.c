@@ -383,16 +383,6 @@ static json_t *fail_with(tool_call_t *call, int code, const char *fmt_, ...)
     return json_null();
 }
 
-static bool has_mt(lua_State *L, int idx, const char *name)
-{
-    if (!lua_getmetatable(L, idx))
-        return false;
-    luaL_getmetatable(L, name);
-    bool eq = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return eq;
-}
-
 /* `nil, "message"` from a handler: the message (or a default). */
 static const char *handler_message(lua_State *co, int base, int nres)
 {
@@ -412,7 +402,7 @@ static json_t *prompt_message(lua_State *co, int idx, char **why)
         *why = strdup("a message must be a string, a content item or { role =, content = }");
         return NULL;
     }
-    if (has_mt(co, idx, API_CONTENT_MT)) {
+    if (api_has_mt(co, idx, API_CONTENT_MT)) {
         json_t *c = conv_to_json(co, idx, why);
         return c ? json_pack("{s:s, s:o}", "role", "user", "content", c) : NULL;
     }
@@ -452,7 +442,7 @@ json_t *prompt_convert(lua_State *co, int nres, tool_call_t *call)
     json_t **messages_slot = conv_anchor(co, json_array()), **res_slot = conv_anchor(co, json_object());
     json_t *messages = *messages_slot, *res = *res_slot; /* owned by the anchors until the end */
     char *why = NULL;
-    if (lua_istable(co, base) && !has_mt(co, base, API_CONTENT_MT)) {
+    if (lua_istable(co, base) && !api_has_mt(co, base, API_CONTENT_MT)) {
         if (lua_getfield(co, base, "messages") != LUA_TNIL) { /* { messages =, description = } */
             list = lua_gettop(co);
             lua_getfield(co, base, "description");
@@ -463,7 +453,7 @@ json_t *prompt_convert(lua_State *co, int nres, tool_call_t *call)
         }
     }
     bool is_list = false; /* a list of messages, rather than one */
-    if (lua_istable(co, list) && !has_mt(co, list, API_CONTENT_MT)) {
+    if (lua_istable(co, list) && !api_has_mt(co, list, API_CONTENT_MT)) {
         is_list = lua_getfield(co, list, "role") == LUA_TNIL;
         lua_pop(co, 1);
     }

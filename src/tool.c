@@ -822,16 +822,6 @@ static json_t *text_result(const char *s, size_t len)
     return json_pack("{s[{ssso}]}", "content", "type", "text", "text", text);
 }
 
-static bool has_mt(lua_State *L, int idx, const char *name)
-{
-    if (!lua_getmetatable(L, idx))
-        return false;
-    luaL_getmetatable(L, name);
-    bool eq = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return eq;
-}
-
 /* Adds structuredContent, checked against the output schema, plus its text rendering. */
 static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
 {
@@ -911,7 +901,7 @@ static bool content_list(lua_State *co, int idx)
         return false;
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(co, idx, i);
-        bool ok = lua_istable(co, -1) && has_mt(co, -1, API_CONTENT_MT);
+        bool ok = lua_istable(co, -1) && api_has_mt(co, -1, API_CONTENT_MT);
         lua_pop(co, 1);
         if (!ok)
             return false;
@@ -948,9 +938,9 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
     default:
         return convert_failed(t, decl_fmt("handler returned a %s", luaL_typename(co, base)));
     }
-    if (has_mt(co, base, API_RESULT_MT))
+    if (api_has_mt(co, base, API_RESULT_MT))
         return result_table(co, base, t);
-    bool item = has_mt(co, base, API_CONTENT_MT);
+    bool item = api_has_mt(co, base, API_CONTENT_MT);
     if (item || content_list(co, base)) {
         json_t *v = conv_to_json(co, base, &why);
         if (!v)

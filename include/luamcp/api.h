@@ -5,11 +5,15 @@
 #define LUAMCP_API_H
 
 #include <lua.h>
+#include <stdbool.h>
 
 #include "luamcp/auth.h"
 
 #define API_CONTENT_MT "mcp.content"
 #define API_RESULT_MT "mcp.result"
+
+/* Whether the value at idx has the registry metatable `name` (mcp.text{...}, mcp.result{...}). */
+bool api_has_mt(lua_State *L, int idx, const char *name);
 
 /* Where mcp.resource_updated(uri) goes (the server sets it; NULL in mcp.so). */
 void api_set_resource_updated_hook(void (*hook)(const char *uri));
