@@ -1223,7 +1223,6 @@ json_t *tool_start(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
     if (!args)
         args = empty = json_object();
     if (schema_validate(t->input, args, buf, sizeof buf) != 0) {
-        json_decref(empty);
         char msg[600];
         snprintf(msg, sizeof msg, "Invalid arguments: %s", buf);
         json_t *res = error_result(msg);
@@ -1232,6 +1231,7 @@ json_t *tool_start(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
             if (json_string_length(v) >= 4)
                 scrub(res, json_string_value(v));
         }
+        json_decref(empty); /* after the loop: args may be it */
         return res;
     }
     json_t *res = run(vm, t->handler_ref, args, call);
