@@ -453,6 +453,23 @@ static void verify(auth_t *a, auth_cache_t *cache, const auth_request_t *req, co
     out->caller = c;
 }
 
+const char *auth_bearer(const char *authorization, size_t *len)
+{
+    const char *h = authorization;
+    while (h && (*h == ' ' || *h == '\t'))
+        h++;
+    if (!h || strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
+        return NULL;
+    const char *token = h + 7;
+    while (*token == ' ' || *token == '\t')
+        token++;
+    size_t n = strlen(token);
+    while (n && (token[n - 1] == ' ' || token[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return token;
+}
+
 void auth_check(auth_t *a, auth_cache_t *cache, const auth_request_t *req, auth_result_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -478,20 +495,14 @@ void auth_check(auth_t *a, auth_cache_t *cache, const auth_request_t *req, auth_
         snprintf(out->reason, sizeof out->reason, "no Authorization header");
         return;
     }
-    while (*h == ' ' || *h == '\t')
-        h++;
-    if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) {
+    size_t len;
+    const char *token = auth_bearer(h, &len);
+    if (!token) {
         /* another scheme: answered as if no credentials came (RFC 6750 section 3.1) */
         out->status = AUTH_NO_TOKEN;
         snprintf(out->reason, sizeof out->reason, "Authorization scheme is not Bearer");
         return;
     }
-    const char *token = h + 7;
-    while (*token == ' ' || *token == '\t')
-        token++;
-    size_t len = strlen(token);
-    while (len && (token[len - 1] == ' ' || token[len - 1] == '\t'))
-        len--;
     if (len == 0 || len > JOSE_MAX_TOKEN) {
         out->status = AUTH_INVALID;
         out->description = "The access token is malformed";

@@ -58,6 +58,7 @@ struct req {
     char call_key[48];    /* its own entry in the table, for notifications/cancelled */
     auth_caller_t *caller;
     char *challenge;      /* WWW-Authenticate of a refusal */
+    char *bearer;         /* the verified token, when its header had whitespace after it */
     refusal_t refused;   /* status 0 when none */
     size_t discarded;    /* body bytes dropped after a refusal */
     char *body;
@@ -1056,15 +1057,17 @@ static enum MHD_Result subscribe_listen(req_t *r, struct MHD_Connection *conn, r
     return queue_stream(r, conn, s);
 }
 
-/* The token of "Bearer TOKEN" (already verified by auth), or NULL. */
-static const char *bearer_token(const char *authorization)
+/* The access token auth verified for this request (the scripts' mcp.oauth.SUBJECT), exactly:
+ * the header's own bytes, or a copy when whitespace trails it. NULL without one. */
+static const char *bearer_token(req_t *r, struct MHD_Connection *conn)
 {
-    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
-        return NULL;
-    const char *t = authorization + 7;
-    while (*t == ' ')
-        t++;
-    return *t ? t : NULL;
+    size_t n;
+    const char *t = auth_bearer(header(conn, MHD_HTTP_HEADER_AUTHORIZATION), &n);
+    if (!t || !n || t[n] == '\0')
+        return t && n ? t : NULL;
+    free(r->bearer);
+    r->bearer = strndup(t, n);
+    return r->bearer;
 }
 
 static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
@@ -1138,8 +1141,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         goto done;
     }
     rpc_env_t env = {.cfg = srv->cfg, .bundle = r->w->bundle, .caller = r->caller,
-                     .bearer = r->caller ? bearer_token(header(conn, MHD_HTTP_HEADER_AUTHORIZATION))
-                                         : NULL,
+                     .bearer = r->caller ? bearer_token(r, conn) : NULL,
                      .audit = r->w->audit, .fetch = r->w->fetch,
                      .sessions = mod.on ? NULL : srv->sessions, .ask = req_ask, .ask_arg = r,
                      .detach = req_detach,
@@ -1621,6 +1623,7 @@ static void free_req(req_t *r)
     json_decref(r->async_notes);
     auth_caller_unref(r->caller);
     free(r->challenge);
+    free(r->bearer);
     free(r->body);
     free(r);
 }

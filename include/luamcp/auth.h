@@ -66,6 +66,10 @@ auth_cache_t *auth_cache_new(const auth_t *a);
 void auth_cache_free(auth_cache_t *c);
 
 void auth_check(auth_t *a, auth_cache_t *cache, const auth_request_t *req, auth_result_t *out);
+/* The token of an Authorization header's value "Bearer TOKEN" (the scheme without case, the
+ * whitespace around the token aside): its first byte and *len (it may be followed by
+ * whitespace), or NULL for another scheme. What auth_check verifies. */
+const char *auth_bearer(const char *authorization, size_t *len);
 void auth_caller_unref(auth_caller_t *c);
 /* A caller from claims alone, WITHOUT any verification: for `luamcp explain` and tests.
  * Scopes are read and expanded as for a verified token of the matching issuer. */

@@ -124,6 +124,16 @@ describe('mcp.oauth.token_exchange', () => {
     assert.match(idp.stderr(), new RegExp(`token exchange \\{"subject_jti":"${claimsOf(mcpToken).jti}"`));
   });
 
+  it('trades the token exactly as auth read it, however the Authorization header spaces it', async () => {
+    // "bearer<TAB>TOKEN": a scheme without case and a tab are fine for auth (RFC 9110 / 6750),
+    // so the token handed to the exchange must be the same one, not none
+    const r = await callTool(server, 'exchange_call', {
+      token_url: idp.token_endpoint, backend: `${backend.url}/api/x`, audience: `${backend.url}/api`,
+    }, { headers: { authorization: `bearer\t${mcpToken}` } });
+    assert.equal(r.isError, undefined, JSON.stringify(r));
+    assert.equal(r.structuredContent.status, 200);
+  });
+
   it('refuses to send the caller token anywhere but its issuer, and scripts cannot read it', async () => {
     const before = backend.requests.length;
     const r = await callTool(server, 'subject_elsewhere', { backend: `${backend.url}/api/steal` }, { token: mcpToken });
