@@ -863,8 +863,6 @@ static const char *param_headers(req_t *r, struct MHD_Connection *conn, const rp
 static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t *m,
                           modern_t *mod, enum MHD_Result *rc)
 {
-    static const char *const levels[] = {"debug", "info", "notice", "warning", "error",
-                                         "critical", "alert", "emergency", NULL};
     if (m->kind != RPC_REQUEST) { /* nothing for a notification to be checked against */
         mod->on = true;
         return true;
@@ -936,11 +934,8 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
     mod->caps = (json_is_object(json_object_get(caps, "sampling")) ? SESSION_CAP_SAMPLING : 0) |
                 (json_is_object(json_object_get(caps, "elicitation")) ? SESSION_CAP_ELICITATION
                                                                       : 0);
-    mod->log_level = -1;
-    const char *lv = json_string_value(json_object_get(meta, "io.modelcontextprotocol/logLevel"));
-    for (int i = 0; lv && levels[i]; i++)
-        if (strcmp(lv, levels[i]) == 0)
-            mod->log_level = i;
+    mod->log_level =
+        log_mcp_level_parse(json_string_value(json_object_get(meta, "io.modelcontextprotocol/logLevel")));
     mod->ask_ok = false;
     return true;
 }

@@ -7,18 +7,26 @@
 #include <time.h>
 
 static enum log_level min_level = LOG_INFO;
-static const char *const names[] = {"debug", "info", "notice", "warning", "error"};
+/* the server's five levels are the first of the eight (RFC 5424's) that MCP clients ask for */
+const char *const log_mcp_levels[] = {"debug", "info", "notice", "warning", "error",
+                                      "critical", "alert", "emergency", NULL};
 
 void log_set_level(enum log_level level) { min_level = level; }
 enum log_level log_get_level(void) { return min_level; }
-const char *log_level_name(enum log_level level) { return names[level]; }
+const char *log_level_name(enum log_level level) { return log_mcp_levels[level]; }
+
+int log_mcp_level_parse(const char *name)
+{
+    for (int i = 0; name && log_mcp_levels[i]; i++)
+        if (strcmp(name, log_mcp_levels[i]) == 0)
+            return i;
+    return -1;
+}
 
 int log_level_parse(const char *name)
 {
-    for (int i = 0; i < 5; i++)
-        if (strcmp(name, names[i]) == 0)
-            return i;
-    return -1;
+    int lv = log_mcp_level_parse(name);
+    return lv <= LOG_ERROR ? lv : -1;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -32,7 +40,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
     n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ %s ", ts.tv_nsec / 1000000,
-                  names[level]);
+                  log_mcp_levels[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);

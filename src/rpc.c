@@ -791,16 +791,10 @@ json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
     return NULL;
 }
 
-static const char *const LEVELS[] = {"debug", "info", "notice", "warning", "error",
-                                     "critical", "alert", "emergency", NULL};
-
 static json_t *m_set_level(rpc_env_t *env, const rpc_msg_t *m)
 {
     const char *level = json_string_value(json_object_get(m->params, "level"));
-    int lv = -1;
-    for (int i = 0; level && LEVELS[i] && lv < 0; i++)
-        if (strcmp(level, LEVELS[i]) == 0)
-            lv = i;
+    int lv = log_mcp_level_parse(level);
     if (lv < 0)
         return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: level must be one of "
                          "debug, info, notice, warning, error, critical, alert, emergency");

@@ -284,10 +284,8 @@ static int ctx_remaining_ms(lua_State *L)
 
 static int ctx_log(lua_State *L)
 {
-    static const char *const levels[] = {"debug", "info", "notice", "warning", "error",
-                                         "critical", "alert", "emergency", NULL};
     tool_call_t *call = ctx_call(L);
-    int lv = luaL_checkoption(L, 1, NULL, levels);
+    int lv = luaL_checkoption(L, 1, NULL, log_mcp_levels);
     const char *msg = luaL_checkstring(L, 2);
     /* the server log has five levels: the three most severe are errors there */
     log_msg((enum log_level)(lv > LOG_ERROR ? LOG_ERROR : lv), "%s %s: %s",
@@ -302,7 +300,7 @@ static int ctx_log(lua_State *L)
         json_array_append_new(call->notifications,
                               json_pack("{s:s, s:s, s:{s:s, s:s, s:o}}", "jsonrpc", "2.0",
                                         "method", "notifications/message", "params", "level",
-                                        levels[lv], "logger", call->tool_name, "data", data));
+                                        log_mcp_levels[lv], "logger", call->tool_name, "data", data));
     }
     return 0;
 }

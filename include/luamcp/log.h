@@ -10,6 +10,10 @@ enum log_level log_get_level(void);
 /* Parses "debug", "info", "notice", "warning", "error". Returns -1 when unknown. */
 int log_level_parse(const char *name);
 const char *log_level_name(enum log_level level);
+/* The eight levels of MCP's notifications/message, least severe first, NULL-ended; and the
+ * index of name among them (-1 when none). The server's own five are the first five. */
+extern const char *const log_mcp_levels[];
+int log_mcp_level_parse(const char *name);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
