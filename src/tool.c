@@ -14,6 +14,7 @@
 
 #include "luamcp/api.h"
 #include "api_http.h"
+#include "jose_int.h"
 #include "luamcp/conv.h"
 #include "luamcp/decl.h"
 #include "luamcp/log.h"
@@ -464,21 +465,6 @@ static void state_key_init(void)
         abort(); /* no randomness: nothing safe to do */
 }
 
-static char *b64url(const unsigned char *in, size_t n)
-{
-    size_t cap = 4 * ((n + 2) / 3) + 1;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-    for (int i = 0; i < len; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    while (len > 0 && out[len - 1] == '=')
-        len--;
-    out[len] = '\0';
-    return out;
-}
-
 static void caller_tag(const unsigned char fp[32], char out[33])
 {
     static const unsigned char zero[32];
@@ -494,7 +480,7 @@ static char *state_mac(const char *payload)
     pthread_once(&state_once, state_key_init);
     HMAC(EVP_sha256(), state_key, sizeof state_key, (const unsigned char *)payload,
          strlen(payload), mac, &n);
-    return b64url(mac, n);
+    return jose_b64url_encode_alloc(mac, n);
 }
 
 char *tool_state_seal(const char *state, const char *name, const unsigned char fp[32])
@@ -505,7 +491,7 @@ char *tool_state_seal(const char *state, const char *name, const unsigned char f
                           (json_int_t)time(NULL) + STATE_TTL_S, "s", state);
     char *js = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
-    char *body = js ? b64url((const unsigned char *)js, strlen(js)) : NULL;
+    char *body = js ? jose_b64url_encode_alloc((const unsigned char *)js, strlen(js)) : NULL;
     char *mac = body ? state_mac(body) : NULL;
     char *out = mac ? malloc(strlen(body) + strlen(mac) + 2) : NULL;
     if (out)
@@ -530,24 +516,10 @@ int tool_state_open(const char *token, const char *name, const unsigned char fp[
     free(mac);
     json_t *p = NULL;
     if (ok) { /* base64url back to JSON */
-        size_t n = strlen(body);
-        char *std = malloc(n + 4);
-        unsigned char *raw = malloc(n + 4);
-        if (std && raw) {
-            for (size_t i = 0; i < n; i++)
-                std[i] = body[i] == '-' ? '+' : body[i] == '_' ? '/' : body[i];
-            size_t m = n;
-            while (m % 4)
-                std[m++] = '=';
-            int len = EVP_DecodeBlock(raw, (unsigned char *)std, (int)m);
-            while (len > 0 && m > n) { /* EVP_DecodeBlock counts the padding's zero bytes */
-                len--;
-                m--;
-            }
-            if (len > 0)
-                p = json_loadb((const char *)raw, (size_t)len, 0, NULL);
-        }
-        free(std);
+        size_t n = strlen(body), len = 0;
+        unsigned char *raw = malloc(n * 3 / 4 + 1);
+        if (raw && jose_b64url_decode(body, n, raw, &len))
+            p = json_loadb((const char *)raw, len, 0, NULL);
         free(raw);
     }
     free(body);
