@@ -92,37 +92,9 @@ static bool is_identifier(const char *s, size_t len)
     return true;
 }
 
-void text_put_quoted(text_out *o, const char *s, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t shown = len > TEXT_KEY_SHOW_MAX ? TEXT_KEY_SHOW_MAX : len;
-    char esc[8];
-
-    text_put(o, "\"", 1);
-    for (size_t i = 0; i < shown;) {
-        size_t n = text_utf8_sequence_length(u + i, len - i);
-        if (u[i] == '"' || u[i] == '\\') {
-            esc[0] = '\\', esc[1] = (char)u[i];
-            text_put(o, esc, 2);
-        } else if (u[i] < 0x20 || u[i] == 0x7F) {
-            snprintf(esc, sizeof esc, "\\u%04x", u[i]);
-            text_put_str(o, esc);
-        } else if (n == 0) {
-            snprintf(esc, sizeof esc, "\\x%02x", u[i]);
-            text_put_str(o, esc);
-        } else {
-            text_put(o, s + i, n); /* a character that starts in the shown part stays whole */
-            i += n;
-            continue;
-        }
-        i++;
-    }
-    if (shown < len)
-        text_put_str(o, "...");
-    text_put(o, "\"", 1);
-}
-
-void text_put_json(text_out *o, const char *s, size_t len, size_t max)
+/* s[0..len) in quotes, JSON-escaped, at most max source bytes then "..."; a byte that is not
+ * UTF-8 is U+FFFD (json: the result is valid JSON) or \xNN (a message shows which byte). */
+static void put_escaped(text_out *o, const char *s, size_t len, size_t max, bool json)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t end = len > max ? max : len;
@@ -150,14 +122,27 @@ void text_put_json(text_out *o, const char *s, size_t len, size_t max)
         } else if (u[i] < 0x80) {
             snprintf(esc, sizeof esc, "\\u%04x", u[i]);
             text_put_str(o, esc);
-        } else {
+        } else if (json) {
             text_put_str(o, "\\ufffd");
+        } else {
+            snprintf(esc, sizeof esc, "\\x%02x", u[i]);
+            text_put_str(o, esc);
         }
         i++;
     }
     if (end < len)
         text_put_str(o, "...");
     text_put(o, "\"", 1);
+}
+
+void text_put_quoted(text_out *o, const char *s, size_t len)
+{
+    put_escaped(o, s, len, TEXT_KEY_SHOW_MAX, false);
+}
+
+void text_put_json(text_out *o, const char *s, size_t len, size_t max)
+{
+    put_escaped(o, s, len, max, true);
 }
 
 /* Rendered into a scratch buffer first so the segment is whole or absent. */
