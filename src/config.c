@@ -464,8 +464,7 @@ static int egress_field(reader_t *r, void *ctx, const char *k)
         if ((rc = get_list(r, key, &e->allow, &e->n_allow)))
             return rc;
         for (size_t i = 0; i < e->n_allow; i++)
-            if (!e->allow[i][0] || strpbrk(e->allow[i], "/@?# ") ||
-                (e->allow[i][0] != '[' && strchr(e->allow[i], ':') != strrchr(e->allow[i], ':')))
+            if (!egress_pattern_valid(e->allow[i]))
                 return fail(r, key, "'%s' is not a host pattern (api.example.com, "
                                     "*.example.com, host:port, [v6]:port)", e->allow[i]);
         return 0;

@@ -74,6 +74,11 @@ static bool parse_cidr(const char *s, addr16_t *net, int *bits)
     return true;
 }
 
+bool egress_pattern_valid(const char *p)
+{
+    return p[0] && !strpbrk(p, "/@?# ") && (p[0] == '[' || strchr(p, ':') == strrchr(p, ':'));
+}
+
 bool egress_cidr_valid(const char *cidr)
 {
     addr16_t net;

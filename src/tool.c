@@ -17,6 +17,7 @@
 #include "jose_int.h"
 #include "luamcp/conv.h"
 #include "luamcp/decl.h"
+#include "luamcp/egress.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
 #include "luamcp/session.h"
@@ -121,6 +122,19 @@ static int list_field(lua_State *L, int idx, const char *key, char ***out, size_
     return 0;
 }
 
+/* The tool's own egress list: host patterns as egress.allow takes them (a URL there would
+ * match no host, silently). */
+static int check_egress(const tool_t *t, char **err)
+{
+    for (size_t i = 0; i < t->n_egress; i++)
+        if (!egress_pattern_valid(t->egress[i])) {
+            *err = decl_fmt("'egress' entry '%.100s' is not a host pattern (api.example.com, "
+                            "*.example.com, host:port, [v6]:port)", t->egress[i]);
+            return -1;
+        }
+    return 0;
+}
+
 /* Credentials: each a string property of the input schema, and the tool must say which hosts
  * may receive them. */
 static int check_credentials(tool_t *t, char **err)
@@ -213,7 +227,7 @@ int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
         decl_json_field(L, idx, "_meta", out->descriptor, err) ||
         list_field(L, idx, "egress", &out->egress, &out->n_egress, err) ||
         list_field(L, idx, "credentials", &out->credentials, &out->n_credentials, err) ||
-        check_credentials(out, err) || requires_field(L, idx, out, err))
+        check_egress(out, err) || check_credentials(out, err) || requires_field(L, idx, out, err))
         goto fail;
     if (lua_getfield(L, idx, "handler") != LUA_TFUNCTION) {
         lua_pop(L, 1);

@@ -34,6 +34,10 @@ bool egress_host_matches(const char *pattern, const char *host, int port);
 
 /* Checks a CIDR entry ("10.0.0.0/8", "::1/128", or a bare address). */
 bool egress_cidr_valid(const char *cidr);
+/* Whether p is a host pattern: api.example.com, *.example.com, host:port, [v6]:port (no
+ * scheme, path, user or spaces). Checked wherever one is declared: egress.allow, a tool's
+ * egress. */
+bool egress_pattern_valid(const char *p);
 
 /* The name check. tool_allow (n_tool, may be 0) is the tool's own list; dev lets any host
  * through when the global list is empty (the caller warns). 0 when allowed; else -1 with a

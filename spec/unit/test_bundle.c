@@ -79,6 +79,12 @@ int main(void)
     expect("mcp.tool{name='a', description='d', inputSchema={type='object', properties={\n"
            "  r={type='number', ['x-mcp-header']='R'}}}, handler=function() end}",
            "t.lua:1: tool 'a': inputSchema: property 'r': x-mcp-header needs type = \"string\"");
+    expect("mcp.tool{name='a', description='d', inputSchema={type='object'}, "
+           "egress={'https://api.example.com'}, handler=function() end}",
+           "tool 'a': 'egress' entry 'https://api.example.com' is not a host pattern");
+    CHECK(load_one("mcp.tool{name='a', description='d', inputSchema={type='object'}, "
+                   "egress={'api.example.com', '*.example.org', 'h:8443'}, "
+                   "handler=function() end}") == NULL);
     expect(OK_TOOL "mcp.disable('tool', 'a')",
            "t.lua:2: mcp.disable: only a handler can switch tools, prompts and resources");
     expect(OK_TOOL "mcp.enable('tool', 'a')", "mcp.enable: only a handler can switch");
