@@ -115,7 +115,11 @@ static int list_field(lua_State *L, int idx, const char *key, char ***out, size_
             *err = decl_fmt("'%s' entry %zu must be a non-empty string", key, i + 1);
             return -1;
         }
-        (*out)[(*n)++] = strdup(v);
+        if (!((*out)[*n] = strdup(v))) {
+            lua_pop(L, 2);
+            return -1; /* out of memory: the caller's default message */
+        }
+        (*n)++;
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
