@@ -107,7 +107,7 @@ static void collect_other(bundle_t *b, const char *kind, const char *file, int l
             free(err);
             return;
         }
-        const prompt_t *dup = bundle_find_prompt(b, p.name);
+        const prompt_t *dup = NULL;
         for (size_t k = 0; k < b->n_prompts && !dup; k++) /* not sorted yet */
             if (strcmp(b->prompts[k].name, p.name) == 0)
                 dup = &b->prompts[k];

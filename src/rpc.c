@@ -132,31 +132,22 @@ static json_t *m_initialize(rpc_env_t *env, const rpc_msg_t *m)
     return rpc_result(m->id, result);
 }
 
-/* Indices of the tools this caller's policies let it call, in name order. */
-static size_t visible_tools(const rpc_env_t *env, size_t *out)
+static bool visible(const rpc_env_t *env, size_t target)
 {
-    const bundle_t *b = env->bundle;
-    size_t n = 0;
     policy_decision_t d;
-    for (size_t i = 0; i < b->n_tools; i++)
-        if (policy_static(b->policies, i, env->caller, env->cfg->dev, &d) == POLICY_ALLOW &&
-            avail_on(AVAIL_TOOL, b->tools[i].name))
-            out[n++] = i;
-    return n;
+    return policy_static(env->bundle->policies, target, env->caller, env->cfg->dev, &d) ==
+           POLICY_ALLOW;
 }
 
 static json_t *paginate(rpc_env_t *env, const rpc_msg_t *m, json_t *all, const char *key);
 
 static json_t *m_tools_list(rpc_env_t *env, const rpc_msg_t *m)
 {
-    size_t *visible = malloc((env->bundle->n_tools + 1) * sizeof *visible);
-    if (!visible)
-        return rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
-    size_t n = visible_tools(env, visible);
+    const bundle_t *b = env->bundle;
     json_t *all = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append(all, env->bundle->tools[visible[i]].descriptor);
-    free(visible);
+    for (size_t i = 0; i < b->n_tools; i++) /* in name order: the bundle keeps them sorted */
+        if (visible(env, i) && avail_on(AVAIL_TOOL, b->tools[i].name))
+            json_array_append(all, b->tools[i].descriptor);
     return paginate(env, m, all, "tools");
 }
 
@@ -505,12 +496,6 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
 
 /* ---- prompts, resources, completion, logging ---------------------------------------------- */
 
-static bool visible(const rpc_env_t *env, size_t target)
-{
-    policy_decision_t d;
-    return policy_static(env->bundle->policies, target, env->caller, env->cfg->dev, &d) ==
-           POLICY_ALLOW;
-}
 
 /* A page of all (taken) under key, by the request's cursor. */
 static json_t *paginate(rpc_env_t *env, const rpc_msg_t *m, json_t *all, const char *key)
