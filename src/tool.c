@@ -558,6 +558,30 @@ int tool_state_open(const char *token, const char *name, const unsigned char fp[
 
 /* The answer to key from this round's inputResponses, pushed; or the request at req_idx
  * recorded for the result and the handler stopped. */
+/* Records the request at idx ({ method =, params = {...} }) as the input request `key` of the
+ * result; raises an error naming fn and key when it is not one. */
+static void record_input(lua_State *L, tool_call_t *call, const char *fn, const char *key,
+                         int idx)
+{
+    char *why = NULL;
+    json_t *req = conv_to_json(L, idx, &why);
+    const char *m = json_string_value(json_object_get(req, "method"));
+    json_t *params = json_object_get(req, "params");
+    if (!req || !m || (params && !json_is_object(params))) {
+        json_decref(req);
+        lua_pushfstring(L, "%s: %s must be { method = \"elicitation/create\" | "
+                           "\"sampling/createMessage\" | \"roots/list\", params = {...} }%s%s",
+                        fn, key, why ? ": " : "", why ? why : "");
+        free(why);
+        lua_error(L);
+    }
+    if (!params)
+        json_object_set_new(req, "params", json_object());
+    if (!call->input_requests)
+        call->input_requests = json_object();
+    json_object_set_new(call->input_requests, key, req);
+}
+
 static int input_for(lua_State *L, tool_call_t *call, const char *key, int req_idx)
 {
     json_t *answer = json_object_get(call->input_responses, key);
@@ -571,22 +595,7 @@ static int input_for(lua_State *L, tool_call_t *call, const char *key, int req_i
         }
         return 1;
     }
-    char *why = NULL;
-    json_t *req = conv_to_json(L, req_idx, &why);
-    const char *m = json_string_value(json_object_get(req, "method"));
-    if (!req || !m || (json_object_get(req, "params") && !json_is_object(json_object_get(req, "params")))) {
-        json_decref(req);
-        lua_pushfstring(L, "ctx.input: %s must be { method = \"elicitation/create\" | "
-                           "\"sampling/createMessage\" | \"roots/list\", params = {...} }%s%s",
-                        key, why ? ": " : "", why ? why : "");
-        free(why);
-        return lua_error(L);
-    }
-    if (!json_object_get(req, "params"))
-        json_object_set_new(req, "params", json_object());
-    if (!call->input_requests)
-        call->input_requests = json_object();
-    json_object_set_new(call->input_requests, key, req);
+    record_input(L, call, "ctx.input", key, req_idx);
     return input_stop(L, call);
 }
 
@@ -651,18 +660,7 @@ static int ctx_inputs(lua_State *L)
             }
             lua_setfield(L, 2, key);
         } else {
-            char *why = NULL;
-            json_t *req = conv_to_json(L, -1, &why);
-            free(why);
-            if (!req || !json_is_string(json_object_get(req, "method"))) {
-                json_decref(req);
-                return luaL_error(L, "ctx.inputs: %s needs a method", key);
-            }
-            if (!json_object_get(req, "params"))
-                json_object_set_new(req, "params", json_object());
-            if (!call->input_requests)
-                call->input_requests = json_object();
-            json_object_set_new(call->input_requests, key, req);
+            record_input(L, call, "ctx.inputs", key, lua_gettop(L));
             missing = true;
         }
         lua_pop(L, 1);
