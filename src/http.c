@@ -405,16 +405,13 @@ static void owner_of(const req_t *r, unsigned char out[SESSION_OWNER_LEN])
         memset(out, 0, SESSION_OWNER_LEN);
 }
 
-/* Session rules for a non-initialize message. True when fine (*info: the session's state, or
- * for a stateless server the header's version and nothing else), else the answer has been
- * queued and its result is in *rc. */
+/* Session rules for a non-initialize message. True when fine (*info: the session's state;
+ * nothing for a stateless server), else the answer has been queued and its result is in *rc. */
 static bool session_check(req_t *r, struct MHD_Connection *conn, session_info_t *info,
                           enum MHD_Result *rc)
 {
     const config_t *c = r->w->srv->cfg;
-    char hv_buf[64];
-    const char *hv = MCP_VERSION(conn, hv_buf);
-    *info = (session_info_t){hv ? rpc_version_supported(hv) : RPC_DEFAULT_VERSION, -1, 0};
+    *info = (session_info_t){NULL, -1, 0};
     if (c->stateless)
         return true;
     const char *sid = header(conn, "Mcp-Session-Id");
@@ -431,8 +428,7 @@ static bool session_check(req_t *r, struct MHD_Connection *conn, session_info_t 
         return false;
     }
     /* A supported version other than the session's is accepted: the client SHOULD send the
-     * negotiated one, and only an unsupported one MUST be refused (version_problem did). The
-     * session's version governs the answer (info has it). */
+     * negotiated one, and only an unsupported one MUST be refused (version_problem did). */
     return true;
 }
 
