@@ -6,6 +6,7 @@
  *
  * The streams are listed in srv->listeners under srv->listen_mu, which holds a reference to
  * each; lock order: listen_mu, then a stream's own. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,50 +15,34 @@
 #include "server_int.h"
 
 #define META_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
-#define PROBE ": are you there\n\n" /* an SSE comment: clients ignore it */
+#define PROBE             ": are you there\n\n" /* an SSE comment: clients ignore it */
 
-/* "event: message\ndata: MSG\n\n" onto s (takes msg). */
-static void append_event(stream_t *s, json_t *msg)
+/* One SSE event onto s, printed from fmt: every message of a listen stream is rendered as
+ * text around the stream's id (already JSON), so a broadcast to many streams builds no JSON
+ * values while it holds listen_mu. EVENT wraps a JSON text's format in the event's lines. */
+static void send_event(stream_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void send_event(stream_t *s, const char *fmt, ...)
 {
-    char *js = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    size_t n = js ? strlen(js) + 32 : 0;
-    char *ev = js ? malloc(n) : NULL;
-    if (ev) {
-        int len = snprintf(ev, n, "event: message\ndata: %s\n\n", js);
+    va_list ap;
+    va_start(ap, fmt);
+    char *ev = NULL;
+    int len = vasprintf(&ev, fmt, ap);
+    va_end(ap);
+    if (len > 0)
         sse_stream_append(s, ev, (size_t)len);
-    }
-    free(ev);
-    free(js);
+    if (len >= 0)
+        free(ev);
 }
+#define EVENT(json) "event: message\ndata: " json "\n\n"
 
-/* The request's id, as it came (a string or an integer). */
-static json_t *subscription_id(const stream_t *s)
+/* A notification onto s: params is the text of its fields before _meta ("" or "k":v,). */
+static void send_note(stream_t *s, const char *method, const char *params)
 {
-    json_t *id = json_loads(s->listen_id, JSON_DECODE_ANY, NULL);
-    return id ? id : json_null();
-}
-
-/* A notification onto s, its params' _meta naming the subscription (takes msg). */
-static void send_tagged(stream_t *s, json_t *msg)
-{
-    json_t *params = json_object_get(msg, "params");
-    if (!params) {
-        params = json_object();
-        json_object_set_new(msg, "params", params);
-    }
-    json_t *meta = json_object_get(params, "_meta");
-    if (!meta) {
-        meta = json_object();
-        json_object_set_new(params, "_meta", meta);
-    }
-    json_object_set_new(meta, META_SUBSCRIPTION, subscription_id(s));
-    append_event(s, msg);
-}
-
-static json_t *note(const char *method)
-{
-    return json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", method);
+    send_event(
+        s,
+        EVENT("{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":{%s\"_meta\":{\"" META_SUBSCRIPTION
+              "\":%s}}}"),
+        method, params, s->listen_id);
 }
 
 stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json_t *granted,
@@ -90,8 +75,9 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
     s->n_listen_uris = json_array_size(uris);
     s->max = 1u << 20; /* notifications only: a client that stopped reading is let go */
 
-    json_t *ack = note("notifications/subscriptions/acknowledged");
-    json_object_set_new(ack, "params", json_pack("{s:O}", "notifications", granted));
+    char *honored = json_dumps(granted, JSON_COMPACT);
+    if (!honored)
+        goto fail;
     memcpy(s->listen_owner, owner, SESSION_OWNER_LEN);
     pthread_mutex_lock(&srv->listen_mu);
     unsigned mine = 0;
@@ -104,7 +90,7 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
             if (memcmp(o->listen_owner, owner, SESSION_OWNER_LEN) == 0)
                 sse_stream_append(o, PROBE, sizeof PROBE - 1);
         pthread_mutex_unlock(&srv->listen_mu);
-        json_decref(ack);
+        free(honored);
         *per_caller = mine >= LISTEN_PER_CALLER;
         if (!*per_caller)
             log_warn("listen: %d subscription streams are open; refusing another", LISTEN_MAX);
@@ -112,9 +98,16 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
         return NULL;
     }
     s->listening = true;
-    send_tagged(s, ack); /* first, before anything can be broadcast to it */
-    sse_stream_ref(s);   /* the list's */
+    send_event(s,
+               EVENT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\","
+                     "\"params\":{\"notifications\":%s,\"_meta\":{\"" META_SUBSCRIPTION "\":%s}}}"),
+               honored, s->listen_id); /* first, before anything can be broadcast to it */
+    free(honored);
+    sse_stream_ref(s); /* the list's */
+    s->listen_prev = NULL;
     s->listen_next = srv->listeners;
+    if (srv->listeners)
+        srv->listeners->listen_prev = s;
     srv->listeners = s;
     srv->n_listeners++;
     pthread_mutex_unlock(&srv->listen_mu);
@@ -134,17 +127,20 @@ void listen_drop(server_t *srv, stream_t *s)
 {
     if (!s->listening)
         return;
-    bool found = false;
     pthread_mutex_lock(&srv->listen_mu);
-    for (stream_t **pp = &srv->listeners; *pp; pp = &(*pp)->listen_next)
-        if (*pp == s) {
-            *pp = s->listen_next;
-            srv->n_listeners--;
-            found = true;
-            break;
-        }
+    bool listed = s->listen_prev || srv->listeners == s;
+    if (listed) {
+        if (s->listen_prev)
+            s->listen_prev->listen_next = s->listen_next;
+        else
+            srv->listeners = s->listen_next;
+        if (s->listen_next)
+            s->listen_next->listen_prev = s->listen_prev;
+        s->listen_prev = s->listen_next = NULL;
+        srv->n_listeners--;
+    }
     pthread_mutex_unlock(&srv->listen_mu);
-    if (found)
+    if (listed)
         sse_stream_release(s); /* the list's */
 }
 
@@ -158,31 +154,14 @@ void listen_end(server_t *srv, stream_t *s)
     if (s->listening) {
         s->listen_ended = true;
         /* the request's result: empty, with the subscription id like every message here */
-        json_t *id = subscription_id(s);
-        append_event(s,
-                     json_pack("{s:s, s:o, s:{s:{s:O}, s:s}}", "jsonrpc", "2.0", "id", id, "result",
-                               "_meta", META_SUBSCRIPTION, id, "resultType", "complete"));
+        send_event(
+            s,
+            EVENT("{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"_meta\":{\"" META_SUBSCRIPTION
+                  "\":%s},\"resultType\":\"complete\"}}"),
+            s->listen_id, s->listen_id);
     }
     pthread_mutex_unlock(&srv->listen_mu);
     sse_stream_close(s); /* after what it holds */
-}
-
-/* "event: message\ndata: {…,\"params\":{PARAMS\"_meta\":{\"…subscriptionId\":ID}}}\n\n" onto s:
- * the notification rendered as text around the stream's id (already JSON), so a broadcast to
- * many streams builds no JSON values while it holds listen_mu. */
-static void send_rendered(stream_t *s, const char *method, const char *params)
-{
-    size_t n = strlen(method) + strlen(params) + strlen(s->listen_id) + 160;
-    char *ev = malloc(n);
-    if (!ev)
-        return;
-    int len = snprintf(ev, n,
-                       "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":{%s"
-                       "\"_meta\":{\"" META_SUBSCRIPTION "\":%s}}}\n\n",
-                       method, params, s->listen_id);
-    if (len > 0 && (size_t)len < n)
-        sse_stream_append(s, ev, (size_t)len);
-    free(ev);
 }
 
 void listen_list_changed(server_t *srv, int kind)
@@ -199,7 +178,7 @@ void listen_list_changed(server_t *srv, int kind)
     pthread_mutex_lock(&srv->listen_mu);
     for (stream_t *s = srv->listeners; s; s = s->listen_next)
         if ((s->listen & bits[kind]) && !s->listen_ended)
-            send_rendered(s, methods[kind], "");
+            send_note(s, methods[kind], "");
     pthread_mutex_unlock(&srv->listen_mu);
 }
 
@@ -221,7 +200,7 @@ void listen_resource_updated(server_t *srv, const char *uri)
             continue;
         for (size_t i = 0; i < s->n_listen_uris; i++)
             if (strcmp(s->listen_uris[i], uri) == 0) {
-                send_rendered(s, "notifications/resources/updated", params);
+                send_note(s, "notifications/resources/updated", params);
                 break;
             }
     }

@@ -45,7 +45,7 @@ struct stream {
     char *listen_id;           /* the request's id, as JSON (owned) */
     char **listen_uris;        /* resources whose updates it delivers (owned) */
     size_t n_listen_uris;
-    stream_t *listen_next;     /* srv->listeners */
+    stream_t *listen_prev, *listen_next; /* srv->listeners */
 };
 
 /* The client's answer to a server request, on its way to the worker whose call asked. */
