@@ -292,6 +292,23 @@ static json_t *finish_call(rpc_pending_t *p, json_t *result)
     return rpc_result(p->id, result);
 }
 
+/* After a handler's first step (result NULL: it waits): the call's response, or NULL with
+ * env->pending set, the call holding its bundle (a reload must not free the state it runs
+ * in). Either way env->notifications gets what it said so far. */
+static json_t *launched(rpc_env_t *env, rpc_pending_t *p, json_t *result)
+{
+    env->notifications = take_notes(&p->call);
+    if (!result) {
+        p->bundle = env->bundle;
+        p->bundle->refs++;
+        env->pending = p;
+        return NULL;
+    }
+    json_t *resp = finish_call(p, result);
+    rpc_pending_free(p);
+    return resp;
+}
+
 json_t *rpc_pending_resume(rpc_pending_t *p, json_t **notes)
 {
     json_t *result = tool_resume(&p->call);
@@ -481,17 +498,8 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         rpc_pending_free(p);
         return refused;
     }
-    json_t *result = tool_start(env->bundle->vm, t, json_is_object(args) ? args : NULL, &p->call);
-    if (!result) {
-        p->bundle = env->bundle;
-        p->bundle->refs++; /* a reload must not free the state this call runs in */
-        env->pending = p;
-        env->notifications = take_notes(&p->call); /* what it said before it waits */
-        return NULL;
-    }
-    env->notifications = take_notes(&p->call);
-    rpc_pending_free(p);
-    return rpc_result(m->id, result);
+    return launched(env, p, tool_start(env->bundle->vm, t, json_is_object(args) ? args : NULL,
+                                       &p->call));
 }
 
 /* ---- prompts, resources, completion, logging ---------------------------------------------- */
@@ -547,18 +555,7 @@ static json_t *start_call(rpc_env_t *env, const rpc_msg_t *m, const char *kind,
         rpc_pending_free(p);
         return refused;
     }
-    json_t *result = call_start(env->bundle->vm, handler_ref, args, &p->call);
-    if (!result) {
-        p->bundle = env->bundle;
-        p->bundle->refs++;
-        env->pending = p;
-        env->notifications = take_notes(&p->call);
-        return NULL;
-    }
-    env->notifications = take_notes(&p->call);
-    json_t *resp = finish_call(p, result);
-    rpc_pending_free(p);
-    return resp;
+    return launched(env, p, call_start(env->bundle->vm, handler_ref, args, &p->call));
 }
 
 /* The answer to a decision that is not ALLOW; NULL for HIDDEN (the caller answers "unknown"). */
