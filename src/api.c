@@ -75,8 +75,8 @@ static void remember(lua_State *L, const char *list, const char *file, int line)
     remember_kind(L, list, file, line, "tool");
 }
 
-/* mcp.prompt, mcp.static_resource and mcp.resource_template: checked now, collected by the
- * host with the tools of the file (API_PENDING entries of their kind). */
+/* mcp.tool, mcp.prompt, mcp.static_resource and mcp.resource_template: checked now, collected
+ * by the host in the file's order (API_PENDING entries of their kind). Returns the definition. */
 static int declare(lua_State *L, const char *kind, const char *fn)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -86,7 +86,11 @@ static int declare(lua_State *L, const char *kind, const char *fn)
     lua_settop(L, 1);
     char *err = NULL;
     int rc;
-    if (strcmp(kind, "prompt") == 0) {
+    if (strcmp(kind, "tool") == 0) {
+        tool_t t;
+        if ((rc = tool_from_def(L, 1, &t, &err)) == 0)
+            tool_clear(&t);
+    } else if (strcmp(kind, "prompt") == 0) {
         prompt_t p;
         if ((rc = prompt_from_def(L, 1, &p, &err)) == 0)
             prompt_clear(&p);
@@ -184,28 +188,7 @@ static int l_resource_template(lua_State *L)
 }
 
 
-static int l_tool(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    vm_t *vm = host_vm(L);
-    if (vm && vm_phase(vm) != VM_PHASE_LOAD)
-        return luaL_error(L, "mcp.tool can only be called while scripts are loading");
-    lua_settop(L, 1);
-    tool_t t;
-    char *err = NULL;
-    if (tool_from_def(L, 1, &t, &err) != 0) {
-        push_where(L);
-        lua_pushfstring(L, "%s%s", lua_tostring(L, -1), err ? err : "invalid tool");
-        free(err);
-        return lua_error(L);
-    }
-    tool_clear(&t);
-    lua_Debug ar;
-    int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
-    remember(L, API_PENDING, vm && vm_loading_file(vm) ? vm_loading_file(vm)
-                                                       : (line ? ar.short_src : "?"), line);
-    return 1; /* the definition */
-}
+static int l_tool(lua_State *L) { return declare(L, "tool", "mcp.tool"); }
 
 /* ---- mcp.policy and decisions ---------------------------------------------------------- */
 
