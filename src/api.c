@@ -606,7 +606,7 @@ void api_push_mcp(lua_State *L)
         {"prompt", l_prompt},   {"static_resource", l_static_resource},
         {"resource_template", l_resource_template},
         {"resource_updated", l_resource_updated}, {"enable", l_enable},
-        {"disable", l_disable}, {"enabled", l_enabled}, {NULL, NULL}};
+        {"disable", l_disable}, {"enabled", l_enabled}, {"sleep", api_sleep}, {NULL, NULL}};
     static const luaL_Reg json_fns[] = {
         {"encode", l_json_encode}, {"decode", api_json_decode}, {NULL, NULL}};
 

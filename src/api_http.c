@@ -34,6 +34,7 @@ struct http_batch {
     tool_call_t *call;  /* NULL when synchronous */
     size_t n, left;
     bool list;          /* mcp.http.all: results as a list */
+    fetch_timer_t timer; /* mcp.sleep: a batch of no transfers, ended by this timer */
     fetch_t *f[];
 };
 
@@ -453,6 +454,7 @@ static void batch_free(http_batch_t *b)
 {
     if (!b)
         return;
+    fetch_timer_disarm(&b->timer);
     for (size_t i = 0; i < b->n; i++)
         fetch_free(b->f[i]);
     free(b);
@@ -467,7 +469,9 @@ void api_http_cancel(http_batch_t *b)
 static int push_batch(lua_State *L, http_batch_t *b)
 {
     int n;
-    if (b->list) {
+    if (b->n == 0) { /* mcp.sleep */
+        n = 0;
+    } else if (b->list) {
         lua_createtable(L, (int)b->n, 0);
         for (size_t i = 0; i < b->n; i++) {
             push_outcome(L, b->f[i], true);
@@ -612,6 +616,46 @@ static int run(lua_State *L, int first, size_t n, bool list, const char *fn)
         batch_free(b);
         return nres;
     }
+    call->batch = b;
+    return lua_yieldk(L, 0, (lua_KContext)b, resumed);
+}
+
+static void slept(void *arg)
+{
+    http_batch_t *b = arg;
+    if (b->call && b->call->wake)
+        b->call->wake(b->call, b->call->wake_arg);
+}
+
+/* mcp.sleep(seconds): the handler waits without holding its worker (a pause between polls of
+ * a job API, a backoff), never past its call's deadline. */
+int api_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= 86400, 1, "seconds from 0 to 86400");
+    tool_call_t *call = current_call(L, "mcp.sleep");
+    long ms = (long)(s * 1000.0 + 0.5);
+    if (!call) { /* mcp.so under busted: nothing else runs meanwhile */
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+        return 0;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double left = (call->deadline - (double)now.tv_sec - now.tv_nsec / 1e9) * 1000.0;
+    if (ms > left)
+        return luaL_error(L, "mcp.sleep: %.3f s is past the call's deadline (%.0f ms left)",
+                          (double)s, left > 0 ? left : 0.0);
+    if (ms == 0)
+        return 0;
+    http_batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return luaL_error(L, "mcp.sleep: out of memory");
+    b->call = call;
+    b->timer.fire = slept;
+    b->timer.arg = b;
+    fetch_timer_arm(call->fetch, &b->timer, ms);
     call->batch = b;
     return lua_yieldk(L, 0, (lua_KContext)b, resumed);
 }

@@ -12,6 +12,8 @@ void api_http_push(lua_State *L);
 /* Stops and frees the transfers a call waits for (the call is being torn down). */
 void api_http_cancel(http_batch_t *b);
 int api_http_box_gc(lua_State *L);
+/* mcp.sleep(seconds) */
+int api_sleep(lua_State *L);
 
 /* A caller's credential as an opaque value; its text only mcp.http can read. */
 void api_push_credential(lua_State *L, const char *value, size_t len);

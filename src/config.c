@@ -45,6 +45,12 @@ void config_defaults(config_t *c)
     c->egress.timeout_ms = 10000;
     c->egress.max_requests = 64;
     c->egress.max_inflight = 4096;
+    c->tasks.ttl_ms = 3600000;
+    c->tasks.timeout_ms = 600000;
+    c->tasks.poll_ms = 1000;
+    c->tasks.max = 1000;
+    c->tasks.per_caller = 100;
+    c->tasks.max_result_bytes = 1u << 20;
     c->auth.enabled = true;
     c->auth.leeway_s = 60;
     c->auth.cache_entries = 4096;
@@ -504,6 +510,26 @@ static int egress_field(reader_t *r, void *ctx, const char *k)
                         "max_inflight)");
 }
 
+static int tasks_field(reader_t *r, void *ctx, const char *k)
+{
+    config_tasks_t *t = &((config_t *)ctx)->tasks;
+    char key[64];
+    snprintf(key, sizeof key, "tasks.%s", k);
+    if (strcmp(k, "ttl_ms") == 0) return uint_field(r, key, 1000, 7 * 86400000u, &t->ttl_ms);
+    if (strcmp(k, "timeout_ms") == 0) return uint_field(r, key, 1, 86400000u, &t->timeout_ms);
+    if (strcmp(k, "poll_interval_ms") == 0) return uint_field(r, key, 1, 3600000, &t->poll_ms);
+    if (strcmp(k, "max") == 0) return uint_field(r, key, 0, 1000000, &t->max);
+    if (strcmp(k, "per_caller") == 0) return uint_field(r, key, 1, 1000000, &t->per_caller);
+    if (strcmp(k, "max_result_bytes") == 0) {
+        long long v;
+        int rc = get_int(r, key, 1024, 1LL << 30, &v);
+        t->max_result_bytes = (size_t)v;
+        return rc;
+    }
+    return fail(r, key, "unknown key (ttl_ms, timeout_ms, poll_interval_ms, max, per_caller, "
+                        "max_result_bytes)");
+}
+
 /* stack: ..., key, value */
 static int read_key(reader_t *r, config_t *c, const char *k)
 {
@@ -545,6 +571,7 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     if (strcmp(k, "tls") == 0) return read_tls(r, c);
     if (strcmp(k, "auth") == 0) return each_field(r, "auth", c, auth_field);
     if (strcmp(k, "egress") == 0) return each_field(r, "egress", c, egress_field);
+    if (strcmp(k, "tasks") == 0) return each_field(r, "tasks", c, tasks_field);
     return fail(r, k, "unknown key (see README.md, Configuration)");
 }
 
@@ -619,6 +646,9 @@ int config_validate(const config_t *c, char **err)
         msg = "tls needs both cert and key";
     else if (log_level_parse(c->log_level) < 0)
         msg = "log_level must be one of debug, info, notice, warning, error";
+    else if (c->tasks.timeout_ms >= c->tasks.ttl_ms)
+        msg = "tasks.timeout_ms must be shorter than tasks.ttl_ms (a task's result must outlive "
+              "its handler)";
     else if (c->auth.jwks_min_ttl_s > c->auth.jwks_max_ttl_s)
         msg = "auth.jwks.min_ttl_s must not exceed max_ttl_s";
     for (size_t i = 0; !msg && i < c->auth.n_scopes; i++)

@@ -28,6 +28,7 @@ struct fetch_engine {
     unsigned active;
     struct curl_slist *resolve;
     char dev_warned[256];   /* the last host --dev let through, so it is said once */
+    fetch_timer_t *timers;  /* armed, soonest first */
 };
 
 struct fetch_state {
@@ -563,13 +564,48 @@ void fetch_engine_socket(fetch_engine_t *e, int fd, uint32_t events)
 
 int fetch_engine_wait_ms(const fetch_engine_t *e, long long now)
 {
-    if (e->deadline_ms < 0)
+    long long due = e->deadline_ms;
+    if (e->timers && (due < 0 || e->timers->due_ms < due))
+        due = e->timers->due_ms;
+    if (due < 0)
         return -1;
-    return e->deadline_ms <= now ? 0 : (int)(e->deadline_ms - now);
+    return due <= now ? 0 : (int)(due - now);
+}
+
+void fetch_timer_arm(fetch_engine_t *e, fetch_timer_t *t, long ms)
+{
+    fetch_timer_disarm(t);
+    t->due_ms = now_ms_() + (ms > 0 ? ms : 0);
+    t->e = e;
+    fetch_timer_t **pp = &e->timers;
+    while (*pp && (*pp)->due_ms <= t->due_ms)
+        pp = &(*pp)->next;
+    t->next = *pp;
+    *pp = t;
+}
+
+void fetch_timer_disarm(fetch_timer_t *t)
+{
+    if (!t->e)
+        return;
+    for (fetch_timer_t **pp = &t->e->timers; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    t->e = NULL;
+    t->next = NULL;
 }
 
 void fetch_engine_timeout(fetch_engine_t *e, long long now)
 {
+    while (e->timers && e->timers->due_ms <= now) { /* fire may arm or disarm others */
+        fetch_timer_t *t = e->timers;
+        e->timers = t->next;
+        t->e = NULL;
+        t->next = NULL;
+        t->fire(t->arg);
+    }
     if (e->deadline_ms < 0 || now < e->deadline_ms)
         return;
     e->deadline_ms = -1;

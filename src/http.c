@@ -269,11 +269,20 @@ void http_broadcast(server_t *srv, const char *json)
     session_foreach_attached(srv->sessions, send_on_stream, (void *)json);
 }
 
+static void service_tasks(worker_t *w);
+
 void http_service(worker_t *w, long long now, bool closing)
 {
     if (atomic_exchange(&w->auth_kick, false) || closing)
         resume_auth_waiters(w); /* not on every wake: they would be re-checked too early */
     service_asks(w);
+    if (w->tasks)
+        service_tasks(w);
+    if (w->index == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        task_table_sweep(w->srv->tasks, ts.tv_sec * 1000LL + ts.tv_nsec / 1000000);
+    }
     bool ping = now >= w->next_keepalive_ms;
     if (ping)
         w->next_keepalive_ms = now + KEEPALIVE_MS;
@@ -769,11 +778,80 @@ static void tool_wake(void *arg)
     step_done(r, resp, notes);
 }
 
+/* ---- task rounds: calls running detached from any request (the tasks extension) ---------- */
+
+typedef struct running {
+    worker_t *w;
+    rpc_pending_t *p;
+    bool ready;             /* resume at the next service (ctx.task) */
+    struct running *prev, *next;
+} running_t;
+
+static void running_drop(running_t *rt)
+{
+    worker_t *w = rt->w;
+    if (rt->prev)
+        rt->prev->next = rt->next;
+    else
+        w->tasks = rt->next;
+    if (rt->next)
+        rt->next->prev = rt->prev;
+    rpc_pending_free(rt->p); /* cancels what it still waits for */
+    free(rt);
+}
+
+/* Its transfers or its sleep ended (worker thread, from the fetch engine). */
+static void task_wake(void *arg)
+{
+    running_t *rt = arg;
+    if (rpc_task_step(rt->p))
+        running_drop(rt);
+}
+
+/* A round rpc_dispatch left detached: this worker runs it from now on. */
+static void adopt_round(worker_t *w, rpc_pending_t *p)
+{
+    running_t *rt = calloc(1, sizeof *rt);
+    if (!rt) {
+        rpc_pending_free(p); /* its task stays working until its ttl: logged */
+        log_error("out of memory: a task's round was dropped");
+        return;
+    }
+    rt->w = w;
+    rt->p = p;
+    rt->ready = rpc_task_ready(p);
+    rt->next = w->tasks;
+    if (w->tasks)
+        w->tasks->prev = rt;
+    w->tasks = rt;
+    rpc_pending_on_wake(p, task_wake, rt);
+    if (rt->ready)
+        worker_wake(w);
+}
+
+/* Worker thread: rounds to resume now (ctx.task), and rounds whose task was cancelled. */
+static void service_tasks(worker_t *w)
+{
+    bool kicked = atomic_exchange(&w->task_kick, false);
+    for (running_t *rt = w->tasks, *next; rt; rt = next) {
+        next = rt->next;
+        if (rt->ready) {
+            rt->ready = false;
+            if (rpc_task_step(rt->p))
+                running_drop(rt);
+        } else if (kicked && rpc_task_stopped(rt->p)) {
+            running_drop(rt);
+        }
+    }
+}
+
 void http_abort_waiting(worker_t *w)
 {
     while (w->tool_waiters)
         finish_waiting(w->tool_waiters,
                        rpc_pending_abort(w->tool_waiters->pending, "the server is stopping"));
+    while (w->tasks) /* held in memory only: they end with the server */
+        running_drop(w->tasks);
 }
 
 /* ---- the 2026-07-28 era ---------------------------------------------------------------------
@@ -895,14 +973,18 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
     }
     const char *name_key = strcmp(m->method, "tools/call") == 0 ||
                                    strcmp(m->method, "prompts/get") == 0 ? "name"
-                           : strcmp(m->method, "resources/read") == 0 ? "uri" : NULL;
+                           : strcmp(m->method, "resources/read") == 0 ? "uri"
+                           : strcmp(m->method, "tasks/get") == 0 ||
+                                   strcmp(m->method, "tasks/update") == 0 ||
+                                   strcmp(m->method, "tasks/cancel") == 0 ? "taskId" : NULL;
     if (name_key) {
         char hn_buf[2100];
         const char *hn = MCP_HEADER(conn, "Mcp-Name", hn_buf);
         const char *bn = json_string_value(json_object_get(m->params, name_key));
         if (!hn || !bn || strcmp(hn, bn) != 0) {
             *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_HEADER_MISMATCH,
-                              "Header mismatch: Mcp-Name must equal the body's name (or uri)",
+                              "Header mismatch: Mcp-Name must equal the body's name (uri, "
+                              "taskId)",
                               NULL);
             return false;
         }
@@ -929,7 +1011,9 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
     mod->on = true;
     mod->caps = (json_is_object(json_object_get(caps, "sampling")) ? SESSION_CAP_SAMPLING : 0) |
                 (json_is_object(json_object_get(caps, "elicitation")) ? SESSION_CAP_ELICITATION
-                                                                      : 0);
+                                                                      : 0) |
+                (json_is_object(json_object_get(json_object_get(caps, "extensions"),
+                                                TASK_EXTENSION)) ? SESSION_CAP_TASKS : 0);
     mod->log_level =
         log_mcp_level_parse(json_string_value(json_object_get(meta, "io.modelcontextprotocol/logLevel")));
     mod->ask_ok = false;
@@ -992,6 +1076,8 @@ static json_t *discover(server_t *srv, json_t *id)
         "prompts", "listChanged", 1, "resources", "listChanged", 1, "subscribe", 1,
         "completions", "_meta",
         "io.modelcontextprotocol/serverInfo", "name", "luamcp", "version", LUAMCP_VERSION);
+    json_object_set_new(json_object_get(result, "capabilities"), "extensions",
+                        json_pack("{s:{}}", TASK_EXTENSION));
     return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
 }
 
@@ -1141,7 +1227,8 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                      .progress_ok = (accept & ACCEPT_SSE) != 0,
                      .modern = mod.on,
                      .peer_caps = mod.on ? mod.caps : sess.client_caps,
-                     .peer_log_level = mod.on ? mod.log_level : sess.log_level};
+                     .peer_log_level = mod.on ? mod.log_level : sess.log_level,
+                     .tasks = srv->tasks, .worker = r->w->index};
     if (mod.on) {
         r->modern = true;
         snprintf(r->method, sizeof r->method, "%s", m.method);
@@ -1154,6 +1241,10 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
     }
     json_t *resp = mod.on && strcmp(m.method, "server/discover") == 0 ? discover(srv, m.id)
                                                                      : rpc_dispatch(&env, &m);
+    if (env.detached) { /* a task's round goes on after this answer */
+        adopt_round(r->w, env.pending);
+        env.pending = NULL;
+    }
     if (resp && mod.on) {
         modernize(resp, m.method);
         /* this era gives some errors their HTTP status */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
+#include <openssl/crypto.h>
 #include <time.h>
 
 #include "luamcp/avail.h"
@@ -250,6 +251,12 @@ struct rpc_pending {
     bundle_t *bundle;       /* a reference, once it waits */
     void (*wake)(void *);
     void *wake_arg;
+    /* a task's round runs detached from any request: what it holds of its own */
+    task_table_t *tasks;
+    char task_id[TASK_ID_LEN + 1];
+    auth_caller_t *held_caller; /* a reference (this worker's, as the round is) */
+    char *held_bearer;
+    json_t *held_args, *held_responses;
 };
 
 static json_t *take_notes(tool_call_t *call)
@@ -351,6 +358,13 @@ void rpc_pending_free(rpc_pending_t *p)
     json_decref(p->token);
     free(p->uri);
     bundle_free(p->bundle);
+    auth_caller_unref(p->held_caller);
+    if (p->held_bearer) {
+        OPENSSL_cleanse(p->held_bearer, strlen(p->held_bearer));
+        free(p->held_bearer);
+    }
+    json_decref(p->held_args);
+    json_decref(p->held_responses);
     free(p);
 }
 
@@ -439,6 +453,290 @@ static json_t *missing_caps(const rpc_msg_t *m, const tool_t *t, unsigned caps)
     return e;
 }
 
+/* ---- tasks (the io.modelcontextprotocol/tasks extension of 2026-07-28) ---------------------- */
+
+static bool client_tasks(const rpc_env_t *env)
+{
+    return env->modern && env->tasks && (env->peer_caps & SESSION_CAP_TASKS);
+}
+
+static json_t *needs_tasks_extension(json_t *id, const char *msg)
+{
+    json_t *e = rpc_error(id, RPC_MISSING_CAPABILITY, msg);
+    json_object_set_new(json_object_get(e, "error"), "data",
+                        json_pack("{s:{s:{s:{}}}}", "requiredCapabilities", "extensions",
+                                  TASK_EXTENSION));
+    return e;
+}
+
+/* A tool declared `task = "required"` runs only for a client that can take a task. */
+static json_t *missing_tasks(const rpc_env_t *env, const rpc_msg_t *m, const tool_t *t)
+{
+    if (t->task != TOOL_TASK_REQUIRED || client_tasks(env))
+        return NULL;
+    char msg[300];
+    snprintf(msg, sizeof msg, "Missing capability: tool '%.128s' runs only as a task; the "
+             "client must declare the " TASK_EXTENSION " extension", t->name);
+    return needs_tasks_extension(m->id, msg);
+}
+
+static void owner_of(const rpc_env_t *env, unsigned char owner[TASK_OWNER_LEN])
+{
+    _Static_assert(TASK_OWNER_LEN == sizeof env->caller->fingerprint, "owner = fingerprint");
+    if (env->caller)
+        memcpy(owner, env->caller->fingerprint, TASK_OWNER_LEN);
+    else
+        memset(owner, 0, TASK_OWNER_LEN);
+}
+
+static double task_deadline(const rpc_env_t *env, long long expires_ms)
+{
+    double d = wall_now() + env->cfg->tasks.timeout_ms / 1000.0;
+    return expires_ms && expires_ms / 1000.0 < d ? expires_ms / 1000.0 : d;
+}
+
+/* What a round keeps of the request it began in, which it outlives: the caller (a reference),
+ * its token, the input responses. False when out of memory. */
+static bool hold_for_task(rpc_env_t *env, rpc_pending_t *p)
+{
+    p->tasks = env->tasks;
+    p->call.is_task = true;
+    if (env->caller) {
+        env->caller->refs++;
+        p->held_caller = p->call.caller = env->caller;
+    }
+    if (env->bearer && !(p->held_bearer = strdup(env->bearer)))
+        return false;
+    p->call.subject_token = p->held_bearer;
+    if (p->call.input_responses && !p->held_responses &&
+        !(p->held_responses = json_deep_copy(p->call.input_responses)))
+        return false;
+    p->call.input_responses = p->held_responses;
+    return true;
+}
+
+/* The round waits: it goes on detached from this request (env->pending, env->detached). */
+static void detach_round(rpc_env_t *env, rpc_pending_t *p)
+{
+    json_decref(take_notes(&p->call));
+    p->bundle = env->bundle;
+    p->bundle->refs++;
+    env->pending = p;
+    env->detached = true;
+}
+
+/* A tools/call that waits becomes a task: its CreateTaskResult, or NULL when the table has no
+ * room (why says so; the call is then stopped by the caller). */
+static json_t *detach_as_task(rpc_env_t *env, rpc_pending_t *p, const char *tool, json_t *args,
+                              char *why, size_t n)
+{
+    unsigned char owner[TASK_OWNER_LEN];
+    owner_of(env, owner);
+    json_t *created = NULL;
+    task_create_status_t st = task_create(env->tasks, owner, tool, args,
+                                          p->call.input_responses, p->call.state_in,
+                                          env->worker, p->task_id, &created);
+    if (st != TASK_OK) {
+        if (st == TASK_CALLER_FULL)
+            snprintf(why, n, "Too many tasks: this caller holds %u already (tasks.per_caller); "
+                     "they are kept for tasks.ttl_ms", env->cfg->tasks.per_caller);
+        else
+            snprintf(why, n, "Too many tasks: the server holds %u already (tasks.max)",
+                     env->cfg->tasks.max);
+        log_notice("tools/call %s refused: %s", tool, why);
+        return NULL;
+    }
+    if (!created || !hold_for_task(env, p)) {
+        json_t *oom = rpc_error(NULL, RPC_INTERNAL_ERROR, "Internal error: out of memory");
+        task_settle(env->tasks, p->task_id, oom, NULL, NULL);
+        json_decref(oom);
+    }
+    p->call.deadline = task_deadline(env, 0);
+    detach_round(env, p);
+    return created ? created : json_object();
+}
+
+bool rpc_task_ready(const rpc_pending_t *p)
+{
+    return p->call.want_task;
+}
+
+bool rpc_task_stopped(const rpc_pending_t *p)
+{
+    return task_stopped(p->tasks, p->task_id);
+}
+
+/* A round's end: the task completes, fails or waits for input. */
+static void settle(rpc_pending_t *p, json_t *resp)
+{
+    task_settle(p->tasks, p->task_id, resp, p->call.input_requests, p->call.state_out);
+    json_decref(resp);
+}
+
+bool rpc_task_step(rpc_pending_t *p)
+{
+    if (task_stopped(p->tasks, p->task_id))
+        return true;
+    json_t *notes = NULL, *resp = rpc_pending_resume(p, &notes);
+    json_decref(notes); /* nobody listens: a task reports through tasks/get */
+    if (p->call.task_message) {
+        task_status_message(p->tasks, p->task_id, p->call.task_message);
+        free(p->call.task_message);
+        p->call.task_message = NULL;
+    }
+    if (!resp)
+        return false;
+    settle(p, resp);
+    return true;
+}
+
+/* tasks/get, tasks/update, tasks/cancel: NULL and *id, or the error to answer. */
+static json_t *task_request(rpc_env_t *env, const rpc_msg_t *m, const char **id)
+{
+    if (!env->modern || !env->tasks) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Method not found: %s is part of the " TASK_EXTENSION
+                 " extension of protocol " RPC_MODERN_VERSION, m->method);
+        return rpc_error(m->id, RPC_METHOD_NOT_FOUND, msg);
+    }
+    if (!client_tasks(env)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Missing capability: %s needs the client to declare the "
+                 TASK_EXTENSION " extension", m->method);
+        return needs_tasks_extension(m->id, msg);
+    }
+    *id = json_string_value(json_object_get(m->params, "taskId"));
+    if (!*id)
+        return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: taskId must be a string");
+    return NULL;
+}
+
+static json_t *unknown_task(const rpc_msg_t *m)
+{
+    /* another caller's task is answered exactly like one that never existed */
+    return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: no task with this taskId");
+}
+
+static void audit_task(rpc_env_t *env, const rpc_msg_t *m, const char *id)
+{
+    text_out *o = audit_begin(env->audit);
+    audit_str(o, "method", m->method);
+    audit_str(o, "task", id);
+    if (env->caller) {
+        audit_str(o, "subject", env->caller->subject);
+        audit_str(o, "client_id", env->caller->client_id);
+    }
+    audit_json(o, "request_id", m->id);
+    audit_end(env->audit);
+}
+
+static json_t *m_tasks_get(rpc_env_t *env, const rpc_msg_t *m)
+{
+    const char *id;
+    json_t *refused = task_request(env, m, &id);
+    if (refused)
+        return refused;
+    unsigned char owner[TASK_OWNER_LEN];
+    owner_of(env, owner);
+    json_t *task = task_get(env->tasks, id, owner);
+    return task ? rpc_result(m->id, task) : unknown_task(m);
+}
+
+static json_t *m_tasks_cancel(rpc_env_t *env, const rpc_msg_t *m)
+{
+    const char *id;
+    json_t *refused = task_request(env, m, &id);
+    if (refused)
+        return refused;
+    unsigned char owner[TASK_OWNER_LEN];
+    owner_of(env, owner);
+    if (task_cancel(env->tasks, id, owner) != 0)
+        return unknown_task(m);
+    audit_task(env, m, id);
+    return rpc_result(m->id, json_object());
+}
+
+/* The next round of a task whose input requests are all answered: authorized again (the
+ * caller's token may have changed, the policies may have), then run on this worker. */
+static void start_round(rpc_env_t *env, const rpc_msg_t *m, const char *id,
+                        task_round_t *round)
+{
+    const tool_t *t = bundle_find(env->bundle, round->tool);
+    policy_decision_t d = {0};
+    json_t *seen = t ? masked_args(t, round->args) : NULL;
+    bool allowed = t && authorize(env, m, t, seen, &d);
+    json_decref(seen);
+    json_t *resp = NULL;
+    if (!allowed && t && d.verdict == POLICY_DENY) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "Access denied: %s", d.reason);
+        secret_redact(msg);
+        resp = rpc_result(m->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
+                                           "text", msg, "isError", 1));
+    } else if (!allowed && t && d.verdict == POLICY_CHALLENGE) {
+        resp = rpc_error(m->id, RPC_INVALID_REQUEST, "Forbidden: insufficient scope");
+    } else if (!allowed) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Unknown tool: %.128s", round->tool);
+        resp = rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+    }
+    rpc_pending_t *p = resp ? NULL : new_pending(env, m, NULL);
+    if (!resp && !p)
+        resp = rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
+    if (resp) {
+        task_settle(env->tasks, id, resp, NULL, NULL);
+        json_decref(resp);
+        return;
+    }
+    snprintf(p->task_id, sizeof p->task_id, "%s", id);
+    p->call.modern = true;
+    p->call.task_ok = true;
+    p->held_args = round->args;
+    p->held_responses = round->responses;
+    p->call.input_responses = p->held_responses;
+    p->call.state_in = round->state;
+    round->args = round->responses = NULL;
+    round->state = NULL;
+    p->call.deadline = task_deadline(env, round->expires_ms);
+    if (!hold_for_task(env, p)) {
+        resp = rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
+        task_settle(env->tasks, id, resp, NULL, NULL);
+        json_decref(resp);
+        rpc_pending_free(p);
+        return;
+    }
+    json_t *result = tool_start(env->bundle->vm, t, p->held_args, &p->call);
+    if (!result) {
+        detach_round(env, p);
+        return;
+    }
+    settle(p, finish_call(p, result));
+    rpc_pending_free(p);
+}
+
+static json_t *m_tasks_update(rpc_env_t *env, const rpc_msg_t *m)
+{
+    const char *id;
+    json_t *refused = task_request(env, m, &id);
+    if (refused)
+        return refused;
+    json_t *responses = json_object_get(m->params, "inputResponses");
+    if (!json_is_object(responses))
+        return rpc_error(m->id, RPC_INVALID_PARAMS,
+                         "Invalid params: inputResponses must be an object");
+    unsigned char owner[TASK_OWNER_LEN];
+    owner_of(env, owner);
+    task_round_t round;
+    int rc = task_update(env->tasks, id, owner, responses, env->worker, &round);
+    if (rc < 0)
+        return unknown_task(m);
+    audit_task(env, m, id);
+    if (rc == 1)
+        start_round(env, m, id, &round);
+    task_round_clear(&round);
+    return rpc_result(m->id, json_object());
+}
+
 static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
 {
     json_t *name = json_object_get(m->params, "name");
@@ -493,13 +791,28 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         return rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
     json_t *refused = missing_caps(m, t, p->call.client_caps);
     if (!refused)
+        refused = missing_tasks(env, m, t);
+    if (!refused)
         refused = take_round(env, m, &p->call, t->name);
     if (refused) {
         rpc_pending_free(p);
         return refused;
     }
-    return launched(env, p, tool_start(env->bundle->vm, t, json_is_object(args) ? args : NULL,
-                                       &p->call));
+    p->call.task_ok = t->task != TOOL_TASK_NEVER && client_tasks(env);
+    if (p->call.task_ok) /* its first wait makes it a task: a task's time from the start */
+        p->call.deadline = task_deadline(env, 0);
+    json_t *result = tool_start(env->bundle->vm, t, json_is_object(args) ? args : NULL,
+                                &p->call);
+    if (!result && p->call.task_ok) { /* it waits (or asked with ctx.task): a task now */
+        char why[200];
+        json_t *created = detach_as_task(env, p, t->name, json_is_object(args) ? args : NULL,
+                                         why, sizeof why);
+        if (created)
+            return rpc_result(m->id, created);
+        rpc_pending_free(p); /* stops it: the task it would be has no room */
+        return rpc_error(m->id, RPC_INTERNAL_ERROR, why);
+    }
+    return launched(env, p, result);
 }
 
 /* ---- prompts, resources, completion, logging ---------------------------------------------- */
@@ -934,6 +1247,12 @@ json_t *rpc_dispatch(rpc_env_t *env, const rpc_msg_t *m)
         return m_subscribe(env, m, false);
     if (strcmp(method, "logging/setLevel") == 0)
         return m_set_level(env, m);
+    if (strcmp(method, "tasks/get") == 0)
+        return m_tasks_get(env, m);
+    if (strcmp(method, "tasks/update") == 0)
+        return m_tasks_update(env, m);
+    if (strcmp(method, "tasks/cancel") == 0)
+        return m_tasks_cancel(env, m);
     char msg[200];
     snprintf(msg, sizeof msg, "Method not found: %.128s", method);
     return rpc_error(m->id, RPC_METHOD_NOT_FOUND, msg);

@@ -297,6 +297,16 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* A task running on worker i was cancelled (any thread). */
+static void task_kick(int i, void *arg)
+{
+    server_t *srv = arg;
+    if (i < 0 || i >= srv->n_workers)
+        return;
+    atomic_store(&srv->workers[i].task_kick, true);
+    worker_wake(&srv->workers[i]);
+}
+
 server_t *server_new(const config_t *cfg, char **err)
 {
     server_t *srv = calloc(1, sizeof *srv);
@@ -325,7 +335,8 @@ server_t *server_new(const config_t *cfg, char **err)
     auth_wait_ready(srv->auth, (int)cfg->auth.jwks_timeout_ms);
     srv->sessions = session_store_new(cfg->max_sessions, cfg->session_idle_s);
     srv->workers = calloc((size_t)srv->n_workers, sizeof *srv->workers);
-    if (!srv->sessions || !srv->workers) {
+    srv->tasks = task_table_new(&cfg->tasks, task_kick, srv);
+    if (!srv->sessions || !srv->workers || !srv->tasks) {
         *err = strdup("out of memory");
         goto fail;
     }
@@ -396,6 +407,7 @@ void server_free(server_t *srv)
     }
     pthread_mutex_destroy(&srv->asks_mu);
     session_store_free(srv->sessions, drop_stream);
+    task_table_free(srv->tasks);
     auth_free(srv->auth);
     audit_close(srv->audit);
     free(srv->workers);

@@ -16,6 +16,7 @@
 #include "luamcp/bundle.h"
 #include "luamcp/config.h"
 #include "luamcp/session.h"
+#include "luamcp/task.h"
 
 typedef struct server server_t;
 typedef struct stream stream_t;
@@ -108,6 +109,8 @@ struct worker {
     long long next_expiry_ms;  /* the first of its streams' token expiries; 0: none */
     long long next_deadline_check_ms;
     atomic_bool auth_kick;  /* a key refetch ended: resume auth_waiters */
+    struct running *tasks;  /* task rounds it runs, detached from any request (http.c) */
+    atomic_bool task_kick;  /* a task it runs was cancelled: drop its round */
 };
 
 struct server {
@@ -128,6 +131,7 @@ struct server {
     pthread_mutex_t chans_mu;  /* resumable SSE channels (sse.c) */
     chan_t *chans;
     unsigned n_chans;
+    task_table_t *tasks;       /* the tasks extension (task.h) */
     atomic_bool stopping;
     struct sockaddr_storage addr;
     bool loopback;          /* bound to a loopback address */

@@ -81,13 +81,14 @@ static int check_keys(lua_State *L, int idx, char **err)
 {
     static const char *const known[] = {"name", "title", "description", "inputSchema",
                                         "outputSchema", "annotations", "handler", "icons",
-                                        "_meta", "egress", "credentials", "requires", NULL};
+                                        "_meta", "egress", "credentials", "requires", "task",
+                                        NULL};
     const char *k = decl_unknown_key(L, idx, known);
     if (!k)
         return 0;
     *err = decl_fmt("unknown field '%.60s' (fields: name, title, description, inputSchema, "
                "outputSchema, annotations, handler, icons, _meta, egress, credentials, "
-               "requires)", k);
+               "requires, task)", k);
     return -1;
 }
 
@@ -192,6 +193,27 @@ static int requires_field(lua_State *L, int idx, tool_t *t, char **err)
     return rc;
 }
 
+/* `task = "optional" | "required"`: the call may go on as a task (2026-07-28 tasks extension)
+ * when the client can take one; "required": a client that cannot is refused. */
+static int task_field(lua_State *L, int idx, tool_t *t, char **err)
+{
+    int type = lua_getfield(L, idx, "task");
+    const char *v = type == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int rc = 0;
+    if (type == LUA_TNIL)
+        t->task = TOOL_TASK_NEVER;
+    else if (v && strcmp(v, "optional") == 0)
+        t->task = TOOL_TASK_OPTIONAL;
+    else if (v && strcmp(v, "required") == 0)
+        t->task = TOOL_TASK_REQUIRED;
+    else {
+        *err = strdup("'task' must be \"optional\" or \"required\"");
+        rc = -1;
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
 int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
 {
     idx = lua_absindex(L, idx);
@@ -231,7 +253,8 @@ int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
         decl_json_field(L, idx, "_meta", out->descriptor, err) ||
         list_field(L, idx, "egress", &out->egress, &out->n_egress, err) ||
         list_field(L, idx, "credentials", &out->credentials, &out->n_credentials, err) ||
-        check_egress(out, err) || check_credentials(out, err) || requires_field(L, idx, out, err))
+        check_egress(out, err) || check_credentials(out, err) ||
+        requires_field(L, idx, out, err) || task_field(L, idx, out, err))
         goto fail;
     if (lua_getfield(L, idx, "handler") != LUA_TFUNCTION) {
         lua_pop(L, 1);
@@ -331,6 +354,11 @@ static int ctx_progress(lua_State *L)
     bool has_total = !lua_isnoneornil(L, 2);
     lua_Number total = has_total ? luaL_checknumber(L, 2) : 0;
     const char *message = luaL_optstring(L, 3, NULL);
+    if (call->is_task && message) { /* a task's statusMessage */
+        free(call->task_message);
+        if ((call->task_message = strndup(message, 512)))
+            secret_redact(call->task_message);
+    }
     if (!call->progress_token)
         return 0;
     if (call->n_notes >= 1000)
@@ -724,6 +752,32 @@ static int ctx_elicit(lua_State *L)
     return ctx_ask(L, "elicitation/create", SESSION_CAP_ELICITATION, "elicitation");
 }
 
+static int task_continued(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    tool_call_t *call = ctx_call(L);
+    call->want_task = false;
+    lua_pushboolean(L, call->is_task);
+    return 1;
+}
+
+/* ctx.task(): the call goes on as a task (the client is answered with its handle now) when it
+ * can be one; true when it is one from here on, false when the client cannot take a task. */
+static int ctx_task(lua_State *L)
+{
+    tool_call_t *call = ctx_call(L);
+    if (call->is_task || !call->task_ok) {
+        lua_pushboolean(L, call->is_task);
+        return 1;
+    }
+    if (L != call->co || !lua_isyieldable(L))
+        return luaL_error(L, "ctx.task must be called from the handler itself, not from a "
+                             "coroutine it made or a function that cannot yield");
+    call->want_task = true;
+    return lua_yieldk(L, 0, 0, task_continued);
+}
+
 /* ctx's __index: "auth" is built when first read; nothing else is there */
 static const struct {
     const char *name;
@@ -731,6 +785,7 @@ static const struct {
 } ctx_fns[] = {{"remaining_ms", ctx_remaining_ms}, {"log", ctx_log}, {"progress", ctx_progress},
                {"sample", ctx_sample}, {"elicit", ctx_elicit}, {"close_stream", ctx_close_stream},
                {"input", ctx_input}, {"inputs", ctx_inputs}, {"set_state", ctx_set_state},
+               {"task", ctx_task},
                {"state", ctx_get_state}, {"can", ctx_can}};
 
 /* ctx.auth and the ctx functions, made on first use (most handlers use one or two of them):
@@ -1048,6 +1103,8 @@ void tool_call_clear(tool_call_t *call)
     free(call->state_in);
     free(call->state_out);
     call->state_in = call->state_out = NULL;
+    free(call->task_message);
+    call->task_message = NULL;
 }
 
 /* Converting what a handler returned reads its tables, whose metamethods are script code:
@@ -1128,7 +1185,8 @@ static json_t *step(tool_call_t *call, int nargs)
             call->input_is_result = true;
             break;
         }
-        if (call->batch || call->asking) { /* mcp.http or the client: wait (co_ref anchors it) */
+        if (call->batch || call->asking || call->want_task) {
+            /* mcp.http, mcp.sleep, the client, or ctx.task: wait (co_ref anchors it) */
             free(msg);
             free(trace);
             scrub_call(call, NULL); /* its notifications so far go out before the result */
@@ -1150,7 +1208,8 @@ static json_t *step(tool_call_t *call, int nargs)
         res = error_result(buf);
         break;
     }
-    if (st != VM_OK && call->convert && !call->input_is_result) { /* a failure: JSON-RPC error */
+    /* a failure of a prompt, resource, completion or task is a JSON-RPC error (a task: failed) */
+    if (st != VM_OK && (call->convert || call->is_task) && !call->input_is_result) {
         call->rpc_error = -32603;
         snprintf(call->rpc_message, sizeof call->rpc_message, "Internal error: %.260s", buf);
         secret_redact(call->rpc_message);

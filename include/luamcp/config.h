@@ -14,6 +14,17 @@ typedef struct config_limits {
     size_t memory_bytes;    /* cap on one Lua state's heap */
 } config_limits_t;
 
+/* Tasks (the io.modelcontextprotocol/tasks extension of 2026-07-28): a tool call that goes on
+ * after its request has been answered, polled with tasks/get. */
+typedef struct config_tasks {
+    unsigned ttl_ms;        /* a task and its result live this long from creation */
+    unsigned timeout_ms;    /* wall-clock time of one round of a task's handler */
+    unsigned poll_ms;       /* the polling interval suggested to clients */
+    unsigned max;           /* tasks held at once, server-wide */
+    unsigned per_caller;    /* of them, by one caller */
+    size_t max_result_bytes; /* a bigger result fails the task */
+} config_tasks_t;
+
 /* One trusted token issuer. Keys come from jwks_uri, or from the issuer's discovery document
  * when only the issuer is given, or from a static JWKS or PEM file. */
 typedef struct config_issuer {
@@ -88,6 +99,7 @@ typedef struct config {
     config_limits_t limits;
     config_auth_t auth;
     config_egress_t egress;
+    config_tasks_t tasks;
 } config_t;
 
 void config_defaults(config_t *c);

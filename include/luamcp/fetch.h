@@ -83,4 +83,19 @@ int fetch_start(fetch_engine_t *e, fetch_t *f, fetch_done_fn done, void *arg);
 /* Stops f without calling done; f stays the caller's. */
 void fetch_cancel(fetch_t *f);
 
+/* A timer of the engine (mcp.sleep): fire(arg) is called once, from the engine's timeout
+ * handling, at or after due_ms (now_ms clock). Owned by the caller; armed in one list. */
+typedef struct fetch_timer {
+    long long due_ms;
+    void (*fire)(void *arg);
+    void *arg;
+    struct fetch_engine *e;      /* set while armed */
+    struct fetch_timer *next;
+} fetch_timer_t;
+
+/* Arms t to fire after ms (an asynchronous engine; a synchronous one has no loop to fire it). */
+void fetch_timer_arm(fetch_engine_t *e, fetch_timer_t *t, long ms);
+/* Disarms t if armed (fire is not called). */
+void fetch_timer_disarm(fetch_timer_t *t);
+
 #endif

