@@ -644,9 +644,12 @@ int api_sleep(lua_State *L)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     double left = (call->deadline - (double)now.tv_sec - now.tv_nsec / 1e9) * 1000.0;
-    if (ms > left)
-        return luaL_error(L, "mcp.sleep: %.3f s is past the call's deadline (%.0f ms left)",
-                          (double)s, left > 0 ? left : 0.0);
+    if (ms > left) {
+        char msg[120]; /* luaL_error knows no precision */
+        snprintf(msg, sizeof msg, "mcp.sleep: %.3f s is past the call's deadline (%.0f ms left)",
+                 (double)s, left > 0 ? left : 0.0);
+        return luaL_error(L, "%s", msg);
+    }
     if (ms == 0)
         return 0;
     http_batch_t *b = calloc(1, sizeof *b);

@@ -278,11 +278,6 @@ void http_service(worker_t *w, long long now, bool closing)
     service_asks(w);
     if (w->tasks)
         service_tasks(w);
-    if (w->index == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        task_table_sweep(w->srv->tasks, ts.tv_sec * 1000LL + ts.tv_nsec / 1000000);
-    }
     bool ping = now >= w->next_keepalive_ms;
     if (ping)
         w->next_keepalive_ms = now + KEEPALIVE_MS;

@@ -551,7 +551,11 @@ static json_t *detach_as_task(rpc_env_t *env, rpc_pending_t *p, const char *tool
         task_settle(env->tasks, p->task_id, oom, NULL, NULL);
         json_decref(oom);
     }
-    p->call.deadline = task_deadline(env, 0);
+    if (p->call.task_message) { /* what its first step said of its progress */
+        task_status_message(env->tasks, p->task_id, p->call.task_message);
+        free(p->call.task_message);
+        p->call.task_message = NULL;
+    }
     detach_round(env, p);
     return created ? created : json_object();
 }

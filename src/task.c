@@ -35,7 +35,6 @@ struct task_table {
     void *kick_arg;
     task_t *buckets[BUCKETS];
     unsigned n;
-    long long next_sweep_ms;
 };
 
 static long long wall_ms(void)
@@ -114,14 +113,15 @@ void task_table_free(task_table_t *t)
     free(t);
 }
 
-/* Under mu: the task of that id, whoever owns it. */
+/* Under mu: the task of that id, whoever owns it; one past its ttl is gone already, whether
+ * or not the sweep has dropped it yet. */
 static task_t *find(task_table_t *t, const char *id)
 {
     if (!id || strlen(id) != TASK_ID_LEN)
         return NULL;
     for (task_t *k = t->buckets[bucket_of(id)]; k; k = k->next)
         if (strcmp(k->id, id) == 0)
-            return k;
+            return wall_ms() < k->expires_ms ? k : NULL;
     return NULL;
 }
 
@@ -171,6 +171,34 @@ static void random_id(char out[TASK_ID_LEN + 1])
         snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
+/* Under mu: unlinks the tasks past their ttl; the caller frees the list it returns. */
+static task_t *sweep_locked(task_table_t *t, long long now)
+{
+    task_t *gone = NULL;
+    for (unsigned i = 0; i < BUCKETS; i++)
+        for (task_t **pp = &t->buckets[i]; *pp;) {
+            task_t *k = *pp;
+            if (now < k->expires_ms) {
+                pp = &k->next;
+                continue;
+            }
+            *pp = k->next; /* a round still running finds it gone and stops */
+            k->next = gone;
+            gone = k;
+            t->n--;
+        }
+    return gone;
+}
+
+static void free_list(task_t *gone)
+{
+    while (gone) {
+        task_t *k = gone;
+        gone = k->next;
+        task_free(k);
+    }
+}
+
 task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK_OWNER_LEN],
                                  const char *tool, json_t *args, json_t *responses,
                                  const char *state, int worker, char id[TASK_ID_LEN + 1],
@@ -195,6 +223,7 @@ task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK
         return TASK_FULL;
     }
     pthread_mutex_lock(&t->mu);
+    task_t *gone = t->n >= t->cfg->per_caller ? sweep_locked(t, now) : NULL; /* at a limit? */
     unsigned mine = 0;
     for (unsigned i = 0; i < BUCKETS && t->n >= t->cfg->per_caller; i++)
         for (task_t *o = t->buckets[i]; o; o = o->next)
@@ -215,6 +244,7 @@ task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK
             json_object_set_new(*created, "resultType", json_string("task"));
     }
     pthread_mutex_unlock(&t->mu);
+    free_list(gone);
     if (st != TASK_OK)
         task_free(k);
     return st;
@@ -391,29 +421,10 @@ void task_status_message(task_table_t *t, const char *id, const char *message)
 
 void task_table_sweep(task_table_t *t, long long now)
 {
-    task_t *gone = NULL;
     pthread_mutex_lock(&t->mu);
-    if (now >= t->next_sweep_ms) {
-        t->next_sweep_ms = now + 1000;
-        for (unsigned i = 0; i < BUCKETS; i++)
-            for (task_t **pp = &t->buckets[i]; *pp;) {
-                task_t *k = *pp;
-                if (now < k->expires_ms) {
-                    pp = &k->next;
-                    continue;
-                }
-                *pp = k->next; /* a round still running finds it gone and stops */
-                k->next = gone;
-                gone = k;
-                t->n--;
-            }
-    }
+    task_t *gone = sweep_locked(t, now);
     pthread_mutex_unlock(&t->mu);
-    while (gone) {
-        task_t *k = gone;
-        gone = k->next;
-        task_free(k);
-    }
+    free_list(gone);
 }
 
 void task_table_counts(task_table_t *t, unsigned *held, unsigned *live)

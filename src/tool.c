@@ -354,7 +354,7 @@ static int ctx_progress(lua_State *L)
     bool has_total = !lua_isnoneornil(L, 2);
     lua_Number total = has_total ? luaL_checknumber(L, 2) : 0;
     const char *message = luaL_optstring(L, 3, NULL);
-    if (call->is_task && message) { /* a task's statusMessage */
+    if ((call->is_task || call->task_ok) && message) { /* a task's statusMessage */
         free(call->task_message);
         if ((call->task_message = strndup(message, 512)))
             secret_redact(call->task_message);
