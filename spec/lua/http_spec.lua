@@ -95,3 +95,19 @@ describe("mcp.oauth", function()
     assert.truthy(err:find("mcp.oauth.SUBJECT: this call has no caller token", 1, true), err)
   end)
 end)
+
+describe("mcp.sleep", function()
+  it("pauses for the time asked (synchronously under busted) and refuses what is out of range", function()
+    local t0 = mcp.monotonic_ms()
+    mcp.sleep(0.05)
+    local took = mcp.monotonic_ms() - t0
+    assert.is_true(took >= 50, "slept " .. took .. " ms")
+    mcp.sleep(0) -- returns at once
+    for _, bad in ipairs { -1, 86401, 0 / 0 } do
+      local ok, err = pcall(mcp.sleep, bad)
+      assert.is_false(ok)
+      assert.truthy(err:find("seconds from 0 to 86400", 1, true), err)
+    end
+    assert.is_false(pcall(mcp.sleep, "soon"))
+  end)
+end)

@@ -85,6 +85,14 @@ int main(void)
     CHECK(load_one("mcp.tool{name='a', description='d', inputSchema={type='object'}, "
                    "egress={'api.example.com', '*.example.org', 'h:8443'}, "
                    "handler=function() end}") == NULL);
+    expect("mcp.tool{name='a', description='d', inputSchema={type='object'}, "
+           "task='sometimes', handler=function() end}",
+           "t.lua:1: tool 'a': 'task' must be \"optional\" or \"required\"");
+    CHECK(load_one("mcp.tool{name='a', description='d', inputSchema={type='object'}, "
+                   "task='required', handler=function() end}") == NULL);
+    expect("mcp.tool{name='a', description='d', inputSchema={type='object'}, "
+           "handler=function() end}\nmcp.sleep(1)",
+           "t.lua:2: mcp.sleep cannot be used while a script loads; call it from a handler");
     expect(OK_TOOL "mcp.disable('tool', 'a')",
            "t.lua:2: mcp.disable: only a handler can switch tools, prompts and resources");
     expect(OK_TOOL "mcp.enable('tool', 'a')", "mcp.enable: only a handler can switch");
