@@ -476,6 +476,10 @@ static void admin_serve(reloader_t *r)
         reply = reloader_status(r);
         /* here, not in /healthz: the names of what is switched off are for operators */
         json_object_set_new(reply, "switched_off", avail_status());
+        unsigned held, live;
+        task_table_counts(r->srv->tasks, &held, &live);
+        json_object_set_new(reply, "tasks", json_pack("{s:i, s:i}", "held", (int)held,
+                                                      "running_or_waiting", (int)live));
         json_object_set_new(reply, "ok", json_true());
     } else {
         reply = json_pack("{s:b, s:s}", "ok", 0, "error", "commands: reload, status");

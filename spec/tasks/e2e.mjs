@@ -22,6 +22,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -348,6 +349,8 @@ describe('limits', () => {
     writeFileSync(path.join(dir, 'scripts', 'more.lua'), 'mcp.tool { name = "extra", description = "new", inputSchema = { type = "object", properties = mcp.object {} }, handler = function() return "x" end }\n');
     server.proc.kill('SIGHUP');
     await server.waitLog(/reload \(.*\): version 2/);
+    const status = JSON.parse(execFileSync(BIN, ['status', '--admin-socket', path.join(TMP, 'admin.sock')], { encoding: 'utf8' }));
+    assert.ok(status.tasks.running_or_waiting >= 1 && status.tasks.held >= status.tasks.running_or_waiting, JSON.stringify(status.tasks));
     const done = await settled(taskId, tok);
     assert.equal(done.status, 'completed', 'the round held on to the bundle it started in');
     await waitFor('the task to expire after tasks.ttl_ms', async () => (await get(taskId, tok)).body.error?.code === -32602, 12000);
