@@ -806,6 +806,10 @@ static void task_wake(void *arg)
 /* A round rpc_dispatch left detached: this worker runs it from now on. */
 static void adopt_round(worker_t *w, rpc_pending_t *p)
 {
+    if (atomic_load(&w->srv->stopping)) { /* past http_abort_waiting: nothing would end it */
+        rpc_pending_free(p);
+        return;
+    }
     running_t *rt = calloc(1, sizeof *rt);
     if (!rt) {
         rpc_pending_free(p); /* its task stays working until its ttl: logged */

@@ -525,8 +525,18 @@ static void detach_round(rpc_env_t *env, rpc_pending_t *p)
     env->detached = true;
 }
 
+static void too_many(const rpc_env_t *env, task_create_status_t st, char *why, size_t n)
+{
+    if (st == TASK_CALLER_FULL)
+        snprintf(why, n, "Too many tasks: this caller holds %u already (tasks.per_caller); "
+                 "they are kept for tasks.ttl_ms", env->cfg->tasks.per_caller);
+    else
+        snprintf(why, n, "Too many tasks: the server holds %u already (tasks.max)",
+                 env->cfg->tasks.max);
+}
+
 /* A tools/call that waits becomes a task: its CreateTaskResult, or NULL when the table has no
- * room (why says so; the call is then stopped by the caller). */
+ * room or memory ran out (why says so; the call is then stopped by the caller). */
 static json_t *detach_as_task(rpc_env_t *env, rpc_pending_t *p, const char *tool, json_t *args,
                               char *why, size_t n)
 {
@@ -537,19 +547,17 @@ static json_t *detach_as_task(rpc_env_t *env, rpc_pending_t *p, const char *tool
                                           p->call.input_responses, p->call.state_in,
                                           env->worker, p->task_id, &created);
     if (st != TASK_OK) {
-        if (st == TASK_CALLER_FULL)
-            snprintf(why, n, "Too many tasks: this caller holds %u already (tasks.per_caller); "
-                     "they are kept for tasks.ttl_ms", env->cfg->tasks.per_caller);
-        else
-            snprintf(why, n, "Too many tasks: the server holds %u already (tasks.max)",
-                     env->cfg->tasks.max);
+        too_many(env, st, why, n);
         log_notice("tools/call %s refused: %s", tool, why);
         return NULL;
     }
-    if (!created || !hold_for_task(env, p)) {
+    if (!created || !hold_for_task(env, p)) { /* never detached half-held */
         json_t *oom = rpc_error(NULL, RPC_INTERNAL_ERROR, "Internal error: out of memory");
         task_settle(env->tasks, p->task_id, oom, NULL, NULL);
         json_decref(oom);
+        json_decref(created);
+        snprintf(why, n, "Internal error: out of memory");
+        return NULL;
     }
     if (p->call.task_message) { /* what its first step said of its progress */
         task_status_message(env->tasks, p->task_id, p->call.task_message);
@@ -670,7 +678,7 @@ static void start_round(rpc_env_t *env, const rpc_msg_t *m, const char *id,
     json_t *seen = t ? masked_args(t, round->args) : NULL;
     bool allowed = t && authorize(env, m, t, seen, &d);
     json_decref(seen);
-    json_t *resp = NULL;
+    json_t *resp = allowed ? missing_caps(m, t, env->peer_caps) : NULL;
     if (!allowed && t && d.verdict == POLICY_DENY) {
         char msg[320];
         snprintf(msg, sizeof msg, "Access denied: %s", d.reason);
@@ -803,6 +811,18 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
         return refused;
     }
     p->call.task_ok = t->task != TOOL_TASK_NEVER && client_tasks(env);
+    if (p->call.task_ok) { /* room for the task it may become? asked before anything runs */
+        unsigned char owner[TASK_OWNER_LEN];
+        owner_of(env, owner);
+        task_create_status_t room = task_room(env->tasks, owner);
+        if (room != TASK_OK && t->task == TOOL_TASK_REQUIRED) {
+            char why[200];
+            too_many(env, room, why, sizeof why);
+            rpc_pending_free(p);
+            return rpc_error(m->id, RPC_INTERNAL_ERROR, why);
+        }
+        p->call.task_ok = room == TASK_OK; /* else an optional one runs as an ordinary call */
+    }
     if (p->call.task_ok) /* its first wait makes it a task: a task's time from the start */
         p->call.deadline = task_deadline(env, 0);
     json_t *result = tool_start(env->bundle->vm, t, json_is_object(args) ? args : NULL,

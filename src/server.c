@@ -25,13 +25,6 @@
 #define SWEEP_EVERY_MS 60000
 #define MHD_MEMORY_PER_CONN (16 * 1024)
 
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 long long now_ms(void)
 {
     struct timespec ts;
@@ -288,7 +281,7 @@ static void *worker_main(void *arg)
         audit_flush(w->audit); /* the records of this turn, in one write */
         if (w->index == 0 && now >= next_sweep) {
             session_sweep(srv->sessions);
-            task_table_sweep(srv->tasks, wall_ms());
+            task_table_sweep(srv->tasks, now);
             next_sweep = now + SWEEP_EVERY_MS;
         }
     }

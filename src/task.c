@@ -1,5 +1,6 @@
 #include "luamcp/task.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,7 +17,8 @@ typedef struct task {
     unsigned char owner[TASK_OWNER_LEN];
     task_status_t status;
     int worker;              /* the worker running its round; -1 while none does */
-    long long created_ms, updated_ms, expires_ms; /* wall clock */
+    long long created_ms, updated_ms; /* wall clock, for the client */
+    long long expires_mono;  /* monotonic: a clock step neither shortens nor stretches a ttl */
     char *message;           /* statusMessage */
     char *tool;
     json_t *args;
@@ -42,6 +44,31 @@ static long long wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Overwrites the strings of v (an argument may be a caller's credential) before it is freed. */
+static void wipe(json_t *v)
+{
+    if (json_is_string(v)) {
+        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *x;
+        json_object_foreach(v, key, x)
+            wipe(x);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+            wipe(x);
+    }
 }
 
 static unsigned bucket_of(const char *id)
@@ -90,7 +117,9 @@ static void task_free(task_t *k)
 {
     free(k->message);
     free(k->tool);
+    wipe(k->args);
     json_decref(k->args);
+    wipe(k->responses);
     json_decref(k->responses);
     json_decref(k->requests);
     json_decref(k->result);
@@ -121,7 +150,7 @@ static task_t *find(task_table_t *t, const char *id)
         return NULL;
     for (task_t *k = t->buckets[bucket_of(id)]; k; k = k->next)
         if (strcmp(k->id, id) == 0)
-            return wall_ms() < k->expires_ms ? k : NULL;
+            return mono_ms() < k->expires_mono ? k : NULL;
     return NULL;
 }
 
@@ -178,7 +207,7 @@ static task_t *sweep_locked(task_table_t *t, long long now)
     for (unsigned i = 0; i < BUCKETS; i++)
         for (task_t **pp = &t->buckets[i]; *pp;) {
             task_t *k = *pp;
-            if (now < k->expires_ms) {
+            if (now < k->expires_mono) {
                 pp = &k->next;
                 continue;
             }
@@ -199,6 +228,33 @@ static void free_list(task_t *gone)
     }
 }
 
+/* Under mu: whether owner may have one more task; near a limit, expired tasks are unlinked
+ * first (into *gone, for the caller to free outside the lock). */
+static task_create_status_t room_locked(task_table_t *t, const unsigned char *owner,
+                                        task_t **gone)
+{
+    unsigned lowest = t->cfg->max < t->cfg->per_caller ? t->cfg->max : t->cfg->per_caller;
+    if (t->n < lowest)
+        return TASK_OK; /* the common case: no scan */
+    *gone = sweep_locked(t, mono_ms());
+    unsigned mine = 0;
+    for (unsigned i = 0; i < BUCKETS && t->n >= t->cfg->per_caller; i++)
+        for (task_t *o = t->buckets[i]; o; o = o->next)
+            mine += memcmp(o->owner, owner, TASK_OWNER_LEN) == 0;
+    return t->n >= t->cfg->max ? TASK_FULL
+           : mine >= t->cfg->per_caller ? TASK_CALLER_FULL : TASK_OK;
+}
+
+task_create_status_t task_room(task_table_t *t, const unsigned char owner[TASK_OWNER_LEN])
+{
+    task_t *gone = NULL;
+    pthread_mutex_lock(&t->mu);
+    task_create_status_t st = room_locked(t, owner, &gone);
+    pthread_mutex_unlock(&t->mu);
+    free_list(gone);
+    return st;
+}
+
 task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK_OWNER_LEN],
                                  const char *tool, json_t *args, json_t *responses,
                                  const char *state, int worker, char id[TASK_ID_LEN + 1],
@@ -213,7 +269,7 @@ task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK
     k->status = TASK_WORKING;
     k->worker = worker;
     k->created_ms = k->updated_ms = now;
-    k->expires_ms = now + t->cfg->ttl_ms;
+    k->expires_mono = mono_ms() + t->cfg->ttl_ms;
     k->tool = strdup(tool);
     k->args = args ? json_deep_copy(args) : json_object();
     k->responses = json_is_object(responses) ? json_deep_copy(responses) : json_object();
@@ -223,13 +279,8 @@ task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK
         return TASK_FULL;
     }
     pthread_mutex_lock(&t->mu);
-    task_t *gone = t->n >= t->cfg->per_caller ? sweep_locked(t, now) : NULL; /* at a limit? */
-    unsigned mine = 0;
-    for (unsigned i = 0; i < BUCKETS && t->n >= t->cfg->per_caller; i++)
-        for (task_t *o = t->buckets[i]; o; o = o->next)
-            mine += memcmp(o->owner, owner, TASK_OWNER_LEN) == 0;
-    task_create_status_t st = t->n >= t->cfg->max ? TASK_FULL
-                              : mine >= t->cfg->per_caller ? TASK_CALLER_FULL : TASK_OK;
+    task_t *gone = NULL;
+    task_create_status_t st = room_locked(t, owner, &gone);
     if (st == TASK_OK) {
         do
             random_id(k->id);
@@ -293,7 +344,7 @@ int task_update(task_table_t *t, const char *id, const unsigned char owner[TASK_
             round->args = json_deep_copy(k->args);
             round->responses = json_deep_copy(k->responses);
             round->state = k->state ? strdup(k->state) : NULL;
-            round->expires_ms = k->expires_ms;
+            round->expires_ms = k->created_ms + t->cfg->ttl_ms;
             json_decref(k->requests);
             k->requests = NULL;
             if (!round->tool || !round->args || !round->responses ||
@@ -337,7 +388,7 @@ bool task_stopped(task_table_t *t, const char *id)
 {
     pthread_mutex_lock(&t->mu);
     task_t *k = find(t, id);
-    bool stopped = !k || k->status == TASK_CANCELLED;
+    bool stopped = !k || k->status != TASK_WORKING; /* cancelled, failed, or gone */
     pthread_mutex_unlock(&t->mu);
     return stopped;
 }
@@ -365,15 +416,17 @@ void task_settle(task_table_t *t, const char *id, json_t *resp, json_t *requests
     } else if (result) {
         kept = json_deep_copy(result);
         json_object_del(kept, "resultType");
-        size_t size = json_dumpb(kept, NULL, 0, JSON_COMPACT);
-        if (size > t->cfg->max_result_bytes) {
-            json_decref(kept);
-            char msg[160];
-            snprintf(msg, sizeof msg, "Internal error: the result (%zu bytes) is larger than "
-                     "tasks.max_result_bytes (%zu)", size, t->cfg->max_result_bytes);
-            kept = rpc_error_of(-32603, msg);
-            error = kept; /* it fails the task */
-        }
+    }
+    size_t size = kept && !error ? json_dumpb(kept, NULL, 0, JSON_COMPACT) : 0;
+    if (size > t->cfg->max_result_bytes) { /* what a task keeps is bounded: it fails */
+        json_decref(kept);
+        char msg[160];
+        snprintf(msg, sizeof msg, "Internal error: the %s (%zu bytes) is larger than "
+                 "tasks.max_result_bytes (%zu)", parks ? "input requests" : "result", size,
+                 t->cfg->max_result_bytes);
+        kept = rpc_error_of(-32603, msg);
+        error = kept;
+        parks = false;
     }
     pthread_mutex_lock(&t->mu);
     task_t *k = find(t, id);

@@ -356,8 +356,16 @@ static int ctx_progress(lua_State *L)
     const char *message = luaL_optstring(L, 3, NULL);
     if ((call->is_task || call->task_ok) && message) { /* a task's statusMessage */
         free(call->task_message);
-        if ((call->task_message = strndup(message, 512)))
-            secret_redact(call->task_message);
+        if ((call->task_message = strdup(message))) {
+            secret_redact(call->task_message); /* whole, before any cut */
+            size_t n = strlen(call->task_message);
+            if (n > 512) { /* cut at a character's start, so it stays UTF-8 */
+                n = 512;
+                while (n > 0 && ((unsigned char)call->task_message[n] & 0xC0) == 0x80)
+                    n--;
+                call->task_message[n] = '\0';
+            }
+        }
     }
     if (!call->progress_token)
         return 0;

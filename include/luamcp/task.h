@@ -68,8 +68,8 @@ int task_update(task_table_t *t, const char *id, const unsigned char owner[TASK_
 /* tasks/cancel: -1 when owner has no such task; else 0 (a terminal task is left as it is). */
 int task_cancel(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN]);
 
-/* From the worker running a round. Whether the task was cancelled (or is gone): its round
- * should stop. */
+/* From the worker running a round. Whether the task is no longer working (cancelled, failed,
+ * gone): its round should stop. */
 bool task_stopped(task_table_t *t, const char *id);
 /* The round ended with resp, a JSON-RPC response (borrowed): a result completes the task, an
  * error fails it; an input_required result (requests, state: borrowed) parks it. */
@@ -78,8 +78,11 @@ void task_settle(task_table_t *t, const char *id, json_t *resp, json_t *requests
 /* A progress message of the running round: the task's statusMessage. */
 void task_status_message(task_table_t *t, const char *id, const char *message);
 
-/* Drops tasks past their ttl (any thread; cheap when nothing is due). */
-void task_table_sweep(task_table_t *t, long long wall_ms);
+/* Whether owner could create a task now (TASK_OK), or which limit stands in the way; a hint:
+ * another thread may take the room first. */
+task_create_status_t task_room(task_table_t *t, const unsigned char owner[TASK_OWNER_LEN]);
+/* Frees tasks past their ttl (mono_ms: the monotonic clock, as now_ms). */
+void task_table_sweep(task_table_t *t, long long mono_ms);
 /* Tasks held, and how many of them are still working or waiting for input. */
 void task_table_counts(task_table_t *t, unsigned *held, unsigned *live);
 

@@ -65,6 +65,21 @@ mcp.tool { name = "ask", description = "asks inside its task", task = "optional"
       requestedSchema = { type = "object", properties = { go = { type = "boolean" } } } } })
     return "answer: " .. tostring(r.content and r.content.go)
   end }
+mcp.tool { name = "says", description = "a long progress message", task = "optional",
+  inputSchema = { type = "object", properties = { pad = { type = "integer" }, tail = { type = "string" } } },
+  handler = function(a, ctx)
+    ctx.task()
+    ctx.progress(0, 1, ("a"):rep(a.pad) .. (a.tail or mcp.secret("TASK_TOKEN")))
+    mcp.sleep(3)
+    return "said"
+  end }
+mcp.tool { name = "asks_much", description = "a large input request", task = "optional", inputSchema = NONE,
+  handler = function(_, ctx)
+    ctx.task()
+    ctx.input("big", { method = "elicitation/create", params = { message = ("m"):rep(3000),
+      requestedSchema = { type = "object", properties = mcp.object {} } } })
+    return "not reached"
+  end }
 mcp.tool { name = "peek", description = "reads the cache", inputSchema = { type = "object",
     properties = { mark = { type = "string" } }, required = { "mark" } },
   handler = function(a) return tostring(mcp.cache.get(a.mark)) end }
@@ -94,7 +109,7 @@ before(async () => {
     policies: path.join(dir, 'policies'),
     auth: { resource: RESOURCE, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
     tasks: { ttl_ms: 8000, timeout_ms: 4000, poll_interval_ms: 250, per_caller: 4, max_result_bytes: 2048 },
-  }, { args: ['--admin-socket', path.join(TMP, 'admin.sock')] });
+  }, { args: ['--admin-socket', path.join(TMP, 'admin.sock')], env: { LUAMCP_SECRET_TASK_TOKEN: 'sk-live-0123456789abcdef' } });
 });
 
 after(async () => {
@@ -321,13 +336,33 @@ describe('bad requests', () => {
 });
 
 describe('limits', () => {
-  it('tasks.per_caller: the next task is refused with the reason; another caller still gets one', async () => {
+  it('tasks.per_caller: an optional task tool then runs as a call, a required one is refused with the reason', async () => {
     const tok = tokenFor('kit');
     for (let i = 0; i < 4; i++) await start('work', { seconds: 0.05 }, tok);
-    const refused = await call('tools/call', { name: 'work', arguments: { seconds: 0.05 } }, { tok });
+    const plain = await call('tools/call', { name: 'work', arguments: { seconds: 0.05 } }, { tok });
+    assert.equal(plain.body.result.resultType, 'complete', 'no room for a task: an ordinary call');
+    assert.equal(plain.body.result.content[0].text, 'worked 0.05 s');
+    const refused = await call('tools/call', { name: 'only_task', arguments: {} }, { tok });
     assert.equal(refused.body.error.code, -32603);
     assert.match(refused.body.error.message, /^Too many tasks: this caller holds 4 already \(tasks.per_caller\)/);
     await start('work', { seconds: 0.05 }, tokenFor('kat'));
+  });
+
+  it('a statusMessage is cut at 512 bytes after secrets are masked, and stays UTF-8', async () => {
+    const tok = tokenFor('liz');
+    const masked = await start('says', { pad: 505 }, tok);
+    const m1 = (await get(masked.taskId, tok)).body.result.statusMessage;
+    assert.equal(m1, 'a'.repeat(505) + '[secret', 'the mask is cut, never the secret');
+    const utf8 = await start('says', { pad: 511, tail: 'é' }, tok);
+    const m2 = (await get(utf8.taskId, tok)).body.result.statusMessage;
+    assert.equal(m2, 'a'.repeat(511), 'cut before a character that would not fit');
+  });
+
+  it('input requests larger than tasks.max_result_bytes fail the task', async () => {
+    const tok = tokenFor('mo');
+    const t = await settled((await start('asks_much', {}, tok)).taskId, tok);
+    assert.equal(t.status, 'failed');
+    assert.match(t.error.message, /the input requests \(\d+ bytes\) is larger than tasks.max_result_bytes \(2048\)/);
   });
 
   it('tasks.max_result_bytes: a larger result fails the task, saying so', async () => {

@@ -71,7 +71,7 @@ static void *stress(void *arg)
 int main(void)
 {
     config_tasks_t cfg = {.ttl_ms = 60000, .timeout_ms = 1000, .poll_ms = 500, .max = 5,
-                          .per_caller = 3, .max_result_bytes = 64};
+                          .per_caller = 3, .max_result_bytes = 128};
     task_table_t *t = task_table_new(&cfg, kick, NULL);
     if (!CHECK(t))
         return check_report();
@@ -153,13 +153,16 @@ int main(void)
     json_decref(g);
     char c[TASK_ID_LEN + 1];
     create(t, BOB, c);
-    json_t *big = result_of("0123456789012345678901234567890123456789012345678901234567890123");
+    char text[201];
+    memset(text, 'x', 200);
+    text[200] = '\0';
+    json_t *big = result_of(text);
     task_settle(t, c, big, NULL, NULL);
     json_decref(big);
     g = task_get(t, c, BOB);
     CHECK_STR(json_string_value(json_object_get(g, "status")), "failed");
     CHECK(strstr(json_string_value(json_object_get(json_object_get(g, "error"), "message")),
-                 "larger than tasks.max_result_bytes (64)") != NULL);
+                 "larger than tasks.max_result_bytes (128)") != NULL);
     json_decref(g);
 
     /* limits: per caller, then for the server */
