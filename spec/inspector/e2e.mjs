@@ -27,7 +27,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { claimsOf, luamcpBin, startLuamcp, tmpDir, track } from '../lib/harness.mjs';
+import { claimsOf, luamcpBin, startLuamcp, tmpDir, track, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.join(HERE, '..', '..');
@@ -146,8 +146,10 @@ for (const mode of ['sessions', 'stateless']) {
       assert.ok(r.json, r.show);
       assert.equal(r.json.isError, undefined, r.show);
       assert.deepEqual(r.json.content, [{ type: 'text', text }], r.show);
-      const audit = auditOf(server, 'echo', from);
-      assert.equal(audit.length, 1, JSON.stringify(audit));
+      // the record is written after the answer, and read from the server's stdout
+      const audit = await waitFor('the audit record', () => auditOf(server, 'echo', from).length && auditOf(server, 'echo', from));
+      await new Promise((r) => setTimeout(r, 100)); // a second record would be here by now
+      assert.equal(auditOf(server, 'echo', from).length, 1, JSON.stringify(audit));
       assert.equal(audit[0].decision, 'allow');
       assert.equal(audit[0].subject, sub);
       assert.equal(audit[0].client_id, CLIENT_ID);
@@ -220,8 +222,10 @@ for (const mode of ['sessions', 'stateless']) {
       assert.match(call.stderr,
         /Failed to call tool echo: Streamable HTTP error: Error POSTing to endpoint: \{"jsonrpc":"2\.0","id":\d+,"error":\{"code":-32600,"message":"Forbidden: insufficient scope"\}\}/,
         call.show);
-      const audit = auditOf(server, 'echo', from);
-      assert.equal(audit.length, 1, JSON.stringify(audit));
+      // the record is written after the answer, and read from the server's stdout
+      const audit = await waitFor('the audit record', () => auditOf(server, 'echo', from).length && auditOf(server, 'echo', from));
+      await new Promise((r) => setTimeout(r, 100)); // a second record would be here by now
+      assert.equal(auditOf(server, 'echo', from).length, 1, JSON.stringify(audit));
       assert.equal(audit[0].decision, 'challenge');
       assert.equal(audit[0].scopes, 'mcp:tools');
       assert.equal(audit[0].subject, subNoScope);

@@ -115,7 +115,12 @@ for sig in TERM INT; do
     url="http://127.0.0.1:$port/mcp"
     call_slow "$url" 1500 >"$t/inflight_$sig.json" &
     client=$!
-    sleep 0.5
+    # signal only once curl's connection is up (a busy machine may be slow to start curl)
+    for _ in $(seq 100); do
+        ss -Htn state established "( dport = :$port )" | grep -q . && break
+        sleep 0.05
+    done
+    sleep 0.3
     kill -"$sig" "$pid"
     wait "$client"
     body=$(cat "$t/inflight_$sig.json")

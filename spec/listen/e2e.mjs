@@ -258,7 +258,8 @@ describe('subscriptions/listen', () => {
     assert.deepEqual(again.body.result.structuredContent, { moved: false, enabled: false });
     const on = await modern('tools/call', { name: 'switch', arguments: { kind: 'tool', name: 'flagged', on: true } });
     assert.deepEqual(on.body.result.structuredContent, { moved: true, enabled: true });
-    await sleep(300);
+    await waitFor('the second list_changed', () => tools.messages.filter(method('notifications/tools/list_changed')).length >= 2);
+    await sleep(300); // anything more would come now
     assert.equal(tools.messages.filter(method('notifications/tools/list_changed')).length, 2, 'one per flip');
     assert.ok((await listed()).includes('flagged'));
     assert.equal((await modern('tools/call', { name: 'flagged', arguments: {} })).body.result.content[0].text, 'flagged ran');

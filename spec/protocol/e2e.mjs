@@ -333,10 +333,19 @@ describe('list_changed of each kind', () => {
       writeFileSync(path.join(dir, 'scripts', 'p.lua'), 'mcp.prompt { name = "p", description = "p", handler = function() return "hi" end }\n');
       while (!text.includes('list_changed')) text += new TextDecoder().decode((await reader.read()).value);
       await live.waitLog(/reload \(.*\): version 2/);
-      await sleep(100);
+      // go on reading for a while: a tools/list_changed would arrive now
+      const more = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += new TextDecoder().decode(value);
+        }
+      })().catch(() => {});
+      await sleep(300);
+      ctl.abort();
+      await more;
       const got = events(text).map((m) => m.method);
       assert.deepEqual(got, ['notifications/prompts/list_changed']);
-      ctl.abort();
     } finally {
       await live.stop();
     }

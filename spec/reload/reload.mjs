@@ -487,9 +487,11 @@ describe('e. SIGHUP, luamcp reload, luamcp status', () => {
     assert.equal(byPath.code, 0);
     assert.deepEqual(JSON.parse(byPath.stdout), st);
     assert.deepEqual(st.switched_off, {});
+    assert.deepEqual(st.tasks, { held: 0, running_or_waiting: 0 });
     const health = await bundle(s);
     assert.equal(health.switched_off, undefined);
-    assert.deepEqual({ ...health, ok: true, switched_off: {} }, st);
+    assert.equal(health.tasks, undefined);
+    assert.deepEqual({ ...health, ok: true, switched_off: {}, tasks: st.tasks }, st);
 
     // SIGHUP
     fs.writeFileSync(path.join(home.scripts, 'ver.lua'), toolSource('ver', 'e-2')); // inotify too: wait for it
@@ -658,7 +660,9 @@ describe('reload edge cases', () => {
       save(path.join(home.scripts, 'ver.lua'), toolSource('ver', 's-2'));
       await sleep(320);
       save(path.join(home.scripts, 'ver.lua'), toolSource('ver', 's-3'));
-      await sleep(1500);
+      // the last save is live somewhere first, then the reloader is done with it everywhere
+      await waitFor(async () => (await freshCall(s)).text, (t) => t === 's-3', 'the last save to be served', 10000);
+      await settle(home);
       const seen = new Map();
       for (let i = 0; i < 30; i++) {
         const t = (await freshCall(s)).text;

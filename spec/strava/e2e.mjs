@@ -34,7 +34,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { authorizationCodeToken, clientCredentialsToken } from '../idp/authcode.mjs';
 import { ACTIVITIES, TOKENS } from '../../examples/strava/mock/strava_mock.mjs';
-import { freePort, startReady as startReadyIn, stopAll, track } from '../lib/harness.mjs';
+import { freePort, startReady as startReadyIn, stopAll, track, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SDK = path.join(HERE, '..', 'auth_e2e', 'node_modules', '@modelcontextprotocol', 'sdk', 'dist', 'esm', 'client');
@@ -584,8 +584,9 @@ describe('the Strava example', () => {
     const reqs = await mockRequests(mock);
     assert.deepEqual(reqs.map((x) => [x.path, x.authorization]), [['/api/v3/athlete', `Bearer ${STRAVA_TOKEN}`]]);
     assert.equal(JSON.stringify(reqs).includes(tok.split('.')[2]), false);
-    const audit = server.stdout.split('\n').filter((l) => l.includes('"agent-public"')).map((l) => JSON.parse(l));
-    assert.deepEqual(audit.map((a) => [a.decision, a.tool, a.subject]), [['allow', 'get_athlete', 'ada']]);
+    const agentLines = () => server.stdout.split('\n').filter((l) => l.includes('"agent-public"')).map((l) => JSON.parse(l));
+    await waitFor('the audit record', () => agentLines().length > 0); // written after the answer
+    assert.deepEqual(agentLines().map((a) => [a.decision, a.tool, a.subject]), [['allow', 'get_athlete', 'ada']]);
   });
 
   it('an expired Strava token: the tool error says Strava refused the Strava token', async () => {

@@ -147,9 +147,7 @@ async function start(name, args, tok) {
 describe('lifecycle', () => {
   it('answers with a handle at once, shows the work, then the result inlined', async () => {
     const tok = tokenFor('ada');
-    const t0 = Date.now();
     const created = await start('work', { seconds: 0.6 }, tok);
-    assert.ok(Date.now() - t0 < 500, 'the handle comes before the work is done');
     assert.match(created.taskId, /^[0-9a-f]{32}$/);
     assert.equal(created.status, 'working');
     assert.equal(created.ttlMs, 8000);
@@ -159,7 +157,7 @@ describe('lifecycle', () => {
       assert.ok(!(k in created), `no ${k} in a CreateTaskResult`);
 
     const working = (await get(created.taskId, tok)).body.result;
-    assert.equal(working.status, 'working');
+    assert.equal(working.status, 'working', 'the handle came before the work was done');
     assert.equal(working.resultType, 'complete');
     assert.equal(working.statusMessage, 'halfway there', "the handler's progress message");
     assert.ok(!('result' in working));
