@@ -348,12 +348,12 @@ describe('limits', () => {
 
   it('a statusMessage is cut at 512 bytes after secrets are masked, and stays UTF-8', async () => {
     const tok = tokenFor('liz');
+    // the handler reports after ctx.task(), once it runs on after the handle went out
+    const message = (taskId) => waitFor('the statusMessage', async () => (await get(taskId, tok)).body.result.statusMessage);
     const masked = await start('says', { pad: 505 }, tok);
-    const m1 = (await get(masked.taskId, tok)).body.result.statusMessage;
-    assert.equal(m1, 'a'.repeat(505) + '[secret', 'the mask is cut, never the secret');
+    assert.equal(await message(masked.taskId), 'a'.repeat(505) + '[secret', 'the mask is cut, never the secret');
     const utf8 = await start('says', { pad: 511, tail: 'é' }, tok);
-    const m2 = (await get(utf8.taskId, tok)).body.result.statusMessage;
-    assert.equal(m2, 'a'.repeat(511), 'cut before a character that would not fit');
+    assert.equal(await message(utf8.taskId), 'a'.repeat(511), 'cut before a character that would not fit');
   });
 
   it('input requests larger than tasks.max_result_bytes fail the task', async () => {
@@ -378,12 +378,12 @@ describe('limits', () => {
     assert.equal(long.body.result.content[0].text, "tool 'work' failed (see server log)");
     await server.waitLog(/mcp.sleep: 60.000 s is past the call's deadline \(\d+ ms left\)/);
 
-    const { taskId } = await start('work', { seconds: 1 }, tok);
+    const { taskId } = await start('work', { seconds: 2 }, tok);
+    const status = JSON.parse(execFileSync(BIN, ['status', '--admin-socket', path.join(TMP, 'admin.sock')], { encoding: 'utf8' }));
+    assert.ok(status.tasks.running_or_waiting >= 1 && status.tasks.held >= status.tasks.running_or_waiting, JSON.stringify(status.tasks));
     writeFileSync(path.join(dir, 'scripts', 'more.lua'), 'mcp.tool { name = "extra", description = "new", inputSchema = { type = "object", properties = mcp.object {} }, handler = function() return "x" end }\n');
     server.proc.kill('SIGHUP');
     await server.waitLog(/reload \(.*\): version 2/);
-    const status = JSON.parse(execFileSync(BIN, ['status', '--admin-socket', path.join(TMP, 'admin.sock')], { encoding: 'utf8' }));
-    assert.ok(status.tasks.running_or_waiting >= 1 && status.tasks.held >= status.tasks.running_or_waiting, JSON.stringify(status.tasks));
     const done = await settled(taskId, tok);
     assert.equal(done.status, 'completed', 'the round held on to the bundle it started in');
     await waitFor('the task to expire after tasks.ttl_ms', async () => (await get(taskId, tok)).body.error?.code === -32602, 12000);
