@@ -565,7 +565,7 @@ static json_t *detach_as_task(rpc_env_t *env, rpc_pending_t *p, const char *tool
         p->call.task_message = NULL;
     }
     detach_round(env, p);
-    return created ? created : json_object();
+    return created;
 }
 
 bool rpc_task_ready(const rpc_pending_t *p)
