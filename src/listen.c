@@ -59,9 +59,19 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
     stream_t *s = sse_stream_new(w, conn, NULL);
     char *id_json = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
     json_t *uris = json_object_get(granted, "resourceSubscriptions");
+    json_t *tasks = json_object_get(granted, "taskIds");
     char **copies = calloc(json_array_size(uris) + 1, sizeof *copies);
-    if (!s || !id_json || !copies)
+    char **task_copies = calloc(json_array_size(tasks) + 1, sizeof *task_copies);
+    if (!s || !id_json || !copies || !task_copies)
         goto fail;
+    for (size_t i = 0; i < json_array_size(tasks); i++)
+        if (!(task_copies[i] = strdup(json_string_value(json_array_get(tasks, i)))))
+            goto fail;
+    if (json_array_size(tasks))
+        s->listen |= LISTEN_TASKS;
+    s->listen_tasks = task_copies;
+    s->n_listen_tasks = json_array_size(tasks);
+    task_copies = NULL; /* the stream's now */
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
         if (json_is_true(json_object_get(granted, lists[i].field)))
             s->listen |= lists[i].bit;
@@ -117,6 +127,10 @@ fail:
         for (size_t i = 0; copies[i]; i++)
             free(copies[i]);
     free(copies);
+    if (task_copies)
+        for (size_t i = 0; task_copies[i]; i++)
+            free(task_copies[i]);
+    free(task_copies);
     free(id_json);
     if (s)
         sse_stream_release(s);
@@ -206,4 +220,29 @@ void listen_resource_updated(server_t *srv, const char *uri)
     }
     pthread_mutex_unlock(&srv->listen_mu);
     free(params);
+}
+
+void listen_task_changed(server_t *srv, const char *id, const unsigned char *owner,
+                         json_t *detail)
+{
+    char *text = json_dumps(detail, JSON_COMPACT);
+    size_t n = text ? strlen(text) : 0;
+    if (n < 2 || text[0] != '{' || text[n - 1] != '}') {
+        free(text);
+        return;
+    }
+    text[n - 1] = ','; /* the DetailedTask's fields, then _meta: "k":v,...,"k":v, */
+    pthread_mutex_lock(&srv->listen_mu);
+    for (stream_t *s = srv->listeners; s; s = s->listen_next) {
+        if (!(s->listen & LISTEN_TASKS) || s->listen_ended ||
+            memcmp(s->listen_owner, owner, SESSION_OWNER_LEN) != 0)
+            continue;
+        for (size_t i = 0; i < s->n_listen_tasks; i++)
+            if (strcmp(s->listen_tasks[i], id) == 0) {
+                send_note(s, "notifications/tasks", text + 1);
+                break;
+            }
+    }
+    pthread_mutex_unlock(&srv->listen_mu);
+    free(text);
 }

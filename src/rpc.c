@@ -1106,6 +1106,34 @@ json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
         env->challenge[0] = '\0'; /* a refused URI is left out, not a step-up of the stream */
         json_object_set_new(out, "resourceSubscriptions", honored);
     }
+    json_t *ids = json_object_get(want, "taskIds");
+    if (ids) {
+        size_t i;
+        json_t *u;
+        bool ok = json_is_array(ids) && json_array_size(ids) <= RPC_LISTEN_MAX_URIS;
+        json_array_foreach(ids, i, u)
+            ok = ok && json_is_string(u);
+        if (!ok) {
+            json_decref(out);
+            return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: notifications.taskIds "
+                             "must be an array of at most 256 task ids (strings)");
+        }
+        /* honored: this caller's own tasks, for a client of the tasks extension */
+        json_t *honored = json_array();
+        unsigned char owner[TASK_OWNER_LEN];
+        owner_of(env, owner);
+        json_array_foreach(ids, i, u) {
+            json_t *task = client_tasks(env) ? task_get(env->tasks, json_string_value(u), owner)
+                                             : NULL;
+            bool dup = false;
+            for (size_t j = 0; j < i && !dup; j++)
+                dup = json_equal(json_array_get(ids, j), u);
+            if (task && !dup)
+                json_array_append(honored, u);
+            json_decref(task);
+        }
+        json_object_set_new(out, "taskIds", honored);
+    }
     *granted = out;
     return NULL;
 }

@@ -298,6 +298,12 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* A task's status changed (any thread): its listeners are told. */
+static void task_changed(const char *id, const unsigned char *owner, json_t *detail, void *arg)
+{
+    listen_task_changed(arg, id, owner, detail);
+}
+
 /* A task running on worker i was cancelled (any thread). */
 static void task_kick(int i, void *arg)
 {
@@ -337,6 +343,8 @@ server_t *server_new(const config_t *cfg, char **err)
     srv->sessions = session_store_new(cfg->max_sessions, cfg->session_idle_s);
     srv->workers = calloc((size_t)srv->n_workers, sizeof *srv->workers);
     srv->tasks = task_table_new(&cfg->tasks, task_kick, srv);
+    if (srv->tasks)
+        task_table_on_change(srv->tasks, task_changed, srv);
     if (!srv->sessions || !srv->workers || !srv->tasks) {
         *err = strdup("out of memory");
         goto fail;

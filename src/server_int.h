@@ -46,6 +46,8 @@ struct stream {
     char *listen_id;           /* the request's id, as JSON (owned) */
     char **listen_uris;        /* resources whose updates it delivers (owned) */
     size_t n_listen_uris;
+    char **listen_tasks;       /* tasks whose status changes it delivers (owned) */
+    size_t n_listen_tasks;
     stream_t *listen_prev, *listen_next; /* srv->listeners */
 };
 
@@ -202,6 +204,7 @@ void sse_chan_sweep(server_t *srv, bool all);
 #define LISTEN_PROMPTS 2u
 #define LISTEN_RESOURCES 4u
 #define LISTEN_UPDATES 8u    /* resourceSubscriptions */
+#define LISTEN_TASKS 16u     /* taskIds (the tasks extension) */
 #define LISTEN_MAX 10000
 #define LISTEN_PER_CALLER 32 /* a stream holds a connection for as long as the token lasts */
 /* A stream for the acknowledged filter `granted` (borrowed) of the request `id` by `owner`,
@@ -217,6 +220,9 @@ void listen_end(server_t *srv, stream_t *s);
  * asked for it, and to every session's GET stream (the 2025 eras). */
 void listen_list_changed(server_t *srv, int kind);
 void listen_resource_updated(server_t *srv, const char *uri);
+/* notifications/tasks (detail: the DetailedTask) to owner's streams that listen for task id. */
+void listen_task_changed(server_t *srv, const char *id, const unsigned char *owner,
+                         json_t *detail);
 
 long long now_ms(void);
 void worker_wake(worker_t *w);

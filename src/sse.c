@@ -56,6 +56,9 @@ void sse_stream_release(stream_t *s)
         for (size_t i = 0; i < s->n_listen_uris; i++)
             free(s->listen_uris[i]);
         free(s->listen_uris);
+        for (size_t i = 0; i < s->n_listen_tasks; i++)
+            free(s->listen_tasks[i]);
+        free(s->listen_tasks);
         free(s->listen_id);
         pthread_mutex_destroy(&s->mu);
         free(s->buf);

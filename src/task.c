@@ -35,6 +35,8 @@ struct task_table {
     const config_tasks_t *cfg;
     void (*kick)(int worker, void *arg);
     void *kick_arg;
+    void (*changed)(const char *id, const unsigned char *owner, json_t *detail, void *arg);
+    void *changed_arg;
     task_t *buckets[BUCKETS];
     unsigned n;
 };
@@ -111,6 +113,15 @@ task_table_t *task_table_new(const config_tasks_t *cfg, void (*kick)(int worker,
     t->kick = kick;
     t->kick_arg = arg;
     return t;
+}
+
+void task_table_on_change(task_table_t *t,
+                          void (*changed)(const char *id, const unsigned char *owner,
+                                          json_t *detail, void *arg),
+                          void *arg)
+{
+    t->changed = changed;
+    t->changed_arg = arg;
 }
 
 static void task_free(task_t *k)
@@ -301,11 +312,10 @@ task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK
     return st;
 }
 
-json_t *task_get(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN])
+/* Under mu: the DetailedTask of k (new). */
+static json_t *detail(const task_table_t *t, const task_t *k)
 {
-    pthread_mutex_lock(&t->mu);
-    task_t *k = find_owned(t, id, owner);
-    json_t *o = k ? envelope(t, k) : NULL;
+    json_t *o = envelope(t, k);
     if (o && k->status == TASK_COMPLETED && k->result)
         json_object_set_new(o, "result", json_deep_copy(k->result));
     else if (o && k->status == TASK_FAILED && k->error)
@@ -313,6 +323,37 @@ json_t *task_get(task_table_t *t, const char *id, const unsigned char owner[TASK
     else if (o && k->status == TASK_INPUT_REQUIRED)
         json_object_set_new(o, "inputRequests",
                             k->requests ? json_deep_copy(k->requests) : json_object());
+    return o;
+}
+
+/* A status change of k, under mu: what to tell the listeners once the lock is released. */
+typedef struct change {
+    char id[TASK_ID_LEN + 1];
+    unsigned char owner[TASK_OWNER_LEN];
+    json_t *detail;
+} change_t;
+
+static void changed_locked(const task_table_t *t, const task_t *k, change_t *c)
+{
+    if (!t->changed)
+        return;
+    memcpy(c->id, k->id, sizeof c->id);
+    memcpy(c->owner, k->owner, TASK_OWNER_LEN);
+    c->detail = detail(t, k);
+}
+
+static void tell(const task_table_t *t, change_t *c)
+{
+    if (c->detail && t->changed)
+        t->changed(c->id, c->owner, c->detail, t->changed_arg);
+    json_decref(c->detail);
+}
+
+json_t *task_get(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN])
+{
+    pthread_mutex_lock(&t->mu);
+    task_t *k = find_owned(t, id, owner);
+    json_t *o = k ? detail(t, k) : NULL;
     pthread_mutex_unlock(&t->mu);
     return o;
 }
@@ -322,6 +363,7 @@ int task_update(task_table_t *t, const char *id, const unsigned char owner[TASK_
 {
     memset(round, 0, sizeof *round);
     int rc = 0;
+    change_t c = {0};
     pthread_mutex_lock(&t->mu);
     task_t *k = find_owned(t, id, owner);
     if (!k) {
@@ -358,15 +400,18 @@ int task_update(task_table_t *t, const char *id, const unsigned char owner[TASK_
                 k->worker = worker;
                 rc = 1;
             }
+            changed_locked(t, k, &c);
         }
     }
     pthread_mutex_unlock(&t->mu);
+    tell(t, &c);
     return rc;
 }
 
 int task_cancel(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN])
 {
     int kick = -1;
+    change_t c = {0};
     pthread_mutex_lock(&t->mu);
     task_t *k = find_owned(t, id, owner);
     if (k && !terminal(k->status)) {
@@ -377,8 +422,10 @@ int task_cancel(task_table_t *t, const char *id, const unsigned char owner[TASK_
         k->updated_ms = wall_ms();
         json_decref(k->requests);
         k->requests = NULL;
+        changed_locked(t, k, &c);
     }
     pthread_mutex_unlock(&t->mu);
+    tell(t, &c);
     if (kick >= 0 && t->kick)
         t->kick(kick, t->kick_arg);
     return k ? 0 : -1;
@@ -428,6 +475,7 @@ void task_settle(task_table_t *t, const char *id, json_t *resp, json_t *requests
         error = kept;
         parks = false;
     }
+    change_t c = {0};
     pthread_mutex_lock(&t->mu);
     task_t *k = find(t, id);
     if (k && k->status == TASK_WORKING) { /* terminal states never change */
@@ -449,8 +497,10 @@ void task_settle(task_table_t *t, const char *id, json_t *resp, json_t *requests
         free(k->message);
         k->message = NULL;
         kept = NULL;
+        changed_locked(t, k, &c);
     }
     pthread_mutex_unlock(&t->mu);
+    tell(t, &c);
     json_decref(kept);
     free(state_copy);
 }

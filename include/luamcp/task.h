@@ -44,6 +44,12 @@ void task_round_clear(task_round_t *r);
 /* kick(worker, arg): a task running on that worker was cancelled (any thread). */
 task_table_t *task_table_new(const config_tasks_t *cfg, void (*kick)(int worker, void *arg),
                              void *arg);
+/* changed(id, owner, detail, arg): a task's status changed (any thread, outside the table's
+ * lock); detail is its DetailedTask (borrowed), as tasks/get would answer it. */
+void task_table_on_change(task_table_t *t,
+                          void (*changed)(const char *id, const unsigned char *owner,
+                                          json_t *detail, void *arg),
+                          void *arg);
 void task_table_free(task_table_t *t);
 
 typedef enum task_create_status { TASK_OK, TASK_FULL, TASK_CALLER_FULL } task_create_status_t;

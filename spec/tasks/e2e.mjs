@@ -17,6 +17,8 @@
 //   bad        each malformed tasks request gets its own clear error, and the next is served
 //   limits     tasks.per_caller, tasks.max_result_bytes and tasks.ttl_ms hold; a task outlives
 //              a reload of the scripts
+//   listen     subscriptions/listen with taskIds: only the caller's own tasks are honored, and
+//              each status change of one comes as notifications/tasks with its DetailedTask
 //
 // Run with: LUAMCP_BIN=/path/to/luamcp node --test e2e.mjs   (default ../../build/luamcp)
 
@@ -387,5 +389,78 @@ describe('limits', () => {
     const done = await settled(taskId, tok);
     assert.equal(done.status, 'completed', 'the round held on to the bundle it started in');
     await waitFor('the task to expire after tasks.ttl_ms', async () => (await get(taskId, tok)).body.error?.code === -32602, 12000);
+  });
+});
+
+describe('listen', () => {
+  it("taskIds: the caller's own tasks are honored, and their status changes come as notifications/tasks", async () => {
+    const tok = tokenFor('ned');
+    const olga = tokenFor('olga');
+    const parked = async (taskId, t) => waitFor('input_required', async () => (await get(taskId, t)).body.result.status === 'input_required');
+    const mine = await start('ask', {}, tok);
+    const other = await start('ask', {}, olga);
+    await parked(mine.taskId, tok);
+    await parked(other.taskId, olga);
+
+    const ctl = new AbortController();
+    const res = await fetch(server.url, {
+      method: 'POST', signal: ctl.signal,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'subscriptions/listen', authorization: `Bearer ${tok}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'sub-1', method: 'subscriptions/listen', params: {
+        _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': { extensions: { [EXT]: {} } } },
+        notifications: { taskIds: [mine.taskId, other.taskId, 'f'.repeat(32), mine.taskId] } } }),
+    });
+    assert.equal(res.status, 200);
+    const messages = [];
+    const reader = res.body.getReader();
+    const reading = (async () => {
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += new TextDecoder().decode(value);
+        let cut;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const data = buf.slice(0, cut).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('');
+          buf = buf.slice(cut + 2);
+          if (data) messages.push(JSON.parse(data));
+        }
+      }
+    })().catch(() => {});
+    try {
+      const ack = await waitFor('the acknowledgment', () => messages[0]);
+      assert.equal(ack.method, 'notifications/subscriptions/acknowledged');
+      assert.deepEqual(ack.params.notifications, { taskIds: [mine.taskId] }, "another caller's task and an unknown id are left out");
+
+      await call('tasks/update', { taskId: other.taskId, inputResponses: { ok: { action: 'accept', content: { go: false } } } }, { tok: olga });
+      await call('tasks/update', { taskId: mine.taskId, inputResponses: { ok: { action: 'accept', content: { go: true } } } }, { tok });
+      const done = await waitFor('the completed notification', () => messages.find((m) => m.method === 'notifications/tasks' && m.params.status === 'completed'));
+      assert.equal(done.params.taskId, mine.taskId);
+      assert.deepEqual(done.params.result.content, [{ type: 'text', text: 'answer: true' }]);
+      assert.equal(done.params._meta['io.modelcontextprotocol/subscriptionId'], 'sub-1');
+      assert.ok(messages.some((m) => m.method === 'notifications/tasks' && m.params.status === 'working' && m.params.taskId === mine.taskId), 'working again after the update');
+      await settled(other.taskId, olga);
+      await sleep(200);
+      assert.ok(!messages.some((m) => m.params?.taskId === other.taskId), "nothing of another caller's task");
+    } finally {
+      ctl.abort();
+      await reading;
+    }
+  });
+
+  it('taskIds must be an array of strings; the next request is served', async () => {
+    const tok = tokenFor('pia');
+    const r = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'subscriptions/listen', authorization: `Bearer ${tok}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscriptions/listen', params: {
+        _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': { extensions: { [EXT]: {} } } },
+        notifications: { taskIds: [1, 2] } } }),
+    });
+    const body = await r.json();
+    assert.equal(body.error.code, -32602);
+    assert.match(body.error.message, /notifications.taskIds must be an array of at most 256 task ids/);
+    const next = await call('tools/call', { name: 'plain', arguments: {} }, { tok });
+    assert.equal(next.body.result.content[0].text, 'plain');
   });
 });
