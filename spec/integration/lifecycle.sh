@@ -70,6 +70,13 @@ check "unknown config key is named with the file" contains "$out" "$t/unknown.lu
 printf 'return { limits = { cpu_ms = "fast" } }\n' >"$t/type.lua"
 out=$("$bin" serve --config "$t/type.lua" 2>&1)
 check "wrong config type is explained" contains "$out" "limits.cpu_ms: expected an integer, got string"
+printf 'return { tasks = { ttl = 5 } }\n' >"$t/tasks_key.lua"
+out=$("$bin" serve --config "$t/tasks_key.lua" 2>&1); rc=$?
+check "an unknown tasks key lists the known ones" contains "$out" "tasks.ttl: unknown key (ttl_ms, timeout_ms, poll_interval_ms, max, per_caller, max_result_bytes)"
+printf 'return { listen = "127.0.0.1:0", tasks = { ttl_ms = 60000, timeout_ms = 60000 } }\n' >"$t/tasks_ttl.lua"
+out=$("$bin" serve --config "$t/tasks_ttl.lua" 2>&1); rc=$?
+check "a task timeout not below its ttl is refused" contains "$out" "tasks.timeout_ms must be shorter than tasks.ttl_ms"
+check "... with exit 2" test $rc -eq 2
 printf 'return {\n  listen = \n' >"$t/syntax.lua"
 out=$("$bin" serve --config "$t/syntax.lua" 2>&1)
 check "config syntax error names file and line" contains "$out" "syntax.lua:3:"
