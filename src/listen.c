@@ -83,6 +83,8 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
     s->listen_id = id_json;
     s->listen_uris = copies;
     s->n_listen_uris = json_array_size(uris);
+    id_json = NULL; /* the stream's now */
+    copies = NULL;
     s->max = 1u << 20; /* notifications only: a client that stopped reading is let go */
 
     char *honored = json_dumps(granted, JSON_COMPACT);
@@ -120,6 +122,8 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
         srv->listeners->listen_prev = s;
     srv->listeners = s;
     srv->n_listeners++;
+    if (s->listen & LISTEN_TASKS)
+        atomic_fetch_add(&srv->task_listeners, 1);
     pthread_mutex_unlock(&srv->listen_mu);
     return s;
 fail:
@@ -152,6 +156,8 @@ void listen_drop(server_t *srv, stream_t *s)
             s->listen_next->listen_prev = s->listen_prev;
         s->listen_prev = s->listen_next = NULL;
         srv->n_listeners--;
+        if (s->listen & LISTEN_TASKS)
+            atomic_fetch_sub(&srv->task_listeners, 1);
     }
     pthread_mutex_unlock(&srv->listen_mu);
     if (listed)
@@ -222,12 +228,25 @@ void listen_resource_updated(server_t *srv, const char *uri)
     free(params);
 }
 
+/* A notification larger than this leaves out the task's result, error or input requests:
+ * tasks/get has them (a stream holds at most 1 MiB unread, and this text goes to each). */
+#define TASK_NOTE_MAX (64u << 10)
+
 void listen_task_changed(server_t *srv, const char *id, const unsigned char *owner,
                          json_t *detail)
 {
     char *text = json_dumps(detail, JSON_COMPACT);
+    if (text && strlen(text) > TASK_NOTE_MAX) {
+        free(text);
+        json_t *slim = json_copy(detail); /* shallow: only top-level fields are dropped */
+        json_object_del(slim, "result");
+        json_object_del(slim, "error");
+        json_object_del(slim, "inputRequests");
+        text = slim ? json_dumps(slim, JSON_COMPACT) : NULL;
+        json_decref(slim);
+    }
     size_t n = text ? strlen(text) : 0;
-    if (n < 2 || text[0] != '{' || text[n - 1] != '}') {
+    if (n < 3 || text[0] != '{' || text[n - 1] != '}') {
         free(text);
         return;
     }

@@ -1123,14 +1123,11 @@ json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
         unsigned char owner[TASK_OWNER_LEN];
         owner_of(env, owner);
         json_array_foreach(ids, i, u) {
-            json_t *task = client_tasks(env) ? task_get(env->tasks, json_string_value(u), owner)
-                                             : NULL;
             bool dup = false;
             for (size_t j = 0; j < i && !dup; j++)
                 dup = json_equal(json_array_get(ids, j), u);
-            if (task && !dup)
+            if (!dup && client_tasks(env) && task_owned(env->tasks, json_string_value(u), owner))
                 json_array_append(honored, u);
-            json_decref(task);
         }
         json_object_set_new(out, "taskIds", honored);
     }

@@ -344,7 +344,7 @@ server_t *server_new(const config_t *cfg, char **err)
     srv->workers = calloc((size_t)srv->n_workers, sizeof *srv->workers);
     srv->tasks = task_table_new(&cfg->tasks, task_kick, srv);
     if (srv->tasks)
-        task_table_on_change(srv->tasks, task_changed, srv);
+        task_table_on_change(srv->tasks, task_changed, srv, &srv->task_listeners);
     if (!srv->sessions || !srv->workers || !srv->tasks) {
         *err = strdup("out of memory");
         goto fail;

@@ -134,6 +134,7 @@ struct server {
     chan_t *chans;
     unsigned n_chans;
     task_table_t *tasks;       /* the tasks extension (task.h) */
+    atomic_uint task_listeners; /* listen streams with taskIds (under listen_mu to change) */
     atomic_bool stopping;
     struct sockaddr_storage addr;
     bool loopback;          /* bound to a loopback address */

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ struct task_table {
     void *kick_arg;
     void (*changed)(const char *id, const unsigned char *owner, json_t *detail, void *arg);
     void *changed_arg;
+    const atomic_uint *listeners; /* streams listening for tasks: no work without one */
+    pthread_mutex_t notify_mu;    /* changes are told one at a time, in order */
     task_t *buckets[BUCKETS];
     unsigned n;
 };
@@ -109,6 +112,7 @@ task_table_t *task_table_new(const config_tasks_t *cfg, void (*kick)(int worker,
     if (!t)
         return NULL;
     pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->notify_mu, NULL);
     t->cfg = cfg;
     t->kick = kick;
     t->kick_arg = arg;
@@ -118,11 +122,13 @@ task_table_t *task_table_new(const config_tasks_t *cfg, void (*kick)(int worker,
 void task_table_on_change(task_table_t *t,
                           void (*changed)(const char *id, const unsigned char *owner,
                                           json_t *detail, void *arg),
-                          void *arg)
+                          void *arg, const atomic_uint *listeners)
 {
     t->changed = changed;
     t->changed_arg = arg;
+    t->listeners = listeners;
 }
+
 
 static void task_free(task_t *k)
 {
@@ -150,6 +156,7 @@ void task_table_free(task_table_t *t)
             task_free(k);
         }
     pthread_mutex_destroy(&t->mu);
+    pthread_mutex_destroy(&t->notify_mu);
     free(t);
 }
 
@@ -176,6 +183,14 @@ static task_t *find_owned(task_table_t *t, const char *id, const unsigned char *
     for (size_t i = 0; i < TASK_OWNER_LEN; i++)
         diff |= k->owner[i] ^ owner[i];
     return diff ? NULL : k;
+}
+
+bool task_owned(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN])
+{
+    pthread_mutex_lock(&t->mu);
+    bool mine = find_owned(t, id, owner) != NULL;
+    pthread_mutex_unlock(&t->mu);
+    return mine;
 }
 
 static void iso8601(long long ms, char out[32])
@@ -335,17 +350,26 @@ typedef struct change {
 
 static void changed_locked(const task_table_t *t, const task_t *k, change_t *c)
 {
-    if (!t->changed)
-        return;
+    if (!t->changed || !t->listeners || atomic_load(t->listeners) == 0)
+        return; /* nobody listens: no copy of a result is made */
     memcpy(c->id, k->id, sizeof c->id);
     memcpy(c->owner, k->owner, TASK_OWNER_LEN);
     c->detail = detail(t, k);
 }
 
-static void tell(const task_table_t *t, change_t *c)
+/* Releases mu, then tells the listeners of c. Changes are told in the order they were made:
+ * notify_mu is taken before mu is released (lock order: mu, notify_mu, then whatever the hook
+ * takes; nothing takes mu while holding notify_mu). */
+static void release(task_table_t *t, change_t *c)
 {
-    if (c->detail && t->changed)
-        t->changed(c->id, c->owner, c->detail, t->changed_arg);
+    if (!c->detail) {
+        pthread_mutex_unlock(&t->mu);
+        return;
+    }
+    pthread_mutex_lock(&t->notify_mu);
+    pthread_mutex_unlock(&t->mu);
+    t->changed(c->id, c->owner, c->detail, t->changed_arg);
+    pthread_mutex_unlock(&t->notify_mu);
     json_decref(c->detail);
 }
 
@@ -403,8 +427,7 @@ int task_update(task_table_t *t, const char *id, const unsigned char owner[TASK_
             changed_locked(t, k, &c);
         }
     }
-    pthread_mutex_unlock(&t->mu);
-    tell(t, &c);
+    release(t, &c);
     return rc;
 }
 
@@ -424,8 +447,7 @@ int task_cancel(task_table_t *t, const char *id, const unsigned char owner[TASK_
         k->requests = NULL;
         changed_locked(t, k, &c);
     }
-    pthread_mutex_unlock(&t->mu);
-    tell(t, &c);
+    release(t, &c);
     if (kick >= 0 && t->kick)
         t->kick(kick, t->kick_arg);
     return k ? 0 : -1;
@@ -499,8 +521,7 @@ void task_settle(task_table_t *t, const char *id, json_t *resp, json_t *requests
         kept = NULL;
         changed_locked(t, k, &c);
     }
-    pthread_mutex_unlock(&t->mu);
-    tell(t, &c);
+    release(t, &c);
     json_decref(kept);
     free(state_copy);
 }

@@ -11,6 +11,7 @@
 #define LUAMCP_TASK_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -45,11 +46,12 @@ void task_round_clear(task_round_t *r);
 task_table_t *task_table_new(const config_tasks_t *cfg, void (*kick)(int worker, void *arg),
                              void *arg);
 /* changed(id, owner, detail, arg): a task's status changed (any thread, outside the table's
- * lock); detail is its DetailedTask (borrowed), as tasks/get would answer it. */
+ * lock, one change at a time, in the order they were made); detail is its DetailedTask
+ * (borrowed), as tasks/get would answer it. Only while *listeners is not 0. */
 void task_table_on_change(task_table_t *t,
                           void (*changed)(const char *id, const unsigned char *owner,
                                           json_t *detail, void *arg),
-                          void *arg);
+                          void *arg, const atomic_uint *listeners);
 void task_table_free(task_table_t *t);
 
 typedef enum task_create_status { TASK_OK, TASK_FULL, TASK_CALLER_FULL } task_create_status_t;
@@ -61,6 +63,8 @@ task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK
                                  const char *state, int worker, char id[TASK_ID_LEN + 1],
                                  json_t **created);
 
+/* Whether owner has a task of that id (nothing copied). */
+bool task_owned(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN]);
 /* tasks/get: the DetailedTask (new), or NULL when owner has no task of that id. */
 json_t *task_get(task_table_t *t, const char *id, const unsigned char owner[TASK_OWNER_LEN]);
 

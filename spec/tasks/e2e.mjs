@@ -121,12 +121,12 @@ after(async () => {
 });
 
 // A 2026-07-28 request: {status, body}. ext: whether _meta declares the tasks extension.
-async function call(method, params, { tok, ext = true, headers = {} } = {}) {
+async function call(method, params, { tok, ext = true, headers = {}, url = server.url } = {}) {
   const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': method, authorization: `Bearer ${tok}` };
   if (method === 'tools/call') h['mcp-name'] = params.name;
   if (['tasks/get', 'tasks/update', 'tasks/cancel'].includes(method) && typeof params.taskId === 'string') h['mcp-name'] = params.taskId;
   const caps = ext ? { extensions: { [EXT]: {} } } : {};
-  const res = await fetch(server.url, {
+  const res = await fetch(url, {
     method: 'POST', headers: { ...h, ...headers }, signal: AbortSignal.timeout(20000),
     body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, params: { _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': caps }, ...params } }),
   });
@@ -402,31 +402,8 @@ describe('listen', () => {
     await parked(mine.taskId, tok);
     await parked(other.taskId, olga);
 
-    const ctl = new AbortController();
-    const res = await fetch(server.url, {
-      method: 'POST', signal: ctl.signal,
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'subscriptions/listen', authorization: `Bearer ${tok}` },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 'sub-1', method: 'subscriptions/listen', params: {
-        _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': { extensions: { [EXT]: {} } } },
-        notifications: { taskIds: [mine.taskId, other.taskId, 'f'.repeat(32), mine.taskId] } } }),
-    });
-    assert.equal(res.status, 200);
-    const messages = [];
-    const reader = res.body.getReader();
-    const reading = (async () => {
-      let buf = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += new TextDecoder().decode(value);
-        let cut;
-        while ((cut = buf.indexOf('\n\n')) >= 0) {
-          const data = buf.slice(0, cut).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('');
-          buf = buf.slice(cut + 2);
-          if (data) messages.push(JSON.parse(data));
-        }
-      }
-    })().catch(() => {});
+    const l = await listenTasks(server.url, tok, [mine.taskId, other.taskId, 'f'.repeat(32), mine.taskId]);
+    const { messages } = l;
     try {
       const ack = await waitFor('the acknowledgment', () => messages[0]);
       assert.equal(ack.method, 'notifications/subscriptions/acknowledged');
@@ -443,8 +420,38 @@ describe('listen', () => {
       await sleep(200);
       assert.ok(!messages.some((m) => m.params?.taskId === other.taskId), "nothing of another caller's task");
     } finally {
-      ctl.abort();
-      await reading;
+      await l.close();
+    }
+  });
+
+  it('a result too large for a notification is left out of it: tasks/get has it', async () => {
+    const home = path.join(TMP, 'big');
+    mkdirSync(path.join(home, 'scripts'), { recursive: true });
+    writeFileSync(path.join(home, 'scripts', 'huge.lua'), `mcp.tool { name = "huge", description = "a 100 kB result", task = "optional",
+      inputSchema = { type = "object", properties = mcp.object {} },
+      handler = function(_, ctx) ctx.task() mcp.sleep(0.5) return string.rep("y", 100000) end }\n`);
+    const big = await startLuamcp(BIN, TMP, 'tasks-big', {
+      scripts: path.join(home, 'scripts'), policies: path.join(dir, 'policies'),
+      auth: { resource: RESOURCE, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
+    });
+    try {
+      const tok = tokenFor('quinn');
+      const created = (await call('tools/call', { name: 'huge', arguments: {} }, { tok, url: big.url })).body.result;
+      assert.equal(created.resultType, 'task');
+      const l = await listenTasks(big.url, tok, [created.taskId]);
+      try {
+        const done = await waitFor('the completed notification', () => l.messages.find((m) => m.params?.status === 'completed'));
+        assert.equal(done.params.taskId, created.taskId);
+        assert.ok(!('result' in done.params), 'left out of the notification');
+        const got = (await call('tasks/get', { taskId: created.taskId }, { tok, url: big.url })).body.result;
+        assert.equal(got.result.content[0].text.length, 100000, 'tasks/get has it');
+        await sleep(100);
+        assert.equal(l.ended, false, 'the stream goes on');
+      } finally {
+        await l.close();
+      }
+    } finally {
+      await big.stop();
     }
   });
 
@@ -464,3 +471,36 @@ describe('listen', () => {
     assert.equal(next.body.result.content[0].text, 'plain');
   });
 });
+
+// A subscriptions/listen stream for taskIds: {messages, ended, close()}; the first message is
+// the acknowledgment.
+async function listenTasks(url, tok, taskIds) {
+  const ctl = new AbortController();
+  const res = await fetch(url, {
+    method: 'POST', signal: ctl.signal,
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'subscriptions/listen', authorization: `Bearer ${tok}` },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 'sub-1', method: 'subscriptions/listen', params: {
+      _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': { extensions: { [EXT]: {} } } },
+      notifications: { taskIds } } }),
+  });
+  assert.equal(res.status, 200);
+  const l = { messages: [], ended: false };
+  const reader = res.body.getReader();
+  const reading = (async () => {
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += new TextDecoder().decode(value);
+      let cut;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const data = buf.slice(0, cut).split('\n').filter((x) => x.startsWith('data:')).map((x) => x.slice(5)).join('');
+        buf = buf.slice(cut + 2);
+        if (data) l.messages.push(JSON.parse(data));
+      }
+    }
+  })().catch(() => {}).finally(() => { l.ended = true; });
+  l.close = async () => { ctl.abort(); await reading; };
+  await waitFor('the acknowledgment', () => l.messages[0]);
+  return l;
+}
