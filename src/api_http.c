@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "luamcp/clock.h"
 #include "luamcp/conv.h"
 #include "luamcp/decl.h"
 #include "luamcp/fetch.h"
@@ -557,9 +558,7 @@ static int run(lua_State *L, int first, size_t n, bool list, const char *fn)
                              "(egress.max_requests)", fn, (int)eg->max_requests);
     long left_ms = 3600000;
     if (call) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        left_ms = (long)((call->deadline - (double)ts.tv_sec - ts.tv_nsec / 1e9) * 1000.0);
+        left_ms = (long)tool_left_ms(call);
         if (left_ms <= 0)
             return luaL_error(L, "%s: the call's time is up", fn);
     }
@@ -641,9 +640,7 @@ int api_sleep(lua_State *L)
         }
         return 0;
     }
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    double left = (call->deadline - (double)now.tv_sec - now.tv_nsec / 1e9) * 1000.0;
+    double left = tool_left_ms(call);
     if (ms > left) {
         char msg[120]; /* luaL_error knows no precision */
         snprintf(msg, sizeof msg, "mcp.sleep: %.3f s is past the call's deadline (%.0f ms left)",

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "luamcp/clock.h"
 #include "luamcp/egress.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
@@ -47,13 +48,6 @@ struct fetch_state {
     long long started_ns;
 };
 
-static long long mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* ---- the engine ---------------------------------------------------------------------------- */
 
 static int on_socket(CURL *h, curl_socket_t s, int what, void *userp, void *socketp)
@@ -77,13 +71,12 @@ static int on_socket(CURL *h, curl_socket_t s, int what, void *userp, void *sock
     return 0;
 }
 
-static long long now_ms_(void) { return mono_ns() / 1000000; }
 
 static int on_timer(CURLM *m, long timeout_ms, void *userp)
 {
     (void)m;
     fetch_engine_t *e = userp;
-    e->deadline_ms = timeout_ms < 0 ? -1 : now_ms_() + timeout_ms;
+    e->deadline_ms = timeout_ms < 0 ? -1 : clock_mono_ms() + timeout_ms;
     return 0;
 }
 
@@ -344,7 +337,7 @@ static int add(fetch_t *f)
 {
     struct fetch_state *st = f->st;
     fetch_engine_t *e = st->e;
-    long elapsed = (long)((mono_ns() - st->started_ns) / 1000000);
+    long elapsed = (long)((clock_mono_ns() - st->started_ns) / 1000000);
     long left = f->timeout_ms - elapsed;
     if (left <= 0) {
         snprintf(f->error, sizeof f->error, "timed out after %ld ms", f->timeout_ms);
@@ -389,7 +382,7 @@ int fetch_start(fetch_engine_t *e, fetch_t *f, fetch_done_fn done, void *arg)
         return -1;
     }
     st->e = e;
-    st->started_ns = mono_ns();
+    st->started_ns = clock_mono_ns();
     if (!f->url || check_url(f, f->url) != 0) {
         if (!f->error[0])
             snprintf(f->error, sizeof f->error, "invalid URL");
@@ -527,7 +520,7 @@ static void finish(fetch_t *f, CURLcode code)
     } else if (code != CURLE_OK) {
         describe_failure(f, code);
     }
-    f->elapsed_ms = (double)(mono_ns() - st->started_ns) / 1e6;
+    f->elapsed_ms = (double)(clock_mono_ns() - st->started_ns) / 1e6;
     if (f->status)
         log_info("egress: tool %s %s %s -> %ld (%zu bytes, %.1f ms)", f->tool ? f->tool : "?",
                  f->method, st->host, f->status, f->resp_len, f->elapsed_ms);
@@ -575,7 +568,7 @@ int fetch_engine_wait_ms(const fetch_engine_t *e, long long now)
 void fetch_timer_arm(fetch_engine_t *e, fetch_timer_t *t, long ms)
 {
     fetch_timer_disarm(t);
-    t->due_ms = now_ms_() + (ms > 0 ? ms : 0);
+    t->due_ms = clock_mono_ms() + (ms > 0 ? ms : 0);
     t->e = e;
     fetch_timer_t **pp = &e->timers;
     while (*pp && (*pp)->due_ms <= t->due_ms)

@@ -14,6 +14,7 @@
 
 #include "luamcp/api.h"
 #include "luamcp/avail.h"
+#include "luamcp/clock.h"
 #include "luamcp/hdr.h"
 #include "luamcp/log.h"
 #include "luamcp/reload.h"
@@ -751,9 +752,7 @@ static void service_asks(worker_t *w)
         json_decref(a->msg);
         free(a);
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    double now = clock_wall_s();
     for (req_t *r = w->tool_waiters, *next; r; r = next) {
         next = r->next_waiter;
         double deadline;

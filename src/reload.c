@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "luamcp/avail.h"
+#include "luamcp/clock.h"
 #include "luamcp/log.h"
 #include "luamcp/server.h"
 #include "server_int.h"
@@ -59,12 +60,6 @@ struct reloader {
                                     guards them: list_changed of a kind when its one changes */
 };
 
-static long long now_ms_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* ---- what was on disk ------------------------------------------------------------------ */
 
@@ -504,7 +499,7 @@ static void *run(void *arg)
         struct pollfd fds[3] = {{.fd = r->wake, .events = POLLIN},
                                 {.fd = r->ino, .events = POLLIN},
                                 {.fd = r->admin, .events = POLLIN}};
-        int timeout = due ? (int)(due - now_ms_wall() > 0 ? due - now_ms_wall() : 0) : -1;
+        int timeout = due ? (int)(due - clock_mono_ms() > 0 ? due - clock_mono_ms() : 0) : -1;
         int n = poll(fds, 3, timeout);
         if (n < 0 && errno != EINTR)
             break;
@@ -516,14 +511,14 @@ static void *run(void *arg)
         if (atomic_load(&r->stop))
             break;
         if (fds[1].revents & POLLIN && read_events(r))
-            due = now_ms_wall() + DEBOUNCE_MS; /* wait for the editor to finish saving */
+            due = clock_mono_ms() + DEBOUNCE_MS; /* wait for the editor to finish saving */
         if (fds[2].revents & POLLIN)
             admin_serve(r);
         if (atomic_exchange(&r->requested, 0)) {
             due = 0;
             reloader_reload(r, "SIGHUP");
             rewatch(r); /* after failures too: a directory may be back */
-        } else if (due && now_ms_wall() >= due) {
+        } else if (due && clock_mono_ms() >= due) {
             due = 0;
             reloader_reload(r, "files changed");
             rewatch(r);

@@ -9,6 +9,7 @@
 
 #include "luamcp/avail.h"
 #include "luamcp/catalog.h"
+#include "luamcp/clock.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
 #include "luamcp/version.h"
@@ -152,20 +153,6 @@ static json_t *m_tools_list(rpc_env_t *env, const rpc_msg_t *m)
     return paginate(env, m, all, "tools");
 }
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static long long mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static json_t *decision_json(const policy_decision_t *d)
 {
     json_t *o = json_pack("{s:s, s:s}", "decision", policy_verdict_name(d->verdict), "reason",
@@ -192,9 +179,9 @@ static bool authorize_target(rpc_env_t *env, const rpc_msg_t *m, const target_t 
 {
     bundle_t *b = env->bundle;
     size_t i = tg->index;
-    long long t0 = mono_ns();
+    long long t0 = clock_mono_ns();
     policy_decide(b->policies, b->vm, i, tg->policy_name, env->caller, args, env->cfg->dev, d);
-    long long elapsed = mono_ns() - t0;
+    long long elapsed = clock_mono_ns() - t0;
     if (d->unguarded && !*tg->warned) {
         log_warn("%s %s is covered by no policy; allowed only because of --dev", tg->kind,
                  tg->name);
@@ -398,7 +385,7 @@ static rpc_pending_t *new_pending(rpc_env_t *env, const rpc_msg_t *m, json_t *to
         .request_id = p->id,
         .progress_token = p->token,
         .notifications = json_array(),
-        .deadline = wall_now() + env->cfg->limits.timeout_ms / 1000.0,
+        .deadline = clock_wall_s() + env->cfg->limits.timeout_ms / 1000.0,
         .serial = ++serial,
         .caller = env->caller,
         .subject_token = env->bearer,
@@ -491,7 +478,7 @@ static void owner_of(const rpc_env_t *env, unsigned char owner[TASK_OWNER_LEN])
 
 static double task_deadline(const rpc_env_t *env, long long expires_ms)
 {
-    double d = wall_now() + env->cfg->tasks.timeout_ms / 1000.0;
+    double d = clock_wall_s() + env->cfg->tasks.timeout_ms / 1000.0;
     return expires_ms && expires_ms / 1000.0 < d ? expires_ms / 1000.0 : d;
 }
 

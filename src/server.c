@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "luamcp/cache.h"
+#include "luamcp/clock.h"
 #include "luamcp/fetch.h"
 #include "luamcp/log.h"
 #include "luamcp/reload.h"
@@ -27,9 +28,7 @@
 
 long long now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+    return clock_mono_ms();
 }
 
 void worker_wake(worker_t *w)

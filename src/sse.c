@@ -171,7 +171,6 @@ struct chan {
     chan_t *next;         /* srv->chans */
 };
 
-static long long mono_ms(void) { return now_ms(); }
 
 chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone)
 {
@@ -187,7 +186,7 @@ chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone)
     c->standalone = standalone;
     pthread_mutex_init(&c->mu, NULL);
     c->refs = 2; /* the registry's and the caller's */
-    c->idle_since = mono_ms();
+    c->idle_since = now_ms();
     pthread_mutex_lock(&srv->chans_mu);
     bool room = srv->n_chans < CHAN_MAX;
     if (room) {
@@ -231,7 +230,7 @@ static void set_writer(chan_t *c, stream_t *s)
 {
     stream_t *old = c->writer;
     c->writer = s;
-    c->idle_since = s && !c->done ? 0 : mono_ms();
+    c->idle_since = s && !c->done ? 0 : now_ms();
     if (old) {
         sse_stream_close(old);
         sse_stream_release(old); /* the channel's reference */
@@ -322,7 +321,7 @@ void sse_chan_finish(chan_t *c)
     c->done = true;
     if (c->writer)
         sse_stream_close(c->writer); /* after what it has */
-    c->idle_since = mono_ms();
+    c->idle_since = now_ms();
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -332,7 +331,7 @@ void sse_chan_lost_writer(chan_t *c, stream_t *s)
     bool mine = c->writer == s;
     if (mine) {
         c->writer = NULL;
-        c->idle_since = mono_ms();
+        c->idle_since = now_ms();
     }
     pthread_mutex_unlock(&c->mu);
     if (mine)
@@ -365,7 +364,7 @@ chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
 
 void sse_chan_sweep(server_t *srv, bool all)
 {
-    long long now = mono_ms();
+    long long now = now_ms();
     chan_t *gone = NULL;
     pthread_mutex_lock(&srv->chans_mu);
     for (chan_t **pp = &srv->chans; *pp;) {

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "luamcp/clock.h"
 
 #define BUCKETS 1024
 #define MESSAGE_MAX 512
@@ -43,20 +43,6 @@ struct task_table {
     task_t *buckets[BUCKETS];
     unsigned n;
 };
-
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* Overwrites the strings of v (an argument may be a caller's credential) before it is freed. */
 static void wipe(json_t *v)
@@ -168,7 +154,7 @@ static task_t *find(task_table_t *t, const char *id)
         return NULL;
     for (task_t *k = t->buckets[bucket_of(id)]; k; k = k->next)
         if (strcmp(k->id, id) == 0)
-            return mono_ms() < k->expires_mono ? k : NULL;
+            return clock_mono_ms() < k->expires_mono ? k : NULL;
     return NULL;
 }
 
@@ -262,7 +248,7 @@ static task_create_status_t room_locked(task_table_t *t, const unsigned char *ow
     unsigned lowest = t->cfg->max < t->cfg->per_caller ? t->cfg->max : t->cfg->per_caller;
     if (t->n < lowest)
         return TASK_OK; /* the common case: no scan */
-    *gone = sweep_locked(t, mono_ms());
+    *gone = sweep_locked(t, clock_mono_ms());
     unsigned mine = 0;
     for (unsigned i = 0; i < BUCKETS && t->n >= t->cfg->per_caller; i++)
         for (task_t *o = t->buckets[i]; o; o = o->next)
@@ -290,12 +276,12 @@ task_create_status_t task_create(task_table_t *t, const unsigned char owner[TASK
     task_t *k = calloc(1, sizeof *k);
     if (!k)
         return TASK_FULL;
-    long long now = wall_ms();
+    long long now = clock_wall_ms();
     memcpy(k->owner, owner, TASK_OWNER_LEN);
     k->status = TASK_WORKING;
     k->worker = worker;
     k->created_ms = k->updated_ms = now;
-    k->expires_mono = mono_ms() + t->cfg->ttl_ms;
+    k->expires_mono = clock_mono_ms() + t->cfg->ttl_ms;
     k->tool = strdup(tool);
     k->args = args ? json_deep_copy(args) : json_object();
     k->responses = json_is_object(responses) ? json_deep_copy(responses) : json_object();
@@ -404,7 +390,7 @@ int task_update(task_table_t *t, const char *id, const unsigned char owner[TASK_
             changed = true;
         }
         if (changed)
-            k->updated_ms = wall_ms();
+            k->updated_ms = clock_wall_ms();
         if (json_object_size(k->requests) == 0) {
             round->tool = strdup(k->tool);
             round->args = json_deep_copy(k->args);
@@ -442,7 +428,7 @@ int task_cancel(task_table_t *t, const char *id, const unsigned char owner[TASK_
             kick = k->worker;
         k->status = TASK_CANCELLED;
         k->worker = -1;
-        k->updated_ms = wall_ms();
+        k->updated_ms = clock_wall_ms();
         json_decref(k->requests);
         k->requests = NULL;
         changed_locked(t, k, &c);
@@ -502,7 +488,7 @@ void task_settle(task_table_t *t, const char *id, json_t *resp, json_t *requests
     task_t *k = find(t, id);
     if (k && k->status == TASK_WORKING) { /* terminal states never change */
         k->worker = -1;
-        k->updated_ms = wall_ms();
+        k->updated_ms = clock_wall_ms();
         if (error || !kept) {
             k->status = TASK_FAILED;
             k->error = kept ? kept : rpc_error_of(-32603, "Internal error: out of memory");
@@ -537,7 +523,7 @@ void task_status_message(task_table_t *t, const char *id, const char *message)
         free(k->message);
         k->message = copy;
         copy = NULL;
-        k->updated_ms = wall_ms();
+        k->updated_ms = clock_wall_ms();
     }
     pthread_mutex_unlock(&t->mu);
     free(copy);

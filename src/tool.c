@@ -15,6 +15,7 @@
 #include "luamcp/api.h"
 #include "api_http.h"
 #include "jose_int.h"
+#include "luamcp/clock.h"
 #include "luamcp/conv.h"
 #include "luamcp/decl.h"
 #include "luamcp/egress.h"
@@ -309,17 +310,14 @@ static tool_call_t *ctx_call(lua_State *L)
     return call;
 }
 
-static double wall_now(void)
+double tool_left_ms(const tool_call_t *call)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (call->deadline - clock_wall_s()) * 1000.0;
 }
 
 static int ctx_remaining_ms(lua_State *L)
 {
-    tool_call_t *call = ctx_call(L);
-    double ms = (call->deadline - wall_now()) * 1000.0;
+    double ms = tool_left_ms(ctx_call(L));
     lua_pushinteger(L, ms > 0 ? (lua_Integer)ms : 0);
     return 1;
 }

@@ -126,6 +126,9 @@ int tool_state_open(const char *token, const char *name, const unsigned char fp[
 /* A new requestState carrying state (may be NULL) for name and the caller. */
 char *tool_state_seal(const char *state, const char *name, const unsigned char fp[32]);
 
+/* Milliseconds left before the call's deadline (negative once past it). */
+double tool_left_ms(const tool_call_t *call);
+
 /* Abandons a waiting call: transfers cancelled, coroutine released. */
 void tool_cancel(tool_call_t *call);
 /* Releases what a finished call holds (its notifications are the caller's to take first). */
