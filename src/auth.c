@@ -68,6 +68,14 @@ void auth_cache_free(auth_cache_t *c)
     free(c);
 }
 
+void auth_caller_owner(const auth_caller_t *c, unsigned char out[AUTH_OWNER_LEN])
+{
+    if (c)
+        memcpy(out, c->fingerprint, AUTH_OWNER_LEN);
+    else
+        memset(out, 0, AUTH_OWNER_LEN);
+}
+
 void auth_caller_unref(auth_caller_t *c)
 {
     if (!c || --c->refs > 0)

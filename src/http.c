@@ -399,16 +399,6 @@ static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
 
 /* ---- the MCP endpoint ------------------------------------------------------------------------ */
 
-/* Who the request is from, as a session owner: the digest of issuer, subject and client id
- * (all zero without authentication). */
-static void owner_of(const req_t *r, unsigned char out[SESSION_OWNER_LEN])
-{
-    _Static_assert(SESSION_OWNER_LEN == sizeof r->caller->fingerprint, "owner = fingerprint");
-    if (r->caller)
-        memcpy(out, r->caller->fingerprint, SESSION_OWNER_LEN);
-    else
-        memset(out, 0, SESSION_OWNER_LEN);
-}
 
 /* Session rules for a non-initialize message. True when fine (*info: the session's state;
  * nothing for a stateless server), else the answer has been queued and its result is in *rc. */
@@ -426,7 +416,7 @@ static bool session_check(req_t *r, struct MHD_Connection *conn, session_info_t 
         return false;
     }
     unsigned char owner[SESSION_OWNER_LEN];
-    owner_of(r, owner);
+    auth_caller_owner(r->caller, owner);
     if (!session_touch(r->w->srv->sessions, sid, owner, info)) {
         *rc = fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found", NULL,
                    NULL);
@@ -1114,7 +1104,7 @@ static enum MHD_Result subscribe_listen(req_t *r, struct MHD_Connection *conn, r
     if (refused)
         return answer(r, conn, refused, NULL, ACCEPT_JSON, NULL);
     unsigned char owner[SESSION_OWNER_LEN];
-    owner_of(r, owner);
+    auth_caller_owner(r->caller, owner);
     bool per_caller;
     stream_t *s = listen_open(r->w, conn, m->id, granted, owner, &per_caller);
     json_decref(granted);
@@ -1306,7 +1296,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
     bool with_sid = false;
     if (init && env.negotiated && !srv->cfg->stateless) {
         unsigned char owner[SESSION_OWNER_LEN];
-        owner_of(r, owner);
+        auth_caller_owner(r->caller, owner);
         if (session_create(srv->sessions, env.negotiated, owner, sid) != 0) {
             json_decref(resp);
             json_decref(env.notifications);
@@ -1357,7 +1347,7 @@ static enum MHD_Result mcp_delete(req_t *r, struct MHD_Connection *conn)
                     "Bad Request: Mcp-Session-Id header is required", NULL, NULL);
     void *stream = NULL;
     unsigned char owner[SESSION_OWNER_LEN];
-    owner_of(r, owner);
+    auth_caller_owner(r->caller, owner);
     if (!session_delete(r->w->srv->sessions, sid, owner, &stream))
         return fail(r, conn, MHD_HTTP_NOT_FOUND, RPC_SESSION_NOT_FOUND, "Session not found",
                     NULL, NULL);

@@ -467,15 +467,6 @@ static json_t *missing_tasks(const rpc_env_t *env, const rpc_msg_t *m, const too
     return needs_tasks_extension(m->id, msg);
 }
 
-static void owner_of(const rpc_env_t *env, unsigned char owner[TASK_OWNER_LEN])
-{
-    _Static_assert(TASK_OWNER_LEN == sizeof env->caller->fingerprint, "owner = fingerprint");
-    if (env->caller)
-        memcpy(owner, env->caller->fingerprint, TASK_OWNER_LEN);
-    else
-        memset(owner, 0, TASK_OWNER_LEN);
-}
-
 static double task_deadline(const rpc_env_t *env, long long expires_ms)
 {
     double d = clock_wall_s() + env->cfg->tasks.timeout_ms / 1000.0;
@@ -528,7 +519,7 @@ static json_t *detach_as_task(rpc_env_t *env, rpc_pending_t *p, const char *tool
                               char *why, size_t n)
 {
     unsigned char owner[TASK_OWNER_LEN];
-    owner_of(env, owner);
+    auth_caller_owner(env->caller, owner);
     json_t *created = NULL;
     task_create_status_t st = task_create(env->tasks, owner, tool, args,
                                           p->call.input_responses, p->call.state_in,
@@ -589,8 +580,10 @@ bool rpc_task_step(rpc_pending_t *p)
     return true;
 }
 
-/* tasks/get, tasks/update, tasks/cancel: NULL and *id, or the error to answer. */
-static json_t *task_request(rpc_env_t *env, const rpc_msg_t *m, const char **id)
+/* tasks/get, tasks/update, tasks/cancel: NULL, *id and the caller as owner, or the error to
+ * answer. */
+static json_t *task_request(rpc_env_t *env, const rpc_msg_t *m, const char **id,
+                            unsigned char owner[TASK_OWNER_LEN])
 {
     if (!env->modern || !env->tasks) {
         char msg[200];
@@ -607,6 +600,7 @@ static json_t *task_request(rpc_env_t *env, const rpc_msg_t *m, const char **id)
     *id = json_string_value(json_object_get(m->params, "taskId"));
     if (!*id)
         return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: taskId must be a string");
+    auth_caller_owner(env->caller, owner);
     return NULL;
 }
 
@@ -632,11 +626,10 @@ static void audit_task(rpc_env_t *env, const rpc_msg_t *m, const char *id)
 static json_t *m_tasks_get(rpc_env_t *env, const rpc_msg_t *m)
 {
     const char *id;
-    json_t *refused = task_request(env, m, &id);
+    unsigned char owner[TASK_OWNER_LEN];
+    json_t *refused = task_request(env, m, &id, owner);
     if (refused)
         return refused;
-    unsigned char owner[TASK_OWNER_LEN];
-    owner_of(env, owner);
     json_t *task = task_get(env->tasks, id, owner);
     return task ? rpc_result(m->id, task) : unknown_task(m);
 }
@@ -644,11 +637,10 @@ static json_t *m_tasks_get(rpc_env_t *env, const rpc_msg_t *m)
 static json_t *m_tasks_cancel(rpc_env_t *env, const rpc_msg_t *m)
 {
     const char *id;
-    json_t *refused = task_request(env, m, &id);
+    unsigned char owner[TASK_OWNER_LEN];
+    json_t *refused = task_request(env, m, &id, owner);
     if (refused)
         return refused;
-    unsigned char owner[TASK_OWNER_LEN];
-    owner_of(env, owner);
     if (task_cancel(env->tasks, id, owner) != 0)
         return unknown_task(m);
     audit_task(env, m, id);
@@ -716,15 +708,14 @@ static void start_round(rpc_env_t *env, const rpc_msg_t *m, const char *id,
 static json_t *m_tasks_update(rpc_env_t *env, const rpc_msg_t *m)
 {
     const char *id;
-    json_t *refused = task_request(env, m, &id);
+    unsigned char owner[TASK_OWNER_LEN];
+    json_t *refused = task_request(env, m, &id, owner);
     if (refused)
         return refused;
     json_t *responses = json_object_get(m->params, "inputResponses");
     if (!json_is_object(responses))
         return rpc_error(m->id, RPC_INVALID_PARAMS,
                          "Invalid params: inputResponses must be an object");
-    unsigned char owner[TASK_OWNER_LEN];
-    owner_of(env, owner);
     task_round_t round;
     int rc = task_update(env->tasks, id, owner, responses, env->worker, &round);
     if (rc < 0)
@@ -800,7 +791,7 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
     p->call.task_ok = t->task != TOOL_TASK_NEVER && client_tasks(env);
     if (p->call.task_ok) { /* room for the task it may become? asked before anything runs */
         unsigned char owner[TASK_OWNER_LEN];
-        owner_of(env, owner);
+        auth_caller_owner(env->caller, owner);
         task_create_status_t room = task_room(env->tasks, owner);
         if (room != TASK_OK && t->task == TOOL_TASK_REQUIRED) {
             char why[200];
@@ -1108,7 +1099,7 @@ json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
         /* honored: this caller's own tasks, for a client of the tasks extension */
         json_t *honored = json_array();
         unsigned char owner[TASK_OWNER_LEN];
-        owner_of(env, owner);
+        auth_caller_owner(env->caller, owner);
         json_array_foreach(ids, i, u) {
             bool dup = false;
             for (size_t j = 0; j < i && !dup; j++)

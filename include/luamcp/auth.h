@@ -13,6 +13,8 @@
 typedef struct auth auth_t;
 typedef struct auth_cache auth_cache_t;
 
+#define AUTH_OWNER_LEN 32
+
 /* Who is calling, as the token says after verification. Reference counted (single thread:
  * a caller belongs to the worker whose cache made it). */
 typedef struct auth_caller {
@@ -24,8 +26,8 @@ typedef struct auth_caller {
     size_t n_scopes;
     long long expires_at;
     json_t *claims;
-    unsigned char fingerprint[32]; /* SHA-256 of issuer, subject and client id: who, for
-                                    * binding sessions; computed once, with the caller */
+    unsigned char fingerprint[AUTH_OWNER_LEN]; /* SHA-256 of issuer, subject and client id:
+                                    * who, for binding sessions and tasks; computed once */
 } auth_caller_t;
 
 typedef enum auth_status {
@@ -71,6 +73,9 @@ void auth_check(auth_t *a, auth_cache_t *cache, const auth_request_t *req, auth_
  * whitespace), or NULL for another scheme. What auth_check verifies. */
 const char *auth_bearer(const char *authorization, size_t *len);
 void auth_caller_unref(auth_caller_t *c);
+/* Who owns what c opens (sessions, streams, tasks): its fingerprint; all zero without a
+ * caller (authentication off). */
+void auth_caller_owner(const auth_caller_t *c, unsigned char out[AUTH_OWNER_LEN]);
 /* A caller from claims alone, WITHOUT any verification: for `luamcp explain` and tests.
  * Scopes are read and expanded as for a verified token of the matching issuer. */
 auth_caller_t *auth_caller_from_claims(const config_t *cfg, json_t *claims);

@@ -6,8 +6,10 @@
 
 #include <stdbool.h>
 
+#include "luamcp/auth.h"
+
 #define SESSION_ID_LEN 32
-#define SESSION_OWNER_LEN 32 /* a digest of who opened the session (issuer, subject, client) */
+#define SESSION_OWNER_LEN AUTH_OWNER_LEN /* who opened the session (auth_caller_owner) */
 
 typedef struct session_store session_store_t;
 

@@ -15,10 +15,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "luamcp/auth.h"
 #include "luamcp/config.h"
 
 #define TASK_ID_LEN 32 /* hex */
-#define TASK_OWNER_LEN 32
+#define TASK_OWNER_LEN AUTH_OWNER_LEN /* who created it (auth_caller_owner) */
 #define TASK_EXTENSION "io.modelcontextprotocol/tasks"
 
 typedef struct task_table task_table_t;
