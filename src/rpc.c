@@ -231,6 +231,24 @@ static bool authorize(rpc_env_t *env, const rpc_msg_t *m, const tool_t *t, json_
     return authorize_target(env, m, &tg, args, d);
 }
 
+/* The answer to a tools/call of name the caller may not make (d: the decision; NULL when there
+ * is no such tool): a step-up, a denial as a tool error, or, for a tool the caller may not
+ * even see, exactly the answer for one that does not exist. */
+static json_t *tool_refusal(const rpc_msg_t *m, const policy_decision_t *d, const char *name)
+{
+    if (d && d->verdict == POLICY_CHALLENGE)
+        return rpc_error(m->id, RPC_INVALID_REQUEST, "Forbidden: insufficient scope");
+    char msg[320];
+    if (d && d->verdict == POLICY_DENY) {
+        snprintf(msg, sizeof msg, "Access denied: %s", d->reason);
+        secret_redact(msg);
+        return rpc_result(m->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
+                                           "text", msg, "isError", 1));
+    }
+    snprintf(msg, sizeof msg, "Unknown tool: %.128s", name);
+    return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+}
+
 struct rpc_pending {
     tool_call_t call;
     json_t *id, *token;
@@ -286,6 +304,15 @@ static json_t *finish_call(rpc_pending_t *p, json_t *result)
     return rpc_result(p->id, result);
 }
 
+/* The call waits: env->pending, holding its bundle (a reload must not free the state it runs
+ * in). */
+static void keep_waiting(rpc_env_t *env, rpc_pending_t *p)
+{
+    p->bundle = env->bundle;
+    p->bundle->refs++;
+    env->pending = p;
+}
+
 /* After a handler's first step (result NULL: it waits): the call's response, or NULL with
  * env->pending set, the call holding its bundle (a reload must not free the state it runs
  * in). Either way env->notifications gets what it said so far. */
@@ -293,9 +320,7 @@ static json_t *launched(rpc_env_t *env, rpc_pending_t *p, json_t *result)
 {
     env->notifications = take_notes(&p->call);
     if (!result) {
-        p->bundle = env->bundle;
-        p->bundle->refs++;
-        env->pending = p;
+        keep_waiting(env, p);
         return NULL;
     }
     json_t *resp = finish_call(p, result);
@@ -493,13 +518,21 @@ static bool hold_for_task(rpc_env_t *env, rpc_pending_t *p)
     return true;
 }
 
+/* The round's latest ctx.progress message becomes its task's statusMessage. */
+static void report_progress(rpc_pending_t *p)
+{
+    if (!p->call.task_message)
+        return;
+    task_status_message(p->tasks, p->task_id, p->call.task_message);
+    free(p->call.task_message);
+    p->call.task_message = NULL;
+}
+
 /* The round waits: it goes on detached from this request (env->pending, env->detached). */
 static void detach_round(rpc_env_t *env, rpc_pending_t *p)
 {
     json_decref(take_notes(&p->call));
-    p->bundle = env->bundle;
-    p->bundle->refs++;
-    env->pending = p;
+    keep_waiting(env, p);
     env->detached = true;
 }
 
@@ -537,11 +570,7 @@ static json_t *detach_as_task(rpc_env_t *env, rpc_pending_t *p, const char *tool
         snprintf(why, n, "Internal error: out of memory");
         return NULL;
     }
-    if (p->call.task_message) { /* what its first step said of its progress */
-        task_status_message(env->tasks, p->task_id, p->call.task_message);
-        free(p->call.task_message);
-        p->call.task_message = NULL;
-    }
+    report_progress(p); /* what its first step said */
     detach_round(env, p);
     return created;
 }
@@ -569,11 +598,7 @@ bool rpc_task_step(rpc_pending_t *p)
         return true;
     json_t *notes = NULL, *resp = rpc_pending_resume(p, &notes);
     json_decref(notes); /* nobody listens: a task reports through tasks/get */
-    if (p->call.task_message) {
-        task_status_message(p->tasks, p->task_id, p->call.task_message);
-        free(p->call.task_message);
-        p->call.task_message = NULL;
-    }
+    report_progress(p);
     if (!resp)
         return false;
     settle(p, resp);
@@ -657,20 +682,8 @@ static void start_round(rpc_env_t *env, const rpc_msg_t *m, const char *id,
     json_t *seen = t ? masked_args(t, round->args) : NULL;
     bool allowed = t && authorize(env, m, t, seen, &d);
     json_decref(seen);
-    json_t *resp = allowed ? missing_caps(m, t, env->peer_caps) : NULL;
-    if (!allowed && t && d.verdict == POLICY_DENY) {
-        char msg[320];
-        snprintf(msg, sizeof msg, "Access denied: %s", d.reason);
-        secret_redact(msg);
-        resp = rpc_result(m->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
-                                           "text", msg, "isError", 1));
-    } else if (!allowed && t && d.verdict == POLICY_CHALLENGE) {
-        resp = rpc_error(m->id, RPC_INVALID_REQUEST, "Forbidden: insufficient scope");
-    } else if (!allowed) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "Unknown tool: %.128s", round->tool);
-        resp = rpc_error(m->id, RPC_INVALID_PARAMS, msg);
-    }
+    json_t *resp = allowed ? missing_caps(m, t, env->peer_caps)
+                           : tool_refusal(m, t ? &d : NULL, round->tool);
     rpc_pending_t *p = resp ? NULL : new_pending(env, m, NULL);
     if (!resp && !p)
         resp = rpc_error(m->id, RPC_INTERNAL_ERROR, "Internal error: out of memory");
@@ -745,22 +758,10 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
     json_t *seen = t ? masked_args(t, json_is_object(args) ? args : NULL) : NULL;
     bool allowed = t && authorize(env, m, t, seen, &d);
     json_decref(seen);
-    if (t && !allowed) {
-        if (d.verdict == POLICY_CHALLENGE) {
+    if (!allowed) {
+        if (t && d.verdict == POLICY_CHALLENGE)
             snprintf(env->challenge, sizeof env->challenge, "%s", d.scopes);
-            return rpc_error(m->id, RPC_INVALID_REQUEST, "Forbidden: insufficient scope");
-        }
-        if (d.verdict == POLICY_DENY) {
-            char msg[320];
-            snprintf(msg, sizeof msg, "Access denied: %s", d.reason);
-            secret_redact(msg);
-            return rpc_result(m->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type",
-                                               "text", "text", msg, "isError", 1));
-        }
-        t = NULL; /* hidden: answered exactly like a tool that does not exist */
-    }
-    if (!t) {
-        if (!bundle_find(env->bundle, json_string_value(name))) {
+        if (!t) {
             /* audited like a hidden one: probing for tool names leaves a trace */
             json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:I}", "decision", "unknown", "reason",
                                     "no such tool", "tool", json_string_value(name),
@@ -772,9 +773,7 @@ static json_t *m_tools_call(rpc_env_t *env, const rpc_msg_t *m)
                 json_object_set_new(rec, "client_id", json_string(env->caller->client_id));
             audit_record(env->audit, rec);
         }
-        char msg[200];
-        snprintf(msg, sizeof msg, "Unknown tool: %.128s", json_string_value(name));
-        return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
+        return tool_refusal(m, t ? &d : NULL, json_string_value(name));
     }
     rpc_pending_t *p = new_pending(env, m, token);
     if (!p)
