@@ -45,6 +45,22 @@ static void send_note(stream_t *s, const char *method, const char *params)
         method, params, s->listen_id);
 }
 
+/* Copies of the strings of arr (a JSON array, or NULL for none) into *out and *n; false when
+ * out of memory (what was copied is in *out and *n, for the stream's cleanup). */
+static bool copy_strings(json_t *arr, char ***out, size_t *n)
+{
+    size_t len = json_array_size(arr);
+    *n = 0;
+    if (!len)
+        return true;
+    if (!(*out = calloc(len, sizeof **out)))
+        return false;
+    for (; *n < len; ++*n)
+        if (!((*out)[*n] = strdup(json_string_value(json_array_get(arr, *n)))))
+            return false;
+    return true;
+}
+
 stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json_t *granted,
                       const unsigned char owner[SESSION_OWNER_LEN], bool *per_caller)
 {
@@ -57,34 +73,19 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
                  {"promptsListChanged", LISTEN_PROMPTS},
                  {"resourcesListChanged", LISTEN_RESOURCES}};
     stream_t *s = sse_stream_new(w, conn, NULL);
-    char *id_json = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
     json_t *uris = json_object_get(granted, "resourceSubscriptions");
     json_t *tasks = json_object_get(granted, "taskIds");
-    char **copies = calloc(json_array_size(uris) + 1, sizeof *copies);
-    char **task_copies = calloc(json_array_size(tasks) + 1, sizeof *task_copies);
-    if (!s || !id_json || !copies || !task_copies)
+    if (!s)
+        return NULL;
+    /* what the stream takes is freed with it (sse.c), on every path from here */
+    s->listen_id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s->listen_id || !copy_strings(uris, &s->listen_uris, &s->n_listen_uris) ||
+        !copy_strings(tasks, &s->listen_tasks, &s->n_listen_tasks))
         goto fail;
-    for (size_t i = 0; i < json_array_size(tasks); i++)
-        if (!(task_copies[i] = strdup(json_string_value(json_array_get(tasks, i)))))
-            goto fail;
-    if (json_array_size(tasks))
-        s->listen |= LISTEN_TASKS;
-    s->listen_tasks = task_copies;
-    s->n_listen_tasks = json_array_size(tasks);
-    task_copies = NULL; /* the stream's now */
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
         if (json_is_true(json_object_get(granted, lists[i].field)))
             s->listen |= lists[i].bit;
-    for (size_t i = 0; i < json_array_size(uris); i++)
-        if (!(copies[i] = strdup(json_string_value(json_array_get(uris, i)))))
-            goto fail;
-    if (json_array_size(uris))
-        s->listen |= LISTEN_UPDATES;
-    s->listen_id = id_json;
-    s->listen_uris = copies;
-    s->n_listen_uris = json_array_size(uris);
-    id_json = NULL; /* the stream's now */
-    copies = NULL;
+    s->listen |= (s->n_listen_uris ? LISTEN_UPDATES : 0) | (s->n_listen_tasks ? LISTEN_TASKS : 0);
     s->max = 1u << 20; /* notifications only: a client that stopped reading is let go */
 
     char *honored = json_dumps(granted, JSON_COMPACT);
@@ -127,17 +128,7 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
     pthread_mutex_unlock(&srv->listen_mu);
     return s;
 fail:
-    if (copies)
-        for (size_t i = 0; copies[i]; i++)
-            free(copies[i]);
-    free(copies);
-    if (task_copies)
-        for (size_t i = 0; task_copies[i]; i++)
-            free(task_copies[i]);
-    free(task_copies);
-    free(id_json);
-    if (s)
-        sse_stream_release(s);
+    sse_stream_release(s);
     return NULL;
 }
 
@@ -202,6 +193,27 @@ void listen_list_changed(server_t *srv, int kind)
     pthread_mutex_unlock(&srv->listen_mu);
 }
 
+/* A notification to the streams that listen (bit) for key: a resource's URI (LISTEN_UPDATES)
+ * or a task's id (LISTEN_TASKS, and only owner's streams). */
+static void note_keyed(server_t *srv, unsigned bit, const char *key, const unsigned char *owner,
+                       const char *method, const char *params)
+{
+    pthread_mutex_lock(&srv->listen_mu);
+    for (stream_t *s = srv->listeners; s; s = s->listen_next) {
+        if (!(s->listen & bit) || s->listen_ended ||
+            (owner && memcmp(s->listen_owner, owner, SESSION_OWNER_LEN) != 0))
+            continue;
+        char **keys = bit == LISTEN_TASKS ? s->listen_tasks : s->listen_uris;
+        size_t n = bit == LISTEN_TASKS ? s->n_listen_tasks : s->n_listen_uris;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(keys[i], key) == 0) {
+                send_note(s, method, params);
+                break;
+            }
+    }
+    pthread_mutex_unlock(&srv->listen_mu);
+}
+
 void listen_resource_updated(server_t *srv, const char *uri)
 {
     json_t *u = json_string(uri);
@@ -214,17 +226,7 @@ void listen_resource_updated(server_t *srv, const char *uri)
     free(quoted);
     if (!params)
         return;
-    pthread_mutex_lock(&srv->listen_mu);
-    for (stream_t *s = srv->listeners; s; s = s->listen_next) {
-        if (!(s->listen & LISTEN_UPDATES) || s->listen_ended)
-            continue;
-        for (size_t i = 0; i < s->n_listen_uris; i++)
-            if (strcmp(s->listen_uris[i], uri) == 0) {
-                send_note(s, "notifications/resources/updated", params);
-                break;
-            }
-    }
-    pthread_mutex_unlock(&srv->listen_mu);
+    note_keyed(srv, LISTEN_UPDATES, uri, NULL, "notifications/resources/updated", params);
     free(params);
 }
 
@@ -251,17 +253,6 @@ void listen_task_changed(server_t *srv, const char *id, const unsigned char *own
         return;
     }
     text[n - 1] = ','; /* the DetailedTask's fields, then _meta: "k":v,...,"k":v, */
-    pthread_mutex_lock(&srv->listen_mu);
-    for (stream_t *s = srv->listeners; s; s = s->listen_next) {
-        if (!(s->listen & LISTEN_TASKS) || s->listen_ended ||
-            memcmp(s->listen_owner, owner, SESSION_OWNER_LEN) != 0)
-            continue;
-        for (size_t i = 0; i < s->n_listen_tasks; i++)
-            if (strcmp(s->listen_tasks[i], id) == 0) {
-                send_note(s, "notifications/tasks", text + 1);
-                break;
-            }
-    }
-    pthread_mutex_unlock(&srv->listen_mu);
+    note_keyed(srv, LISTEN_TASKS, id, owner, "notifications/tasks", text + 1);
     free(text);
 }
