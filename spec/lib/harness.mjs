@@ -116,6 +116,39 @@ export async function waitFor(what, fn, ms = 10000, every = 20) {
   }
 }
 
+// The JSON-RPC messages in the text of SSE events (data lines joined per event).
+export function sseMessages(text) {
+  return text.split('\n\n').map((e) => e.split('\n').filter((l) => l.startsWith('data:'))
+    .map((l) => l.slice(5).trim()).join('')).filter(Boolean).map((d) => JSON.parse(d));
+}
+
+// The messages of an SSE response as they come, kept in r: messages, done (resolves when the
+// stream ends), ended, close(), next(pred, ms): the first message that matches, waiting for it.
+export function readSse(res, ctl, r = {}) {
+  Object.assign(r, { messages: [], ended: false, close: () => ctl.abort() });
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  r.done = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        const cut = buf.lastIndexOf('\n\n');
+        if (cut >= 0) {
+          r.messages.push(...sseMessages(buf.slice(0, cut + 2)));
+          buf = buf.slice(cut + 2);
+        }
+      }
+    } catch { /* aborted by close() */ }
+    r.ended = true;
+  })();
+  r.next = (pred, ms = 5000) => waitFor(`a matching message on the stream (got ${JSON.stringify(r.messages).slice(0, 2000)})`,
+    () => r.messages.find(pred), ms);
+  return r;
+}
+
 // A loopback port free right now.
 export function freePort() {
   return new Promise((resolve, reject) => {

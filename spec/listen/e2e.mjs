@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { luamcpBin, startLuamcp, startMintingIssuer, stopAll, tmpDir, waitFor } from '../lib/harness.mjs';
+import { luamcpBin, readSse, sseMessages, startLuamcp, startMintingIssuer, stopAll, tmpDir, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = luamcpBin(HERE);
@@ -117,40 +117,8 @@ async function modern(method, params = {}, { tok = token, accept = 'application/
   });
   const text = await res.text();
   const type = res.headers.get('content-type') || '';
-  const body = type.startsWith('text/event-stream') ? parseEvents(text).at(-1) : (text ? JSON.parse(text) : null);
+  const body = type.startsWith('text/event-stream') ? sseMessages(text).at(-1) : (text ? JSON.parse(text) : null);
   return { status: res.status, body };
-}
-
-function parseEvents(text) {
-  return text.split('\n\n').map((e) => e.split('\n').filter((l) => l.startsWith('data:'))
-    .map((l) => l.slice(5).trim()).join('')).filter(Boolean).map((d) => JSON.parse(d));
-}
-
-// The messages of an SSE response as they come, kept in r: messages, done (resolves when the
-// stream ends), ended, close(), next(pred, ms): the first message that matches, waiting for it.
-function readEvents(res, ctl, r = {}) {
-  Object.assign(r, { messages: [], ended: false, close: () => ctl.abort() });
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  r.done = (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += decoder.decode(value, { stream: true });
-        const cut = buf.lastIndexOf('\n\n');
-        if (cut >= 0) {
-          r.messages.push(...parseEvents(buf.slice(0, cut + 2)));
-          buf = buf.slice(cut + 2);
-        }
-      }
-    } catch { /* aborted by close() */ }
-    r.ended = true;
-  })();
-  r.next = (pred, ms = 5000) => waitFor(`a matching message on the stream (got ${JSON.stringify(r.messages).slice(0, 2000)})`,
-    () => r.messages.find(pred), ms);
-  return r;
 }
 
 // Opens a listen stream: {status, ack, next(pred, ms), none(pred, ms), ended, close()}; every
@@ -167,7 +135,7 @@ async function listen(notifications, { id = nextId++, tok = token } = {}) {
     l.body = await res.json();
     return l;
   }
-  readEvents(res, ctl, l);
+  readSse(res, ctl, l);
   l.ack = await l.next(() => true);
   return l;
 }
@@ -439,7 +407,7 @@ async function legacySession() {
   const ctl = new AbortController();
   const res = await fetch(server.url, { method: 'GET', headers: { ...hs, accept: 'text/event-stream' }, signal: ctl.signal });
   assert.equal(res.status, 200);
-  return readEvents(res, ctl, {
+  return readSse(res, ctl, {
     post: async (msg) => (await fetch(server.url, { method: 'POST', headers: { ...hs, accept: 'application/json' }, body: JSON.stringify(msg) })).json(),
   });
 }

@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 
-import { luamcpBin, startBackend, startLuamcp, tmpDir, waitFor } from '../lib/harness.mjs';
+import { luamcpBin, sseMessages, startBackend, startLuamcp, tmpDir, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = luamcpBin(HERE);
@@ -70,11 +70,6 @@ async function open(capabilities = {}) {
   return sid;
 }
 
-function events(text) {
-  return text.split('\n\n').map((e) => e.split('\n').filter((l) => l.startsWith('data:'))
-    .map((l) => l.slice(5).trim()).join('')).filter(Boolean).map((d) => JSON.parse(d));
-}
-
 async function waitHeld(n) {
   await waitFor('the backend to get the request', () => held.length >= n, 2000, 10);
   assert.equal(held.length, n, 'the backend got the request');
@@ -103,7 +98,7 @@ describe('cancellation', () => {
     const r = await call;
     assert.equal(r.status, 200);
     assert.equal(r.headers.get('content-type'), 'text/event-stream');
-    const got = events(await r.text());
+    const got = sseMessages(await r.text());
     assert.deepEqual(got, [
       { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p', progress: 1, total: 2, message: 'asking the backend' } },
       { jsonrpc: '2.0', id: 'x-1', error: { code: -32800, message: 'Request cancelled' } },
@@ -141,7 +136,7 @@ describe('asking the client', () => {
     const reader = r.body.getReader();
     let text = '';
     while (!text.includes('elicitation/create')) text += new TextDecoder().decode((await reader.read()).value);
-    const ask = events(text).find((m) => m.method === 'elicitation/create');
+    const ask = sseMessages(text).find((m) => m.method === 'elicitation/create');
     assert.equal(ask.params.message, 'Your name?');
     // from another connection, as a client would
     assert.equal((await post(sid, { jsonrpc: '2.0', id: ask.id, result: { action: 'accept', content: { name: 'Ada' } } })).status, 202);
@@ -150,7 +145,7 @@ describe('asking the client', () => {
       if (done) break;
       text += new TextDecoder().decode(value);
     }
-    const final = events(text).find((m) => m.id === 3);
+    const final = sseMessages(text).find((m) => m.id === 3);
     assert.deepEqual(final.result, { content: [{ type: 'text', text: 'hello Ada' }] });
     // the same answer again is for nothing that waits
     assert.equal((await post(sid, { jsonrpc: '2.0', id: ask.id, result: { action: 'accept' } })).status, 400);
@@ -159,7 +154,7 @@ describe('asking the client', () => {
   it('an unanswered request ends the call at its deadline with a tool error', async () => {
     const sid = await open({ elicitation: {} });
     const r = await post(sid, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'ask_name', arguments: {} } });
-    const final = events(await r.text()).find((m) => m.id === 4);
+    const final = sseMessages(await r.text()).find((m) => m.id === 4);
     assert.deepEqual(final.result, { content: [{ type: 'text', text: 'the client did not answer in time' }], isError: true });
   });
 });
@@ -183,7 +178,7 @@ describe('resumable streams', () => {
     assert.match(primed[0], /^[0-9a-f]{16}-0$/);
     assert.equal(primed[1], `${primed[0].slice(0, 16)}-1`);
     assert.match(first, /^id: [0-9a-f]{16}-0\nretry: \d+\ndata: \n\n/);
-    assert.deepEqual(events(first).map((m) => m.params.message), ['before the wait']);
+    assert.deepEqual(sseMessages(first).map((m) => m.params.message), ['before the wait']);
     await waitHeld(before + 1); // the call goes on: it is waiting on the backend
     // another session cannot read this channel: it gets a fresh stream of its own
     const other = await open();
@@ -199,14 +194,14 @@ describe('resumable streams', () => {
     assert.equal(g.status, 200);
     held[before]({ status: 200, body: {} });
     const rest = await readAll(g); // ends after the response
-    const got = events(rest);
+    const got = sseMessages(rest);
     assert.deepEqual(got.map((m) => m.params?.message ?? m.result?.content?.[0]?.text), ['after the wait', 'done after 200']);
     assert.equal(got[1].id, 21);
     const seqs = ids(rest).map((i) => Number(i.split('-')[1]));
     assert.deepEqual(seqs, [2, 3]);
     // resuming after the second event gives only the third (within the resume window)
     const again = await fetch(server.url, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': VERSION, 'last-event-id': ids(rest)[0] } });
-    const tail = events(await readAll(again));
+    const tail = sseMessages(await readAll(again));
     assert.deepEqual(tail.map((m) => m.id), [21]);
   });
 });
@@ -266,13 +261,13 @@ describe('resource subscriptions', () => {
     const t = await (await post(other, { jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'touch_resource', arguments: { uri } } }, { accept: 'application/json' })).json();
     assert.deepEqual(t.result.structuredContent, { sent: true });
     await streams[0].more();
-    const got = events(streams[0].text());
+    const got = sseMessages(streams[0].text());
     assert.deepEqual(got, [{ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } }]);
     // unsubscribed: nothing more; the other session got nothing at all
     await post(sub, { jsonrpc: '2.0', id: 43, method: 'resources/unsubscribe', params: { uri } }, { accept: 'application/json' });
     await post(other, { jsonrpc: '2.0', id: 44, method: 'tools/call', params: { name: 'touch_resource', arguments: { uri } } }, { accept: 'application/json' });
     await sleep(200);
-    assert.equal(events(streams[1].text()).length, 0);
+    assert.equal(sseMessages(streams[1].text()).length, 0);
     for (const s of streams) s.ctl.abort();
   });
 });
@@ -344,7 +339,7 @@ describe('list_changed of each kind', () => {
       await sleep(300);
       ctl.abort();
       await more;
-      const got = events(text).map((m) => m.method);
+      const got = sseMessages(text).map((m) => m.method);
       assert.deepEqual(got, ['notifications/prompts/list_changed']);
     } finally {
       await live.stop();

@@ -30,7 +30,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { luamcpBin, startLuamcp, startMintingIssuer, stopAll, tmpDir, waitFor } from '../lib/harness.mjs';
+import { luamcpBin, readSse, startLuamcp, startMintingIssuer, stopAll, tmpDir, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = luamcpBin(HERE);
@@ -484,23 +484,9 @@ async function listenTasks(url, tok, taskIds) {
       notifications: { taskIds } } }),
   });
   assert.equal(res.status, 200);
-  const l = { messages: [], ended: false };
-  const reader = res.body.getReader();
-  const reading = (async () => {
-    let buf = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += new TextDecoder().decode(value);
-      let cut;
-      while ((cut = buf.indexOf('\n\n')) >= 0) {
-        const data = buf.slice(0, cut).split('\n').filter((x) => x.startsWith('data:')).map((x) => x.slice(5)).join('');
-        buf = buf.slice(cut + 2);
-        if (data) l.messages.push(JSON.parse(data));
-      }
-    }
-  })().catch(() => {}).finally(() => { l.ended = true; });
-  l.close = async () => { ctl.abort(); await reading; };
-  await waitFor('the acknowledgment', () => l.messages[0]);
+  const l = readSse(res, ctl);
+  const close = l.close;
+  l.close = async () => { close(); await l.done; };
+  await l.next(() => true); // the acknowledgment
   return l;
 }
