@@ -446,6 +446,16 @@ static json_t *take_round(rpc_env_t *env, const rpc_msg_t *m, tool_call_t *call,
 }
 
 /* A tool that declares `requires = {"sampling"}` cannot run for a client without it. */
+/* -32021 with the capabilities the client must declare (need: taken), shaped like its own
+ * capabilities object. */
+static json_t *missing_capability(json_t *id, const char *msg, json_t *need)
+{
+    json_t *e = rpc_error(id, RPC_MISSING_CAPABILITY, msg);
+    json_object_set_new(json_object_get(e, "error"), "data",
+                        json_pack("{s:o}", "requiredCapabilities", need));
+    return e;
+}
+
 static json_t *missing_caps(const rpc_msg_t *m, const tool_t *t, unsigned caps)
 {
     unsigned missing = t->requires_caps & ~caps;
@@ -459,10 +469,7 @@ static json_t *missing_caps(const rpc_msg_t *m, const tool_t *t, unsigned caps)
     char msg[200];
     snprintf(msg, sizeof msg, "Missing capability: tool '%.128s' needs the client's %s", t->name,
              missing & SESSION_CAP_SAMPLING ? "sampling" : "elicitation");
-    json_t *e = rpc_error(m->id, RPC_MISSING_CAPABILITY, msg);
-    json_object_set_new(json_object_get(e, "error"), "data",
-                        json_pack("{s:o}", "requiredCapabilities", need));
-    return e;
+    return missing_capability(m->id, msg, need);
 }
 
 /* ---- tasks (the io.modelcontextprotocol/tasks extension of 2026-07-28) ---------------------- */
@@ -474,11 +481,7 @@ static bool client_tasks(const rpc_env_t *env)
 
 static json_t *needs_tasks_extension(json_t *id, const char *msg)
 {
-    json_t *e = rpc_error(id, RPC_MISSING_CAPABILITY, msg);
-    json_object_set_new(json_object_get(e, "error"), "data",
-                        json_pack("{s:{s:{s:{}}}}", "requiredCapabilities", "extensions",
-                                  TASK_EXTENSION));
-    return e;
+    return missing_capability(id, msg, json_pack("{s:{s:{}}}", "extensions", TASK_EXTENSION));
 }
 
 /* A tool declared `task = "required"` runs only for a client that can take a task. */
