@@ -149,6 +149,24 @@ export function readSse(res, ctl, r = {}) {
   return r;
 }
 
+// A 2026-07-28 request to url: {status, body}, with the headers and _meta the era asks for
+// (Mcp-Name from the body's name, uri or taskId; headers override them). caps: the client
+// capabilities it declares. A response that is an event stream gives its last message.
+export async function modernCall(url, method, params = {}, { token, caps = {}, headers = {}, id = 1, accept = 'application/json, text/event-stream' } = {}) {
+  const h = { 'content-type': 'application/json', accept, 'mcp-protocol-version': '2026-07-28', 'mcp-method': method };
+  if (token) h.authorization = `Bearer ${token}`;
+  const name = method === 'resources/read' ? params.uri : method.startsWith('tasks/') ? params.taskId : params.name;
+  if (typeof name === 'string') h['mcp-name'] = name;
+  const res = await fetch(url, {
+    method: 'POST', headers: { ...h, ...headers }, signal: AbortSignal.timeout(20000),
+    body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': caps }, ...params } }),
+  });
+  const text = await res.text();
+  const type = res.headers.get('content-type') || '';
+  const body = type.startsWith('text/event-stream') ? sseMessages(text).at(-1) : (text ? JSON.parse(text) : null);
+  return { status: res.status, body };
+}
+
 // A loopback port free right now.
 export function freePort() {
   return new Promise((resolve, reject) => {

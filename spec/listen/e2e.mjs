@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { luamcpBin, readSse, sseMessages, startLuamcp, startMintingIssuer, stopAll, tmpDir, waitFor } from '../lib/harness.mjs';
+import { luamcpBin, modernCall, readSse, startLuamcp, startMintingIssuer, stopAll, tmpDir, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = luamcpBin(HERE);
@@ -107,19 +107,9 @@ after(async () => {
 
 const meta = () => ({ 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {} });
 
-// A 2026-07-28 request: {status, body} (JSON), the headers the era asks for.
-async function modern(method, params = {}, { tok = token, accept = 'application/json, text/event-stream', id = nextId++, extra = {} } = {}) {
-  const headers = { 'content-type': 'application/json', accept, 'mcp-protocol-version': MODERN, 'mcp-method': method, authorization: `Bearer ${tok}`, ...extra };
-  if (params.name) headers['mcp-name'] = params.name;
-  const res = await fetch(server.url, {
-    method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { _meta: meta(), ...params } }),
-    signal: AbortSignal.timeout(20000),
-  });
-  const text = await res.text();
-  const type = res.headers.get('content-type') || '';
-  const body = type.startsWith('text/event-stream') ? sseMessages(text).at(-1) : (text ? JSON.parse(text) : null);
-  return { status: res.status, body };
-}
+// A 2026-07-28 request: {status, body}, the headers the era asks for.
+const modern = (method, params = {}, { tok = token, accept, id = nextId++, extra = {} } = {}) =>
+  modernCall(server.url, method, params, { token: tok, accept, id, headers: extra });
 
 // Opens a listen stream: {status, ack, next(pred, ms), none(pred, ms), ended, close()}; every
 // message that arrives is kept in .messages.

@@ -30,7 +30,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { luamcpBin, readSse, startLuamcp, startMintingIssuer, stopAll, tmpDir, waitFor } from '../lib/harness.mjs';
+import { luamcpBin, modernCall, readSse, startLuamcp, startMintingIssuer, stopAll, tmpDir, waitFor } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = luamcpBin(HERE);
@@ -121,17 +121,8 @@ after(async () => {
 });
 
 // A 2026-07-28 request: {status, body}. ext: whether _meta declares the tasks extension.
-async function call(method, params, { tok, ext = true, headers = {}, url = server.url } = {}) {
-  const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': method, authorization: `Bearer ${tok}` };
-  if (method === 'tools/call') h['mcp-name'] = params.name;
-  if (['tasks/get', 'tasks/update', 'tasks/cancel'].includes(method) && typeof params.taskId === 'string') h['mcp-name'] = params.taskId;
-  const caps = ext ? { extensions: { [EXT]: {} } } : {};
-  const res = await fetch(url, {
-    method: 'POST', headers: { ...h, ...headers }, signal: AbortSignal.timeout(20000),
-    body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, params: { _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': caps }, ...params } }),
-  });
-  return { status: res.status, body: await res.json() };
-}
+const call = (method, params, { tok, ext = true, headers = {}, url = server.url } = {}) =>
+  modernCall(url, method, params, { token: tok, caps: ext ? { extensions: { [EXT]: {} } } : {}, headers, id: nextId++ });
 
 const get = (taskId, tok) => call('tasks/get', { taskId }, { tok });
 const settled = (taskId, tok, ms = 8000) => waitFor(`task ${taskId} to settle`, async () => {
