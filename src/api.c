@@ -15,6 +15,7 @@
 #include "luamcp/catalog.h"
 #include "luamcp/secret.h"
 #include "luamcp/conv.h"
+#include "luamcp/jsonio.h"
 #include "luamcp/log.h"
 #include "luamcp/policy.h"
 #include "luamcp/tool.h"
@@ -269,11 +270,12 @@ static int l_json_encode(lua_State *L)
         free(err);
         return 2;
     }
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t len;
+    char *s = jsonio_dump(v, &len);
     json_decref(v);
     if (!s)
         return luaL_error(L, "out of memory");
-    lua_pushstring(L, s);
+    lua_pushlstring(L, s, len);
     free(s);
     return 1;
 }
@@ -285,7 +287,8 @@ int api_json_decode(lua_State *L)
     if (len > JSON_MAX_TEXT)
         return luaL_error(L, "mcp.json.decode: text larger than 16 MiB");
     json_error_t je;
-    json_t *v = json_loadb(s, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    json_t *v =
+        jsonio_parse(s, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!v) {
         luaL_pushfail(L);
         lua_pushfstring(L, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);

@@ -23,6 +23,7 @@
 #include "luamcp/conv.h"
 #include "luamcp/decl.h"
 #include "luamcp/fetch.h"
+#include "luamcp/jsonio.h"
 #include "luamcp/secret.h"
 #include "luamcp/tool.h"
 #include "luamcp/vm.h"
@@ -307,11 +308,12 @@ static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, 
             free(why);
             lua_error(L);
         }
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t len;
+        char *s = jsonio_dump(v, &len);
         json_decref(v);
         if (!s)
             luaL_error(L, "mcp.http: out of memory");
-        lua_pushstring(L, s);
+        lua_pushlstring(L, s, len);
         free(s);
         size_t n;
         const char *js = lua_tolstring(L, -1, &n);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "luamcp/jsonio.h"
 #include "luamcp/log.h"
 
 #define BUF_SIZE 65536
@@ -158,16 +159,17 @@ void audit_record(audit_buf_t *b, json_t *record)
     char when[48];
     timestamp(b, when);
     json_object_set_new(record, "time", json_string(when));
-    char *line = json_dumps(record, JSON_COMPACT);
-    if (line && strlen(line) > MAX_LINE) {
+    size_t len;
+    char *line = jsonio_dump(record, &len);
+    if (line && len > MAX_LINE) {
         free(line);
         json_object_del(record, "args");
         json_object_set_new(record, "args_dropped", json_true());
-        line = json_dumps(record, JSON_COMPACT);
+        line = jsonio_dump(record, &len);
     }
     json_decref(record);
     if (line)
-        queue_line(b, line, strlen(line));
+        queue_line(b, line, len);
     free(line);
 }
 
@@ -215,13 +217,6 @@ void audit_fixed2(text_out *o, const char *k, double value)
     text_put(o, num, (size_t)snprintf(num, sizeof num, "%.2f", value));
 }
 
-static int put_dumped(const char *buffer, size_t size, void *data)
-{
-    text_out *o = data;
-    text_put(o, buffer, size);
-    return o->full ? -1 : 0;
-}
-
 void audit_json(text_out *o, const char *k, const json_t *v)
 {
     if (!o || !v)
@@ -230,10 +225,11 @@ void audit_json(text_out *o, const char *k, const json_t *v)
     key(o, k);
     /* room is kept for what may follow (bundle, latency, other fields' "_dropped", "time"),
      * so only such a field is ever dropped, never the record */
-    text_out part = {o->buf, o->cap - RESERVE, o->len, o->full};
-    if (part.cap > part.len && json_dump_callback(v, put_dumped, &part, JSON_COMPACT |
-                                                  JSON_ENCODE_ANY) == 0 && !part.full) {
-        o->len = part.len;
+    size_t room = o->cap - RESERVE;
+    size_t n = !o->full && room > o->len ? jsonio_dump_into(v, o->buf + o->len, room - o->len)
+                                         : (size_t)-1;
+    if (n != (size_t)-1) {
+        o->len += n;
         return;
     }
     o->len = mark;

@@ -16,6 +16,7 @@
 #include "luamcp/avail.h"
 #include "luamcp/clock.h"
 #include "luamcp/hdr.h"
+#include "luamcp/jsonio.h"
 #include "luamcp/log.h"
 #include "luamcp/reload.h"
 #include "luamcp/rpc.h"
@@ -94,11 +95,12 @@ static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status, char 
 static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, json_t *v,
                                   const char *h1, const char *v1)
 {
-    char *s = json_dumps(v, JSON_COMPACT);
+    size_t len;
+    char *s = jsonio_dump(v, &len);
     json_decref(v);
     if (!s)
         return MHD_NO;
-    return queue(conn, status, s, strlen(s), "application/json", h1, v1);
+    return queue(conn, status, s, len, "application/json", h1, v1);
 }
 
 static enum MHD_Result fail(req_t *r, struct MHD_Connection *conn, unsigned status, int code,
@@ -115,12 +117,13 @@ static char *sse_body(json_t *notes, json_t *resp, size_t *len)
     char *out = malloc(cap);
     size_t count = json_array_size(notes);
     for (size_t i = 0; out && i <= count; i++) {
-        char *js = json_dumps(i < count ? json_array_get(notes, i) : resp, JSON_COMPACT);
+        size_t jlen;
+        char *js = jsonio_dump(i < count ? json_array_get(notes, i) : resp, &jlen);
         if (!js) {
             free(out);
             return NULL;
         }
-        size_t need = strlen(js) + 32;
+        size_t need = jlen + 32;
         if (n + need > cap) {
             while (n + need > cap)
                 cap *= 2;
@@ -243,7 +246,7 @@ static void resource_updated(const char *uri)
     json_t *n = srv ? json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc", "2.0", "method",
                                 "notifications/resources/updated", "params", "uri", uri)
                     : NULL;
-    char *js = n ? json_dumps(n, JSON_COMPACT) : NULL;
+    char *js = n ? jsonio_dump(n, NULL) : NULL;
     if (js)
         session_foreach_subscribed(srv->sessions, uri, send_on_stream, js);
     free(js);
@@ -477,7 +480,7 @@ static void emit(req_t *r, json_t *msg)
         json_array_append(r->outbox, msg);
         return;
     }
-    char *js = json_dumps(msg, JSON_COMPACT);
+    char *js = jsonio_dump(msg, NULL);
     if (js)
         sse_chan_emit(r->chan, js); /* logged, and written if a connection reads it */
     free(js);
@@ -544,12 +547,10 @@ static bool remember_key(req_t *r, const char *key)
 /* "c:" and the JSON of a client request id, or "" when too long to be one of ours. */
 static void call_key_of(const json_t *id, char *out, size_t n)
 {
-    char *js = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (js && strlen(js) + 3 <= n)
-        snprintf(out, n, "c:%s", js);
+    if (n > 3 && jsonio_dump_into(id, out + 2, n - 2) != (size_t)-1)
+        memcpy(out, "c:", 2);
     else
         out[0] = '\0';
-    free(js);
 }
 
 static void free_req(req_t *r);
@@ -1160,8 +1161,8 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
             return early;
     }
     json_error_t je;
-    json_t *msg = json_loadb(r->body ? r->body : "", r->len,
-                            JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    json_t *msg = jsonio_parse(r->body ? r->body : "", r->len,
+                               JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!msg)
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_PARSE_ERROR, "Parse error", NULL, NULL);
     rpc_msg_t m;

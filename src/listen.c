@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "luamcp/jsonio.h"
 #include "luamcp/log.h"
 #include "server_int.h"
 
@@ -78,7 +79,7 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
     if (!s)
         return NULL;
     /* what the stream takes is freed with it (sse.c), on every path from here */
-    s->listen_id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+    s->listen_id = jsonio_dump(id, NULL);
     if (!s->listen_id || !copy_strings(uris, &s->listen_uris, &s->n_listen_uris) ||
         !copy_strings(tasks, &s->listen_tasks, &s->n_listen_tasks))
         goto fail;
@@ -88,7 +89,7 @@ stream_t *listen_open(worker_t *w, struct MHD_Connection *conn, json_t *id, json
     s->listen |= (s->n_listen_uris ? LISTEN_UPDATES : 0) | (s->n_listen_tasks ? LISTEN_TASKS : 0);
     s->max = 1u << 20; /* notifications only: a client that stopped reading is let go */
 
-    char *honored = json_dumps(granted, JSON_COMPACT);
+    char *honored = jsonio_dump(granted, NULL);
     if (!honored)
         goto fail;
     memcpy(s->listen_owner, owner, SESSION_OWNER_LEN);
@@ -217,7 +218,7 @@ static void note_keyed(server_t *srv, unsigned bit, const char *key, const unsig
 void listen_resource_updated(server_t *srv, const char *uri)
 {
     json_t *u = json_string(uri);
-    char *quoted = u ? json_dumps(u, JSON_ENCODE_ANY) : NULL;
+    char *quoted = u ? jsonio_dump(u, NULL) : NULL;
     json_decref(u);
     size_t n = quoted ? strlen(quoted) + 16 : 0;
     char *params = quoted ? malloc(n) : NULL;
@@ -237,14 +238,14 @@ void listen_resource_updated(server_t *srv, const char *uri)
 void listen_task_changed(server_t *srv, const char *id, const unsigned char *owner,
                          json_t *detail)
 {
-    char *text = json_dumps(detail, JSON_COMPACT);
+    char *text = jsonio_dump(detail, NULL);
     if (text && strlen(text) > TASK_NOTE_MAX) {
         free(text);
         json_t *slim = json_copy(detail); /* shallow: only top-level fields are dropped */
         json_object_del(slim, "result");
         json_object_del(slim, "error");
         json_object_del(slim, "inputRequests");
-        text = slim ? json_dumps(slim, JSON_COMPACT) : NULL;
+        text = slim ? jsonio_dump(slim, NULL) : NULL;
         json_decref(slim);
     }
     size_t n = text ? strlen(text) : 0;

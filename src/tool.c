@@ -19,6 +19,7 @@
 #include "luamcp/conv.h"
 #include "luamcp/decl.h"
 #include "luamcp/egress.h"
+#include "luamcp/jsonio.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
 #include "luamcp/session.h"
@@ -884,7 +885,7 @@ static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
         }
     }
     if (!content) {
-        char *s = json_dumps(obj, JSON_COMPACT);
+        char *s = jsonio_dump(obj, NULL);
         content = json_pack("[{ssss}]", "type", "text", "text", s ? s : "");
         free(s);
     }

@@ -1,8 +1,9 @@
-/* libFuzzer target: a JSON-RPC body as the transport sees it -> rpc_classify. */
+/* libFuzzer target: a JSON-RPC body as the transport reads it (jsonio_parse) -> rpc_classify. */
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "luamcp/jsonio.h"
 #include "luamcp/rpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -10,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
-    json_t *msg = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+    json_t *msg = jsonio_parse((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                              &jerr);
     if (!msg)
         return 0;
