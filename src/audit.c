@@ -1,6 +1,7 @@
 #include "luamcp/audit.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "luamcp/clock.h"
 #include "luamcp/jsonio.h"
 #include "luamcp/log.h"
 
@@ -33,6 +35,7 @@ struct audit_buf {
     size_t len;
     text_out line;         /* the record audit_begin is writing */
     char *line_buf;        /* MAX_FAST_LINE bytes */
+    long long first_ms;    /* monotonic, when the oldest record in data was queued */
     long long stamp_sec;   /* the second `stamp` spells */
     char stamp[24];        /* "YYYY-MM-DDTHH:MM:SS" */
 };
@@ -124,6 +127,14 @@ void audit_flush(audit_buf_t *b)
     b->len = 0;
 }
 
+long long audit_due_in(const audit_buf_t *b, long long now_ms)
+{
+    if (!b || !b->len)
+        return -1;
+    long long left = b->first_ms + AUDIT_FLUSH_MS - now_ms;
+    return left > 0 ? left : 0;
+}
+
 /* Now as "YYYY-MM-DDTHH:MM:SS.mmmZ" (the seconds spelt once a second). */
 static void timestamp(audit_buf_t *b, char out[48])
 {
@@ -135,7 +146,11 @@ static void timestamp(audit_buf_t *b, char out[48])
         strftime(b->stamp, sizeof b->stamp, "%Y-%m-%dT%H:%M:%S", &tm);
         b->stamp_sec = (long long)ts.tv_sec;
     }
-    snprintf(out, 48, "%s.%03dZ", b->stamp, (int)(ts.tv_nsec / 1000000) % 1000);
+    int ms = (int)(ts.tv_nsec / 1000000) % 1000;
+    size_t n = strlen(b->stamp);
+    memcpy(out, b->stamp, n);
+    out[n] = '.', out[n + 1] = (char)('0' + ms / 100), out[n + 2] = (char)('0' + ms / 10 % 10);
+    out[n + 3] = (char)('0' + ms % 10), out[n + 4] = 'Z', out[n + 5] = '\0';
 }
 
 /* Queues one whole line (len bytes, without its newline). */
@@ -145,6 +160,8 @@ static void queue_line(audit_buf_t *b, const char *line, size_t len)
         audit_flush(b);
     if (len + 1 > BUF_SIZE) /* cannot happen with MAX_LINE < BUF_SIZE; kept as a bound */
         return;
+    if (b->len == 0)
+        b->first_ms = clock_mono_ms();
     memcpy(b->data + b->len, line, len);
     b->data[b->len + len] = '\n';
     b->len += len + 1;
@@ -199,13 +216,27 @@ void audit_str(text_out *o, const char *k, const char *value)
     text_put_json(o, value, strlen(value), AUDIT_FIELD_MAX);
 }
 
+/* The decimal digits of m at the end of num[24], returning where they start (snprintf's
+ * format parsing costs more than the record's other fields together). */
+static char *digits(char num[24], unsigned long long m)
+{
+    char *p = num + 24;
+    do
+        *--p = (char)('0' + m % 10);
+    while (m /= 10);
+    return p;
+}
+
 void audit_int(text_out *o, const char *k, long long value)
 {
     if (!o)
         return;
     char num[24];
     key(o, k);
-    text_put(o, num, (size_t)snprintf(num, sizeof num, "%lld", value));
+    char *p = digits(num, value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value);
+    if (value < 0)
+        *--p = '-';
+    text_put(o, p, (size_t)(num + sizeof num - p));
 }
 
 void audit_fixed2(text_out *o, const char *k, double value)
@@ -214,7 +245,23 @@ void audit_fixed2(text_out *o, const char *k, double value)
         return;
     char num[40];
     key(o, k);
-    text_put(o, num, (size_t)snprintf(num, sizeof num, "%.2f", value));
+    if (!isfinite(value)) { /* JSON has no NaN or infinity */
+        text_put(o, "null", 4);
+        return;
+    }
+    if (!(value > -1e15 && value < 1e15)) { /* out of llround's reach: rare, so snprintf */
+        text_put(o, num, (size_t)snprintf(num, sizeof num, "%.2f", value));
+        return;
+    }
+    long long hundredths = llround(value * 100);
+    unsigned long long m = hundredths < 0 ? 0ULL - (unsigned long long)hundredths
+                                          : (unsigned long long)hundredths;
+    char *p = digits(num, m / 100);
+    if (hundredths < 0)
+        *--p = '-';
+    char frac[3] = {'.', (char)('0' + m / 10 % 10), (char)('0' + m % 10)};
+    text_put(o, p, (size_t)(num + 24 - p));
+    text_put(o, frac, sizeof frac);
 }
 
 void audit_json(text_out *o, const char *k, const json_t *v)

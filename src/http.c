@@ -1542,7 +1542,9 @@ static bool append_body(req_t *r, const char *data, size_t n, size_t max)
     if (r->len + n > max)
         return false;
     if (r->len + n > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
+        /* most bodies arrive in one piece: sized to it (a fixed 4 KiB first block cost a
+         * large-chunk malloc, and glibc's consolidation of its fast bins, per request) */
+        size_t cap = r->cap ? r->cap : n < 256 ? 256 : n;
         while (cap < r->len + n)
             cap *= 2;
         if (cap > max)

@@ -244,9 +244,14 @@ static void *worker_main(void *arg)
         int fetch_wait = fetch_engine_wait_ms(w->fetch, now);
         if (fetch_wait >= 0 && fetch_wait < timeout)
             timeout = fetch_wait;
+        long long audit_wait = audit_due_in(w->audit, now);
+        if (audit_wait >= 0 && audit_wait < timeout)
+            timeout = (int)audit_wait;
         struct epoll_event evs[64];
         int n = epoll_wait(w->epfd, evs, 64, timeout);
         now = now_ms();
+        if (n <= 0) /* idle: nothing to batch the records with */
+            audit_flush(w->audit);
         bool woken = false;
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64 & ~0xffffffffULL;
@@ -277,7 +282,8 @@ static void *worker_main(void *arg)
             http_close_slow(w, now);
             w->next_conn_check_ms = now + 250;
         }
-        audit_flush(w->audit); /* the records of this turn, in one write */
+        if (audit_due_in(w->audit, now) == 0)
+            audit_flush(w->audit); /* the records of the last AUDIT_FLUSH_MS, in one write */
         if (w->index == 0 && now >= next_sweep) {
             session_sweep(srv->sessions);
             task_table_sweep(srv->tasks, now);

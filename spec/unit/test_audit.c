@@ -44,6 +44,59 @@ static json_t *record_with_id(audit_t *a, size_t n)
     return v;
 }
 
+static const char *last_line(void)
+{
+    FILE *f = fopen(path, "r");
+    static char line[1 << 20];
+    line[0] = '\0';
+    while (f && fgets(line, sizeof line, f))
+        ;
+    if (f)
+        fclose(f);
+    return line;
+}
+
+/* numbers are written by hand (not snprintf): every edge spelt as JSON wants it */
+static void test_numbers(audit_t *a)
+{
+    audit_buf_t *b = audit_buf_new(a);
+    text_out *o = audit_begin(b);
+    audit_int(o, "i0", 0);
+    audit_int(o, "i1", -9223372036854775807LL - 1);
+    audit_int(o, "i2", 9223372036854775807LL);
+    audit_int(o, "i3", -42);
+    audit_fixed2(o, "f0", 0);
+    audit_fixed2(o, "f1", 1.25);
+    audit_fixed2(o, "f2", -0.5);
+    audit_fixed2(o, "f3", 12345.678);
+    audit_fixed2(o, "f4", 0.004);
+    audit_fixed2(o, "f5", 1e15);
+    audit_fixed2(o, "f6", 0.0 / 0.0);
+    audit_fixed2(o, "f7", -1.0 / 0.0);
+    audit_end(b);
+    audit_buf_free(b);
+    const char *line = last_line();
+    const char *want = "{\"i0\":0,\"i1\":-9223372036854775808,\"i2\":9223372036854775807,"
+                       "\"i3\":-42,\"f0\":0.00,\"f1\":1.25,\"f2\":-0.50,\"f3\":12345.68,"
+                       "\"f4\":0.00,\"f5\":1000000000000000.00,\"f6\":null,\"f7\":null,"
+                       "\"time\":\"";
+    if (!CHECK(strncmp(line, want, strlen(want)) == 0)) {
+        fprintf(stderr, "    got:  %s    want: %s...\n", line, want);
+        return;
+    }
+    const char *t = line + strlen(want); /* YYYY-MM-DDTHH:MM:SS.mmmZ */
+    bool shaped = strlen(t) >= 27 && t[4] == '-' && t[7] == '-' && t[10] == 'T' &&
+                  t[13] == ':' && t[16] == ':' && t[19] == '.' && t[23] == 'Z' &&
+                  t[24] == '"' && t[25] == '}';
+    for (int i = 20; shaped && i < 23; i++)
+        shaped = t[i] >= '0' && t[i] <= '9';
+    if (!CHECK(shaped))
+        fprintf(stderr, "    time: %s", t);
+    json_t *v = json_loads(line, 0, NULL);
+    CHECK(v != NULL);
+    json_decref(v);
+}
+
 int main(void)
 {
     int fd = mkstemp(path);
@@ -83,6 +136,7 @@ int main(void)
     CHECK(v && json_is_true(json_object_get(v, "request_id_dropped")));
     json_decref(v);
 
+    test_numbers(a);
     audit_close(a);
     unlink(path);
     return check_report();
