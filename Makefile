@@ -29,7 +29,7 @@ test: build
 
 bench: configure
 	@./.ci/install-deps wrk
-	@cmake --build $(BUILD) -j$(JOBS) --target luamcp jose_bench -- --no-print-directory
+	@cmake --build $(BUILD) -j$(JOBS) --target luamcp jose_bench floor_server -- --no-print-directory
 	@cd bench/sdk && if [ ! -f node_modules/.package-lock.json ] || \
 		[ package-lock.json -nt node_modules/.package-lock.json ]; then \
 		npm ci --no-audit --no-fund --loglevel=error; fi

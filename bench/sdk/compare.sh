@@ -23,6 +23,9 @@
 #   tool each (about 400 bytes); the concurrency rows add a `slow` tool on both sides;
 # - stateless on both: luamcp --stateless; the SDK as its docs show it (a new McpServer and
 #   StreamableHTTPServerTransport per request, sessionIdGenerator undefined, JSON responses).
+# - a floor row: bench/floor_server, an epoll loop per core that answers the same request with
+#   luamcp's bytes and does nothing else, so the kernel's loopback TCP and wrk on the same cores
+#   are all it measures; its req/s over the SDK's is the largest ratio any server could show here.
 # What differs, and how it leans:
 # - luamcp uses both cores (one worker thread per core); Node runs JavaScript on one thread, so
 #   "SDK" is one process and "SDK cluster xN" the same server under node:cluster with N
@@ -212,6 +215,7 @@ printf "|%s|%s|%s|%s|%s|%s|%s|\n" "----------------------------------" "--------
 start_all "$tmp/dev.lua" "$tmp/one.txt"
 both_rows "tools/call echo, reused token" "$bench/echo.lua" "$tmp/one.txt"
 ratio_reused=$ratio_sdk
+floor_luamcp=$luamcp_rps
 ratio_other=""
 if [ "${SDK_AJV_PER_REQUEST:-0}" != 1 ]; then
     # the SDK's default beside its best case, in the same run: a validator per McpServer
@@ -225,6 +229,25 @@ if [ "${SDK_AJV_PER_REQUEST:-0}" != 1 ]; then
     ratio_other=$(awk -v a="$luamcp_rps" -v b="$rps" 'BEGIN {printf "%.1f", (b > 0 ? a / b : 0)}')
     stop "$sdkd_pid"
     sdk_flags=("${saved[@]+"${saved[@]}"}")
+fi
+# the floor: what any HTTP server could do here, with wrk on the same cores (bench/floor_server:
+# an epoll loop per core answering the same request with luamcp's bytes, nothing else)
+floor_rps=0
+floor_bin=$(dirname "$bin")/bench/floor_server
+if [ -x "$floor_bin" ]; then
+    "$floor_bin" 0 >"$tmp/floor.out" 2>&1 &
+    floor_pid=$!
+    servers+=("$floor_pid")
+    for _ in $(seq 100); do
+        floor_port=$(sed -n 's/^listening on port \([0-9]*\).*/\1/p' "$tmp/floor.out")
+        [ -n "$floor_port" ] && break
+        sleep 0.05
+    done
+    check_echo "$floor_port" "$(head -1 "$tmp/one.txt")"
+    LUAMCP_TOKENS=$tmp/one.txt row "" "floor: epoll" "$floor_pid" "$floor_port" \
+        "$bench/echo.lua"
+    floor_rps=$rps
+    stop "$floor_pid"
 fi
 both_rows "tools/list, reused token" "$sdk/tools_list.lua" "$tmp/one.txt"
 stop_all
@@ -283,4 +306,13 @@ echo "authenticated echo, luamcp / SDK (one Node process): ${ratio_reused}x with
     "(target >= 40), ${ratio_fresh}x with a fresh token per request"
 [ -n "$ratio_other" ] && echo "  against the SDK with its default validator (one per McpServer):" \
     "${ratio_other}x with a reused token"
+if [ "$floor_rps" -gt 0 ]; then
+    # how far any server could go here: the floor over each SDK row is the largest ratio
+    # reachable on this machine with this client
+    awk -v f="$floor_rps" -v r="$ratio_reused" -v o="${ratio_other:-0}" -v l="$floor_luamcp" \
+        'BEGIN {printf "  the floor (bare epoll, no work at all): %d req/s; luamcp reaches %.0f%% of it;" \
+                " the most any server could be here: %.1fx the SDK", f, 100 * l / f, r * f / l
+                if (o > 0) printf ", %.1fx its default", o * f / l
+                print ""}'
+fi
 true
