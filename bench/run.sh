@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make bench: luamcp under wrk (keep-alive, -t1 -c32), beside a ceiling measured in the same
-# run (/healthz: HTTP + routing, no JSON-RPC, no Lua), so the ratio holds on a noisy machine.
+# run (/healthz: HTTP + routing, no JSON-RPC, no Lua), so the ratio holds on a noisy machine,
+# and the floor for any HTTP server here (bench/floor_server: an epoll loop per core that
+# answers with luamcp's bytes and does nothing else).
 # wrk shares the machine with the server: one client thread sending one prepared request
 # (bench/echo.lua) leaves the server the most of it; WRK_THREADS=2 for two. The latency row
 # runs the server with one worker, so the server and wrk each have a core of their own.
@@ -64,6 +66,20 @@ echo
 printf "| %-34s | %9s | %8s | %8s | %11s |\n" "what" "req/s" "p50" "p99" "peak RSS"
 printf "|%s|%s|%s|%s|%s|\n" "------------------------------------" "-----------" \
     "----------" "----------" "-------------"
+
+# the floor for any HTTP server on this machine with this client (bench/floor_server)
+floor_bin=$(dirname "$bin")/bench/floor_server
+if [ -x "$floor_bin" ]; then
+    "$floor_bin" 0 >"$tmp/floor.out" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^listening on port \([0-9]*\).*/\1/p' "$tmp/floor.out")
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    row "floor: bare epoll, no work" "http://127.0.0.1:$port/mcp" -s "$here/echo.lua"
+    stop
+fi
 
 start --stateless --config "$tmp/noauth.lua"
 base_rss=$(rss_kib)
