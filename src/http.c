@@ -5,6 +5,7 @@
  * (a response queued then would go out with "Connection: close"); later calls carry the
  * body; the last one, with no data, answers. */
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,16 @@ typedef struct refusal {
     const char *h1, *v1;
 } refusal_t;
 
+/* The headers a request is judged by, read in one pass over libmicrohttpd's list when it
+ * arrives: each lookup was a scan of that list with a caseless compare, and a POST made a
+ * dozen. The values are libmicrohttpd's (valid until the request completes); of a repeated
+ * header, the first, as MHD_lookup_connection_value gives. */
+typedef struct {
+    const char *host, *origin, *authorization, *content_type, *accept, *content_length,
+        *version, *session, *last_event_id, *mcp_method, *mcp_name;
+    int n_authorization;
+} headers_t;
+
 struct req {
     worker_t *w;
     struct MHD_Connection *conn;
@@ -65,6 +76,7 @@ struct req {
     size_t discarded;    /* body bytes dropped after a refusal */
     char *body;
     size_t len, cap;
+    headers_t h;          /* read once, when the request arrives */
 };
 
 
@@ -149,14 +161,54 @@ static const char *header(struct MHD_Connection *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-/* The value of one of MCP's own headers without the whitespace around it (RFC 9110 section
+static enum MHD_Result note_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_len, const char *value, size_t value_len)
+{
+    (void)kind;
+    (void)value_len;
+    static const struct {
+        const char *name;
+        size_t len, at;
+    } known[] = {
+#define KNOWN(name, field) {name, sizeof name - 1, offsetof(headers_t, field)}
+        KNOWN(MHD_HTTP_HEADER_HOST, host),
+        KNOWN(MHD_HTTP_HEADER_ORIGIN, origin),
+        KNOWN(MHD_HTTP_HEADER_AUTHORIZATION, authorization),
+        KNOWN(MHD_HTTP_HEADER_CONTENT_TYPE, content_type),
+        KNOWN(MHD_HTTP_HEADER_ACCEPT, accept),
+        KNOWN(MHD_HTTP_HEADER_CONTENT_LENGTH, content_length),
+        KNOWN("MCP-Protocol-Version", version),
+        KNOWN("Mcp-Session-Id", session),
+        KNOWN("Last-Event-ID", last_event_id),
+        KNOWN("Mcp-Method", mcp_method),
+        KNOWN("Mcp-Name", mcp_name),
+#undef KNOWN
+    };
+    headers_t *h = cls;
+    for (size_t i = 0; key && i < sizeof known / sizeof known[0]; i++)
+        if (key_len == known[i].len && strncasecmp(key, known[i].name, key_len) == 0) {
+            const char **slot = (const char **)((char *)h + known[i].at);
+            if (!*slot)
+                *slot = value ? value : "";
+            if (slot == &h->authorization)
+                h->n_authorization++;
+            break;
+        }
+    return MHD_YES;
+}
+
+static void read_headers(struct MHD_Connection *conn, headers_t *h)
+{
+    *h = (headers_t){0};
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, note_header, h);
+}
+
+/* The value of one of MCP's own headers (v) without the whitespace around it (RFC 9110 section
  * 5.5): the value itself when nothing trails it, else a copy in buf. A value too long for buf
  * is cut when `cut` (a protocol version: cut, it still names no supported one), and is NULL
  * otherwise (a name or method must be compared whole, never by a prefix). */
-static const char *mcp_header(struct MHD_Connection *conn, const char *name, char *buf, size_t n,
-                              bool cut)
+static const char *mcp_header(const char *v, char *buf, size_t n, bool cut)
 {
-    const char *v = header(conn, name);
     if (!v)
         return NULL;
     while (*v == ' ' || *v == '\t')
@@ -172,8 +224,8 @@ static const char *mcp_header(struct MHD_Connection *conn, const char *name, cha
     return buf;
 }
 
-#define MCP_HEADER(conn, name, buf) mcp_header((conn), (name), (buf), sizeof(buf), false)
-#define MCP_VERSION(conn, buf) mcp_header((conn), "MCP-Protocol-Version", (buf), sizeof(buf), true)
+#define MCP_HEADER(value, buf) mcp_header((value), (buf), sizeof(buf), false)
+#define MCP_VERSION(r, buf) mcp_header((r)->h.version, (buf), sizeof(buf), true)
 
 /* NULL when the MCP-Protocol-Version header is absent or supported; else a message. */
 static const char *version_problem(const char *v, char *buf, size_t n)
@@ -334,7 +386,7 @@ static enum MHD_Result queue_stream(req_t *r, struct MHD_Connection *conn, strea
 static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const char *sid)
 {
     server_t *srv = r->w->srv;
-    const char *last = header(conn, "Last-Event-ID");
+    const char *last = r->h.last_event_id;
     unsigned long long after = 0;
     chan_t *c = last ? sse_chan_find(srv, last, sid, &after) : NULL;
     if (last && !c)
@@ -412,7 +464,7 @@ static bool session_check(req_t *r, struct MHD_Connection *conn, session_info_t 
     *info = (session_info_t){NULL, -1, 0};
     if (c->stateless)
         return true;
-    const char *sid = header(conn, "Mcp-Session-Id");
+    const char *sid = r->h.session;
     if (!sid) {
         *rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
                    "Bad Request: Mcp-Session-Id header is required", NULL, NULL);
@@ -860,13 +912,13 @@ typedef struct modern {
 
 /* A request is of the 2026-07-28 era when its header says so, or when it has no session and
  * its _meta names a protocol version. */
-static bool is_modern(struct MHD_Connection *conn, const rpc_msg_t *m)
+static bool is_modern(const req_t *r, const rpc_msg_t *m)
 {
     char hv_buf[64];
-    const char *hv = MCP_VERSION(conn, hv_buf);
+    const char *hv = MCP_VERSION(r, hv_buf);
     if (hv && strcmp(hv, RPC_MODERN_VERSION) == 0)
         return true;
-    return !header(conn, "Mcp-Session-Id") && m->kind == RPC_REQUEST &&
+    return !r->h.session && m->kind == RPC_REQUEST &&
            json_object_get(json_object_get(m->params, "_meta"), META_VERSION);
 }
 
@@ -934,7 +986,7 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
     json_t *pv = json_object_get(meta, META_VERSION);
     json_t *caps = json_object_get(meta, META_CAPS);
     char hv_buf[64];
-    const char *hv = MCP_VERSION(conn, hv_buf);
+    const char *hv = MCP_VERSION(r, hv_buf);
     if (!json_is_string(pv) || !json_is_object(caps)) {
         *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_INVALID_PARAMS,
                           "Invalid params: _meta must carry " META_VERSION " and " META_CAPS, NULL);
@@ -954,7 +1006,7 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
         return false;
     }
     char hm_buf[64];
-    const char *hm = MCP_HEADER(conn, "Mcp-Method", hm_buf);
+    const char *hm = MCP_HEADER(r->h.mcp_method, hm_buf);
     if (!hm || strcmp(hm, m->method) != 0) {
         *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_HEADER_MISMATCH,
                           "Header mismatch: Mcp-Method must equal the body's method", NULL);
@@ -968,7 +1020,7 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
                                    strcmp(m->method, "tasks/cancel") == 0 ? "taskId" : NULL;
     if (name_key) {
         char hn_buf[2100];
-        const char *hn = MCP_HEADER(conn, "Mcp-Name", hn_buf);
+        const char *hn = MCP_HEADER(r->h.mcp_name, hn_buf);
         const char *bn = json_string_value(json_object_get(m->params, name_key));
         if (!hn || !bn || strcmp(hn, bn) != 0) {
             *rc = modern_fail(r, conn, MHD_HTTP_BAD_REQUEST, m, RPC_HEADER_MISMATCH,
@@ -1016,8 +1068,8 @@ static bool modern_checks(req_t *r, struct MHD_Connection *conn, const rpc_msg_t
 static bool preauthorize(req_t *r, struct MHD_Connection *conn, enum MHD_Result *rc)
 {
     char method_buf[64], name_buf[2100];
-    const char *method = MCP_HEADER(conn, "Mcp-Method", method_buf),
-               *name = MCP_HEADER(conn, "Mcp-Name", name_buf);
+    const char *method = MCP_HEADER(r->h.mcp_method, method_buf),
+               *name = MCP_HEADER(r->h.mcp_name, name_buf);
     bundle_t *b = r->w->bundle;
     if (!method || !name || !auth_enabled(r->w->srv->auth))
         return false;
@@ -1128,7 +1180,7 @@ static enum MHD_Result subscribe_listen(req_t *r, struct MHD_Connection *conn, r
 static const char *bearer_token(req_t *r, struct MHD_Connection *conn)
 {
     size_t n;
-    const char *t = auth_bearer(header(conn, MHD_HTTP_HEADER_AUTHORIZATION), &n);
+    const char *t = auth_bearer(r->h.authorization, &n);
     if (!t || !n || t[n] == '\0')
         return t && n ? t : NULL;
     free(r->bearer);
@@ -1140,16 +1192,16 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
 {
     server_t *srv = r->w->srv;
     char buf[200];
-    if (!hdr_is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
+    if (!hdr_is_json(r->h.content_type))
         return fail(r, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, RPC_INVALID_REQUEST,
                     "Unsupported Media Type: Content-Type must be application/json", NULL, NULL);
-    int accept = hdr_accept(header(conn, MHD_HTTP_HEADER_ACCEPT));
+    int accept = hdr_accept(r->h.accept);
     if (!accept)
         return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
                     "Not Acceptable: Accept must allow application/json or text/event-stream",
                     NULL, NULL);
     char hv_buf[64];
-    const char *hv = MCP_VERSION(conn, hv_buf);
+    const char *hv = MCP_VERSION(r, hv_buf);
     const char *problem = version_problem(hv, buf, sizeof buf);
     bool maybe_modern = hv && strcmp(hv, RPC_MODERN_VERSION) == 0;
     if (problem && !maybe_modern && !(hv && hv[0] == 'v')) /* "v999": let the body say more */
@@ -1174,7 +1226,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         goto done;
     }
     modern_t mod = {0};
-    if (is_modern(conn, &m)) {
+    if (is_modern(r, &m)) {
         if (!modern_checks(r, conn, &m, &mod, &rc))
             goto done;
     } else if (problem) {
@@ -1182,10 +1234,10 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         goto done;
     }
     bool init = !mod.on && m.kind == RPC_REQUEST && strcmp(m.method, "initialize") == 0;
-    if (!srv->cfg->stateless && !init && !mod.on && header(conn, "Mcp-Session-Id"))
-        snprintf(r->sid, sizeof r->sid, "%s", header(conn, "Mcp-Session-Id"));
+    if (!srv->cfg->stateless && !init && !mod.on && r->h.session)
+        snprintf(r->sid, sizeof r->sid, "%s", r->h.session);
     session_info_t sess = {NULL, -1, 0};
-    if (init && !srv->cfg->stateless && header(conn, "Mcp-Session-Id")) {
+    if (init && !srv->cfg->stateless && r->h.session) {
         rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
                   "Invalid Request: session already initialized", NULL, NULL);
         goto done;
@@ -1212,7 +1264,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
                      .sessions = mod.on ? NULL : srv->sessions, .ask = req_ask, .ask_arg = r,
                      .detach = req_detach,
                      .session_id = srv->cfg->stateless || init || mod.on
-                                       ? NULL : header(conn, "Mcp-Session-Id"),
+                                       ? NULL : r->h.session,
                      .progress_ok = (accept & ACCEPT_SSE) != 0,
                      .modern = mod.on,
                      .peer_caps = mod.on ? mod.caps : sess.client_caps,
@@ -1320,20 +1372,20 @@ static enum MHD_Result mcp_get(req_t *r, struct MHD_Connection *conn)
         return fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, RPC_INVALID_REQUEST,
                     "Method not allowed: this server is stateless and has no GET stream",
                     MHD_HTTP_HEADER_ALLOW, "POST");
-    if (!(hdr_accept(header(conn, MHD_HTTP_HEADER_ACCEPT)) & ACCEPT_SSE))
+    if (!(hdr_accept(r->h.accept) & ACCEPT_SSE))
         return fail(r, conn, MHD_HTTP_NOT_ACCEPTABLE, RPC_INVALID_REQUEST,
                     "Not Acceptable: Accept must allow text/event-stream", NULL, NULL);
     char buf[200];
     char hv_buf[64];
     const char *problem =
-        version_problem(MCP_VERSION(conn, hv_buf), buf, sizeof buf);
+        version_problem(MCP_VERSION(r, hv_buf), buf, sizeof buf);
     if (problem)
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, problem, NULL, NULL);
     session_info_t sess;
     enum MHD_Result rc;
     if (!session_check(r, conn, &sess, &rc))
         return rc;
-    return open_stream(r, conn, header(conn, "Mcp-Session-Id"));
+    return open_stream(r, conn, r->h.session);
 }
 
 static enum MHD_Result mcp_delete(req_t *r, struct MHD_Connection *conn)
@@ -1342,7 +1394,7 @@ static enum MHD_Result mcp_delete(req_t *r, struct MHD_Connection *conn)
         return fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, RPC_INVALID_REQUEST,
                     "Method not allowed: this server is stateless", MHD_HTTP_HEADER_ALLOW,
                     "POST");
-    const char *sid = header(conn, "Mcp-Session-Id");
+    const char *sid = r->h.session;
     if (!sid)
         return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
                     "Bad Request: Mcp-Session-Id header is required", NULL, NULL);
@@ -1361,29 +1413,19 @@ static enum MHD_Result mcp_delete(req_t *r, struct MHD_Connection *conn)
 static bool origin_checks(req_t *r, struct MHD_Connection *conn, refusal_t *no)
 {
     server_t *srv = r->w->srv;
-    if (!hdr_host_allowed(header(conn, MHD_HTTP_HEADER_HOST), srv->loopback,
+    if (!hdr_host_allowed(r->h.host, srv->loopback,
                           srv->cfg->allowed_hosts, srv->cfg->n_allowed_hosts)) {
         *no = (refusal_t){MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST, "Forbidden: Host not allowed",
                           NULL, NULL};
         return false;
     }
-    if (!hdr_origin_allowed(header(conn, MHD_HTTP_HEADER_ORIGIN), srv->loopback,
+    if (!hdr_origin_allowed(r->h.origin, srv->loopback,
                             srv->cfg->allowed_origins, srv->cfg->n_allowed_origins)) {
         *no = (refusal_t){MHD_HTTP_FORBIDDEN, RPC_INVALID_REQUEST,
                           "Forbidden: Origin not allowed", NULL, NULL};
         return false;
     }
     return true;
-}
-
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
-{
-    (void)kind;
-    (void)value;
-    if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
-        (*(int *)cls)++;
-    return MHD_YES;
 }
 
 /* An issuer's key refetch ended: the requests parked for it may be checked again. */
@@ -1452,11 +1494,9 @@ static bool authenticate(req_t *r, struct MHD_Connection *conn, bool may_wait, r
     worker_t *w = r->w;
     if (!auth_enabled(w->srv->auth))
         return true;
-    int n_auth = 0;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &n_auth);
     auth_request_t areq = {
-        .authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
-        .n_authorization = n_auth,
+        .authorization = r->h.authorization,
+        .n_authorization = r->h.n_authorization,
         .token_in_query = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                                       "access_token") != NULL,
         .may_wait = may_wait && !atomic_load(&w->srv->stopping),
@@ -1503,7 +1543,7 @@ static bool method_checks(req_t *r, struct MHD_Connection *conn, const char *met
                           srv->cfg->stateless ? "POST" : "GET, POST, DELETE"};
         return false;
     }
-    const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = r->h.content_length;
     if (cl && strtoull(cl, NULL, 10) > srv->cfg->max_body_bytes) {
         *no = (refusal_t){MHD_HTTP_CONTENT_TOO_LARGE, RPC_INVALID_REQUEST,
                           "Request body too large", NULL, NULL};
@@ -1576,6 +1616,7 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         r->gen = ++w->req_gen;
         w->inflight++;
         *req_cls = r;
+        read_headers(conn, &r->h);
         if (mcp && origin_checks(r, conn, &r->refused) &&
             authenticate(r, conn, true, &r->refused) &&
             !method_checks(r, conn, method, &r->refused) &&
@@ -1642,7 +1683,7 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
     int status;
     json_t *doc;
     if (auth_route(w->srv->auth, url, method, r->body, r->len,
-                   header(conn, MHD_HTTP_HEADER_AUTHORIZATION), &status, &doc)) {
+                   r->h.authorization, &status, &doc)) {
         r->answered = true;
         return queue_json(conn, (unsigned)status, doc, NULL, NULL);
     }
