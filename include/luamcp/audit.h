@@ -1,8 +1,8 @@
 /* audit — one JSON line per access decision, for operators. Each worker appends to a buffer
- * of its own; the buffer goes out in one write() when full (64 KiB), when its oldest record is
- * AUDIT_FLUSH_MS old, and whenever the worker has nothing else to do, so a busy server makes
- * few system calls (a write per turn of the event loop was 4% of a call's cost) and lines
- * never interleave. A failing sink (disk full, closed pipe) is counted and logged, and never
+ * of its own; the buffer goes out in one write() when full (64 KiB) or when its oldest record
+ * is AUDIT_FLUSH_MS old (the worker's loop wakes for it), so a busy server makes few system
+ * calls (a write per turn of the event loop was 4% of a call's cost) and lines never
+ * interleave. A failing sink (disk full, closed pipe) is counted and logged, and never
  * stops the serving. */
 #ifndef LUAMCP_AUDIT_H
 #define LUAMCP_AUDIT_H
