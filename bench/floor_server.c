@@ -18,7 +18,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BODY "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"hello, world\"}]}}"
+#define BODY                                                                                   \
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\","        \
+    "\"text\":\"hello, world\"}]}}"
 static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                              "Content-Length: 85\r\n\r\n" BODY;
 

@@ -504,14 +504,37 @@ static void want_scope(policy_decision_t *d, const char *s)
     for (const char *p = d->scopes; (p = strstr(p, s)); p += sl)
         if ((p == d->scopes || p[-1] == ' ') && (p[sl] == ' ' || p[sl] == '\0'))
             return;
-    if (len + sl + 2 < sizeof d->scopes)
-        snprintf(d->scopes + len, sizeof d->scopes - len, "%s%s", len ? " " : "", s);
+    if (len + sl + 2 < sizeof d->scopes) {
+        if (len)
+            d->scopes[len++] = ' ';
+        memcpy(d->scopes + len, s, sl + 1);
+    }
 }
 
+/* src into dst[size], cut to whole UTF-8 characters if it must be cut */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n < size) {
+        memcpy(dst, src, n + 1);
+        return;
+    }
+    memcpy(dst, src, size - 1);
+    dst[size - 1] = '\0';
+    text_utf8_trim(dst);
+}
+
+/* A decision with a fixed reason (the common case: no format to read), or a formatted one. */
+#define DECIDE_AS(d, v, r, text)                                                               \
+    do {                                                                                       \
+        (d)->verdict = (v);                                                                    \
+        copy_text((d)->rule, sizeof (d)->rule, (r) ? (r)->where : "");                         \
+        copy_text((d)->reason, sizeof (d)->reason, (text));                                    \
+    } while (0)
 #define DECIDE(d, v, r, ...)                                                                   \
     do {                                                                                       \
         (d)->verdict = (v);                                                                    \
-        snprintf((d)->rule, sizeof (d)->rule, "%s", (r) ? (r)->where : "");                    \
+        copy_text((d)->rule, sizeof (d)->rule, (r) ? (r)->where : "");                         \
         snprintf((d)->reason, sizeof (d)->reason, __VA_ARGS__);                                \
         text_utf8_trim((d)->reason); /* a cut character would make the answer unsendable */   \
     } while (0)
@@ -519,14 +542,17 @@ static void want_scope(policy_decision_t *d, const char *s)
 policy_verdict_t policy_static(const policy_set_t *ps, size_t tool, const auth_caller_t *caller,
                                bool dev, policy_decision_t *d)
 {
-    memset(d, 0, sizeof *d);
+    /* the strings are what is read of a decision: the 4.6 KB need no clearing */
+    d->verdict = POLICY_ALLOW;
+    d->reason[0] = d->scopes[0] = d->rule[0] = '\0';
+    d->unguarded = false;
     size_t n = policy_rules_for(ps, tool);
     if (n == 0) {
         if (dev) {
             d->unguarded = true;
-            DECIDE(d, POLICY_ALLOW, (policy_rule_t *)NULL, "no policy covers this tool (--dev)");
+            DECIDE_AS(d, POLICY_ALLOW, (policy_rule_t *)NULL, "no policy covers this tool (--dev)");
         } else {
-            DECIDE(d, POLICY_HIDDEN, (policy_rule_t *)NULL, "no policy covers this tool");
+            DECIDE_AS(d, POLICY_HIDDEN, (policy_rule_t *)NULL, "no policy covers this tool");
         }
         return d->verdict;
     }
@@ -534,11 +560,11 @@ policy_verdict_t policy_static(const policy_set_t *ps, size_t tool, const auth_c
     for (size_t k = 0; k < n; k++) {
         const policy_rule_t *r = ps->rules[ps->by_tool[tool][k]];
         if (r->issuers.n && !in_list(&r->issuers, caller ? caller->issuer : NULL)) {
-            DECIDE(d, POLICY_HIDDEN, r, "issuer not allowed");
+            DECIDE_AS(d, POLICY_HIDDEN, r, "issuer not allowed");
             return d->verdict;
         }
         if (r->client_ids.n && !in_list(&r->client_ids, caller ? caller->client_id : NULL)) {
-            DECIDE(d, POLICY_HIDDEN, r, "client not allowed");
+            DECIDE_AS(d, POLICY_HIDDEN, r, "client not allowed");
             return d->verdict;
         }
         for (size_t c = 0; c < r->n_claims; c++)
@@ -565,11 +591,11 @@ policy_verdict_t policy_static(const policy_set_t *ps, size_t tool, const auth_c
             want_scope(d, r->any_scopes.v[0]);
     }
     if (short_rule) {
-        DECIDE(d, POLICY_CHALLENGE, short_rule, "insufficient scope");
+        DECIDE_AS(d, POLICY_CHALLENGE, short_rule, "insufficient scope");
         return d->verdict;
     }
     d->scopes[0] = '\0';
-    DECIDE(d, POLICY_ALLOW, ps->rules[ps->by_tool[tool][n - 1]], "scopes and conditions met");
+    DECIDE_AS(d, POLICY_ALLOW, ps->rules[ps->by_tool[tool][n - 1]], "scopes and conditions met");
     return d->verdict;
 }
 
@@ -579,7 +605,7 @@ static void read_verdict(lua_State *co, int nres, const policy_rule_t *r, policy
     int base = lua_gettop(co) - nres + 1;
     if (nres >= 1 && lua_isboolean(co, base)) {
         if (lua_toboolean(co, base)) {
-            DECIDE(d, POLICY_ALLOW, r, "check allowed");
+            DECIDE_AS(d, POLICY_ALLOW, r, "check allowed");
         } else {
             const char *why = nres >= 2 ? lua_tostring(co, base + 1) : NULL;
             DECIDE(d, POLICY_DENY, r, "%.200s", why ? why : "denied by policy");
@@ -594,7 +620,7 @@ static void read_verdict(lua_State *co, int nres, const policy_rule_t *r, policy
     }
     if (!decision) {
         /* deny by default: a check must say allow explicitly */
-        DECIDE(d, POLICY_DENY, r, "the policy check returned no decision");
+        DECIDE_AS(d, POLICY_DENY, r, "the policy check returned no decision");
         return;
     }
     lua_getfield(co, base, "kind");
@@ -602,7 +628,7 @@ static void read_verdict(lua_State *co, int nres, const policy_rule_t *r, policy
     lua_getfield(co, base, "reason");
     const char *why = lua_tostring(co, -1);
     if (kind && strcmp(kind, "allow") == 0) {
-        DECIDE(d, POLICY_ALLOW, r, "check allowed");
+        DECIDE_AS(d, POLICY_ALLOW, r, "check allowed");
     } else if (kind && strcmp(kind, "challenge") == 0) {
         DECIDE(d, POLICY_CHALLENGE, r, "%.200s", why ? why : "step-up required");
         d->scopes[0] = '\0';
@@ -620,7 +646,7 @@ static void read_verdict(lua_State *co, int nres, const policy_rule_t *r, policy
         }
         lua_pop(co, 1);
         if (bad) /* a scope that cannot go into the challenge: refuse rather than mangle it */
-            DECIDE(d, POLICY_DENY, r, "the policy check asked for an invalid scope");
+            DECIDE_AS(d, POLICY_DENY, r, "the policy check asked for an invalid scope");
     } else {
         DECIDE(d, POLICY_DENY, r, "%.200s", why ? why : "denied by policy");
     }

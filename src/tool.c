@@ -850,6 +850,27 @@ static void push_ctx(lua_State *co, tool_call_t *call)
 
 /* ---- results ---------------------------------------------------------------------------- */
 
+/* {"content":[{"type":"text","text":TEXT}]} (text stolen), plus "isError": true when error:
+ * built directly, as json_pack's format parsing cost more than the rest of a call's result.
+ * Each step releases what it is given when it fails, so only the last check is needed. */
+static json_t *text_content(json_t *text, bool error)
+{
+    json_t *out = json_object(), *list = json_array(), *item = json_object();
+    json_object_set_new_nocheck(item, "type", json_string_nocheck("text"));
+    json_object_set_new_nocheck(item, "text", text);
+    bool whole = json_object_size(item) == 2;
+    json_array_append_new(list, item);
+    json_object_set_new_nocheck(out, "content", list);
+    if (error)
+        json_object_set_new_nocheck(out, "isError", json_true());
+    if (!whole || json_array_size(json_object_get(out, "content")) != 1 ||
+        json_object_size(out) != (error ? 2u : 1u)) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 static json_t *error_result(const char *msg)
 {
     char clean[4096];
@@ -859,7 +880,7 @@ static json_t *error_result(const char *msg)
     json_t *text = json_string(clean);
     if (!text)
         text = json_string("tool failed with a message that is not valid UTF-8");
-    return json_pack("{s[{ssso}]sb}", "content", "type", "text", "text", text, "isError", 1);
+    return text_content(text, true);
 }
 
 static json_t *text_result(const char *s, size_t len)
@@ -867,7 +888,7 @@ static json_t *text_result(const char *s, size_t len)
     json_t *text = json_stringn(s, len);
     if (!text)
         return error_result("tool returned text that is not valid UTF-8");
-    return json_pack("{s[{ssso}]}", "content", "type", "text", "text", text);
+    return text_content(text, false);
 }
 
 /* Adds structuredContent, checked against the output schema, plus its text rendering. */

@@ -27,9 +27,12 @@
 #   luamcp's bytes and does nothing else, so the kernel's loopback TCP and wrk on the same cores
 #   are all it measures; its req/s over the SDK's is the largest ratio any server could show here.
 # What differs, and how it leans:
-# - luamcp uses both cores (one worker thread per core); Node runs JavaScript on one thread, so
-#   "SDK" is one process and "SDK cluster xN" the same server under node:cluster with N
-#   workers (SDK_WORKERS=0 skips those rows);
+# - Node runs JavaScript on one thread, so "SDK" is one process and "SDK cluster xN" the same
+#   server under node:cluster with N workers (SDK_WORKERS=0 skips those rows). Like with like:
+#   the SDK's one process is compared with luamcp on one worker (--workers 1: a core for the
+#   server, one for wrk; a second luamcp with a dev issuer of its own), the cluster with luamcp
+#   on every core (its default, sharing both cores with wrk, which on this 2-core machine is
+#   slower than one worker);
 # - the SDK gets its best documented setup: one JSON Schema validator shared by the
 #   per-request McpServers (its default, an Ajv instance built per McpServer, costs it about
 #   half its req/s here; SDK_AJV_PER_REQUEST=1 measures that default instead);
@@ -76,20 +79,30 @@ printf 'return { policies = "%s", auth = { dev_key_file = "%s/dev.json" } }\n' \
     "$bench/../policies" "$tmp" >"$tmp/dev.lua"
 printf 'return { policies = "%s", auth = { dev_key_file = "%s/dev.json", cache_entries = 0 } }\n' \
     "$bench/../policies" "$tmp" >"$tmp/dev-nocache.lua"
+# the luamcp on one worker runs beside it with a dev issuer (and key file) of its own
+sed 's/dev\.json/dev1.json/' "$tmp/dev.lua" >"$tmp/dev1.lua"
+sed 's/dev\.json/dev1.json/' "$tmp/dev-nocache.lua" >"$tmp/dev1-nocache.lua"
 
-luamcp_pid="" luamcp_port="" sdk_pid="" sdk_port="" sdkn_pid="" sdkn_port=""
+luamcp_pid="" luamcp_port="" luamcp1_pid="" luamcp1_port=""
+sdk_pid="" sdk_port="" sdkn_pid="" sdkn_port=""
 
-start_luamcp() { # start_luamcp CONFIG: sets luamcp_pid and luamcp_port
+start_luamcp() { # start_luamcp VAR CONFIG [serve flags...]: sets ${VAR}_pid and ${VAR}_port
+    local var=$1 config=$2 port=""; shift 2
+    local log=$tmp/$var.log
     "$bin" serve --listen 127.0.0.1:0 --scripts "$tmp/scripts" --stateless --dev \
-        --config "$1" --log-level notice 2>"$tmp/luamcp.log" >"$tmp/audit.jsonl" &
-    luamcp_pid=$!
-    servers+=("$luamcp_pid")
+        --config "$config" --log-level notice "$@" 2>"$log" >"$tmp/$var.audit.jsonl" &
+    local p=$!
+    servers+=("$p")
     for _ in $(seq 100); do
-        luamcp_port=$(sed -n 's/.*listening on .* port \([0-9]*\),.*/\1/p' "$tmp/luamcp.log" | head -1)
-        [ -n "$luamcp_port" ] && curl -sf "http://127.0.0.1:$luamcp_port/healthz" >/dev/null && return
+        port=$(sed -n 's/.*listening on .* port \([0-9]*\),.*/\1/p' "$log" | head -1)
+        if [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; then
+            printf -v "${var}_pid" %s "$p"
+            printf -v "${var}_port" %s "$port"
+            return
+        fi
         sleep 0.05
     done
-    echo "luamcp did not start:"; cat "$tmp/luamcp.log"; exit 1
+    echo "luamcp did not start:"; cat "$log"; exit 1
 }
 
 sdk_flags=()
@@ -155,32 +168,41 @@ row() {
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     errors=$(echo "$out" | sed -n 's/.*Socket errors: \(.*\)/ (socket errors: \1)/p')
-    [ "$server" != luamcp ] && ratio=$(awk -v a="$luamcp_rps" -v b="$rps" \
+    [ "${server#luamcp}" = "$server" ] && ratio=$(awk -v a="$against" -v b="$rps" \
         'BEGIN {if (b > 0) printf "%.1fx", a / b; else print "inf"}')
-    [ "$server" = luamcp ] && luamcp_rps=$rps
-    printf "| %-32s | %-15s | %9s | %8s | %8s | %7s MiB | %9s |%s\n" "$what" "$server" "$rps" \
+    printf "| %-32s | %-18s | %9s | %8s | %8s | %7s MiB | %9s |%s\n" "$what" "$server" "$rps" \
         "$p50" "$p99" "$(hwm_mib "$pids")" "$ratio" "$errors"
 }
-luamcp_rps=0
+against=0 # the luamcp req/s a row of another server is compared with (luamcp/it)
 
-# both_rows WHAT SCRIPT TOKENS: the row for luamcp, the SDK and the SDK cluster; sets
-# ratio_sdk (luamcp / SDK req/s)
+# both_rows WHAT SCRIPT TOKENS: luamcp on every core, luamcp on one worker, the SDK (one Node
+# process, compared with luamcp on one worker: a core for each server, one for wrk) and the
+# SDK cluster (compared with luamcp on every core); sets ratio_sdk (luamcp on one worker / SDK)
+# and l_all, l_one (luamcp's req/s)
 both_rows() {
     local what=$1 script=$2 tokens=$3
     LUAMCP_TOKENS=$tokens row "$what" luamcp "$luamcp_pid" "$luamcp_port" "$script"
+    l_all=$rps
+    LUAMCP_TOKENS=$tokens.w1 row "" "luamcp, 1 worker" "$luamcp1_pid" "$luamcp1_port" "$script"
+    l_one=$rps
+    against=$l_one
     LUAMCP_TOKENS=$tokens row "" "SDK" "$(pids_of "$sdk_pid")" "$sdk_port" "$script"
-    ratio_sdk=$(awk -v a="$luamcp_rps" -v b="$rps" 'BEGIN {printf "%.1f", (b > 0 ? a / b : 0)}')
+    ratio_sdk=$(awk -v a="$l_one" -v b="$rps" 'BEGIN {printf "%.1f", (b > 0 ? a / b : 0)}')
     if [ "$workers" -gt 1 ]; then
+        against=$l_all
         LUAMCP_TOKENS=$tokens row "" "SDK cluster x$workers" "$(pids_of "$sdkn_pid")" "$sdkn_port" "$script"
     fi
 }
 
-# start_all CONFIG TOKENS_OUT [luamcp token flags...]: luamcp with CONFIG, its tokens, and the
-# SDK servers trusting its JWKS; each checked and warmed up
+# start_all CONFIG CONFIG1 TOKENS_OUT [luamcp token flags...]: luamcp with CONFIG and its tokens
+# (TOKENS_OUT), the SDK servers trusting its JWKS, and luamcp on one worker with CONFIG1 and its
+# own tokens (TOKENS_OUT.w1); each checked and warmed up
 start_all() {
-    local config=$1 tokens=$2; shift 2
-    start_luamcp "$config"
+    local config=$1 config1=$2 tokens=$3; shift 3
+    start_luamcp luamcp "$config"
     "$bin" token --config "$config" --scope "mcp:tools" "$@" >"$tokens"
+    start_luamcp luamcp1 "$config1" --workers 1
+    "$bin" token --config "$config1" --scope "mcp:tools" "$@" >"$tokens.w1"
     start_sdk sdk 1 --dev-key-file "$tmp/dev.json"
     [ "$workers" -gt 1 ] && start_sdk sdkn "$workers" --dev-key-file "$tmp/dev.json"
     local port
@@ -188,11 +210,13 @@ start_all() {
         check_echo "$port" "$(head -1 "$tokens")"
         LUAMCP_TOKENS=$tokens warm "$port" "$bench/echo.lua"
     done
+    check_echo "$luamcp1_port" "$(head -1 "$tokens.w1")"
+    LUAMCP_TOKENS=$tokens.w1 warm "$luamcp1_port" "$bench/echo.lua"
 }
 stop_all() {
-    stop "$luamcp_pid"; stop "$sdk_pid"
+    stop "$luamcp_pid"; stop "$luamcp1_pid"; stop "$sdk_pid"
     [ -n "$sdkn_pid" ] && stop "$sdkn_pid"
-    luamcp_pid="" sdk_pid="" sdkn_pid="" sdkn_port=""
+    luamcp_pid="" luamcp1_pid="" sdk_pid="" sdkn_pid="" sdkn_port=""
 }
 
 cores=$(nproc)
@@ -207,15 +231,15 @@ else
 fi
 echo "Same tokens (RS256, from luamcp's dev issuer), same JWKS, both verify signatures, same scope rule."
 echo
-printf "| %-32s | %-15s | %9s | %8s | %8s | %11s | %9s |\n" "what" "server" "req/s" "p50" "p99" \
+printf "| %-32s | %-18s | %9s | %8s | %8s | %11s | %9s |\n" "what" "server" "req/s" "p50" "p99" \
     "peak RSS" "luamcp/it"
-printf "|%s|%s|%s|%s|%s|%s|%s|\n" "----------------------------------" "-----------------" \
+printf "|%s|%s|%s|%s|%s|%s|%s|\n" "----------------------------------" "--------------------" \
     "-----------" "----------" "----------" "-------------" "-----------"
 
-start_all "$tmp/dev.lua" "$tmp/one.txt"
+start_all "$tmp/dev.lua" "$tmp/dev1.lua" "$tmp/one.txt"
 both_rows "tools/call echo, reused token" "$bench/echo.lua" "$tmp/one.txt"
 ratio_reused=$ratio_sdk
-floor_luamcp=$luamcp_rps
+echo_all=$l_all echo_one=$l_one
 ratio_other=""
 if [ "${SDK_AJV_PER_REQUEST:-0}" != 1 ]; then
     # the SDK's default beside its best case, in the same run: a validator per McpServer
@@ -224,9 +248,10 @@ if [ "${SDK_AJV_PER_REQUEST:-0}" != 1 ]; then
     start_sdk sdkd 1 --dev-key-file "$tmp/dev.json"
     check_echo "$sdkd_port" "$(head -1 "$tmp/one.txt")"
     LUAMCP_TOKENS=$tmp/one.txt warm "$sdkd_port" "$bench/echo.lua"
+    against=$echo_one
     LUAMCP_TOKENS=$tmp/one.txt row "" "SDK, default" "$(pids_of "$sdkd_pid")" "$sdkd_port" \
         "$bench/echo.lua"
-    ratio_other=$(awk -v a="$luamcp_rps" -v b="$rps" 'BEGIN {printf "%.1f", (b > 0 ? a / b : 0)}')
+    ratio_other=$(awk -v a="$echo_one" -v b="$rps" 'BEGIN {printf "%.1f", (b > 0 ? a / b : 0)}')
     stop "$sdkd_pid"
     sdk_flags=("${saved[@]+"${saved[@]}"}")
 fi
@@ -244,6 +269,7 @@ if [ -x "$floor_bin" ]; then
         sleep 0.05
     done
     check_echo "$floor_port" "$(head -1 "$tmp/one.txt")"
+    against=$echo_all
     LUAMCP_TOKENS=$tmp/one.txt row "" "floor: epoll" "$floor_pid" "$floor_port" \
         "$bench/echo.lua"
     floor_rps=$rps
@@ -252,7 +278,7 @@ fi
 both_rows "tools/list, reused token" "$sdk/tools_list.lua" "$tmp/one.txt"
 stop_all
 
-start_all "$tmp/dev-nocache.lua" "$tmp/many.txt" --count 2000
+start_all "$tmp/dev-nocache.lua" "$tmp/dev1-nocache.lua" "$tmp/many.txt" --count 2000
 both_rows "tools/call echo, fresh token" "$bench/echo.lua" "$tmp/many.txt"
 ratio_fresh=$ratio_sdk
 stop_all
@@ -302,16 +328,16 @@ if [ "$workers" -gt 1 ]; then
 fi
 
 echo
-echo "authenticated echo, luamcp / SDK (one Node process): ${ratio_reused}x with a reused token" \
-    "(target >= 40), ${ratio_fresh}x with a fresh token per request"
+echo "authenticated echo, luamcp on one worker / the SDK in one Node process (a core each, wrk on" \
+    "the other): ${ratio_reused}x with a reused token (target >= 40), ${ratio_fresh}x with a fresh token per request"
 [ -n "$ratio_other" ] && echo "  against the SDK with its default validator (one per McpServer):" \
     "${ratio_other}x with a reused token"
 if [ "$floor_rps" -gt 0 ]; then
-    # how far any server could go here: the floor over each SDK row is the largest ratio
-    # reachable on this machine with this client
-    awk -v f="$floor_rps" -v r="$ratio_reused" -v o="${ratio_other:-0}" -v l="$floor_luamcp" \
-        'BEGIN {printf "  the floor (bare epoll, no work at all): %d req/s; luamcp reaches %.0f%% of it;" \
-                " the most any server could be here: %.1fx the SDK", f, 100 * l / f, r * f / l
+    # the most any server could show here: the floor's req/s over the SDK's
+    awk -v f="$floor_rps" -v r="$ratio_reused" -v o="${ratio_other:-0}" -v l="$echo_one" \
+        -v a="$echo_all" \
+        'BEGIN {printf "  the floor (bare epoll on both cores, no work at all): %d req/s; luamcp on both cores reaches" \
+                " %.0f%% of it; the most any server could show here: %.1fx the SDK", f, 100 * a / f, r * f / l
                 if (o > 0) printf ", %.1fx its default", o * f / l
                 print ""}'
 fi

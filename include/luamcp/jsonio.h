@@ -30,9 +30,10 @@ json_t *jsonio_parse(const char *text, size_t len, unsigned flags, json_error_t 
 
 /* Writes v compactly (no spaces), keys in insertion order, strings as UTF-8 with only '"', '\\'
  * and control characters escaped, reals in 15 significant digits or, when those do not read
- * back as the same double, 16 or 17 (0.1 is "0.1", not jansson's "0.10000000000000001"). Returns a malloc'd NUL-terminated text (caller frees) and its length in *len (may
- * be NULL), or NULL when out of memory, nested past JSONIO_MAX_DEPTH, or a string that is not
- * UTF-8 (jansson's json_stringn_nocheck can hold one). */
+ * back as the same double, 16 or 17 (0.1 is "0.1", not jansson's "0.10000000000000001").
+ * Returns a malloc'd NUL-terminated text (caller frees) and its length in *len (may be NULL),
+ * or NULL when out of memory, nested past JSONIO_MAX_DEPTH, or a string that is not UTF-8
+ * (jansson's json_stringn_nocheck can hold one). */
 char *jsonio_dump(const json_t *v, size_t *len);
 
 /* The same into buf[0..cap): the length written (buf[len] is a NUL), or (size_t)-1 when it

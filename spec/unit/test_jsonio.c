@@ -186,7 +186,7 @@ static void test_writer(void)
     size_t len;
     char *s = jsonio_dump(o, &len);
     CHECK_STR(s, "{\"a\\u0000b\":\"x\\u0000y\",\"n\":-9223372036854775808}");
-    CHECK_INT((long long)len, (long long)strlen("{\"a\\u0000b\":\"x\\u0000y\",\"n\":-9223372036854775808}"));
+    CHECK_INT((long long)len, (long long)strlen(s));
     /* into a fixed buffer: exactly its length and the NUL, and not a byte less */
     char buf[64];
     memset(buf, 'z', sizeof buf);
