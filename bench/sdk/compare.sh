@@ -222,8 +222,9 @@ stop_all() {
 cores=$(nproc)
 echo "luamcp vs the TypeScript SDK (@modelcontextprotocol/sdk $sdk_version, Node $(node --version))" \
     "— $(date -u +%Y-%m-%d) — $cores cores — wrk -t$threads -c$conns -d$duration"
-echo "luamcp: one process, a worker thread per core. SDK: one Node process (JavaScript runs on one"
-echo "thread)$([ "$workers" -gt 1 ] && echo "; SDK cluster x$workers: node:cluster, $workers worker processes")."
+echo "luamcp: one process, a worker thread per core; \"luamcp, 1 worker\": --workers 1. SDK: one Node"
+echo "process (JavaScript runs on one thread)$([ "$workers" -gt 1 ] && echo "; SDK cluster x$workers: node:cluster, $workers worker processes")."
+echo "luamcp/it: the SDK against luamcp on one worker, the cluster against luamcp on every core."
 if [ "${SDK_AJV_PER_REQUEST:-0}" = 1 ]; then
     echo "The SDK as its stateless example has it: an Ajv instance built with each per-request McpServer."
 else
