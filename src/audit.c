@@ -119,8 +119,10 @@ void audit_flush(audit_buf_t *b)
     pthread_mutex_unlock(&a->mu);
     if (off < b->len) {
         unsigned long long lost = atomic_fetch_add(&a->failures, 1) + 1;
-        long long now = (long long)time(NULL);
-        if (now - atomic_exchange(&a->last_complaint, now) >= 10)
+        long long now = (long long)time(NULL), last = atomic_load(&a->last_complaint);
+        /* at most every 10 s while writes keep failing (an exchange here would stay silent
+         * for as long as they fail more often than that) */
+        if (now - last >= 10 && atomic_compare_exchange_strong(&a->last_complaint, &last, now))
             log_error("audit: cannot write records (%s); %llu writes lost so far",
                       strerror(errno), lost);
     }

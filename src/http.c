@@ -1455,10 +1455,7 @@ void http_connection(void *cls, struct MHD_Connection *conn, void **socket_conte
             w->conns->prev = c;
         w->conns = c;
         *socket_context = c;
-    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        atomic_fetch_sub(&w->load, 1); /* counted when it was handed to this worker */
-        if (!c)
-            return;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && c) {
         if (c->prev)
             c->prev->next = c->next;
         else

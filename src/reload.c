@@ -475,7 +475,6 @@ static void admin_serve(reloader_t *r)
         task_table_counts(r->srv->tasks, &held, &live);
         json_object_set_new(reply, "tasks", json_pack("{s:i, s:i}", "held", (int)held,
                                                       "running_or_waiting", (int)live));
-        json_object_set_new(reply, "connections", server_connections(r->srv));
         json_object_set_new(reply, "ok", json_true());
     } else {
         reply = json_pack("{s:b, s:s}", "ok", 0, "error", "commands: reload, status");

@@ -103,28 +103,47 @@ static socklen_t addr_len(const struct sockaddr_storage *a)
     return a->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 }
 
-/* The one listening socket, which every worker accepts from (see accept_some). Port 0 picks a
- * free port, written back into a so the dev issuer's URLs name it. */
-static int open_listener(struct sockaddr_storage *a, char **err)
+/* Workers bind with SO_REUSEPORT, which would also let them join another process already on
+ * the port. Bind once without it first so a busy port is an error, not a silent split. */
+static int port_free(const struct sockaddr_storage *a, char **err)
 {
-    int fd = socket(a->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
-    socklen_t len = addr_len(a);
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (a->ss_family == AF_INET6) /* [::]:port is IPv6 only, as libmicrohttpd had it */
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    }
-    if (fd < 0 || bind(fd, (struct sockaddr *)a, len) != 0 || listen(fd, SOMAXCONN) != 0 ||
-        getsockname(fd, (struct sockaddr *)a, &len) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
+    int fd = socket(a->ss_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (const struct sockaddr *)a, addr_len(a));
+    int e = errno;
+    close(fd);
+    if (rc != 0) {
         *err = malloc(128);
         if (*err)
             snprintf(*err, 128, "cannot bind the listen address: %s", strerror(e));
         return -1;
     }
-    return fd;
+    return 0;
+}
+
+/* Port 0 picks a free port: resolve it once so every worker shares it. */
+static int resolve_port(struct sockaddr_storage *a, char **err)
+{
+    in_port_t *port = a->ss_family == AF_INET ? &((struct sockaddr_in *)a)->sin_port
+                                              : &((struct sockaddr_in6 *)a)->sin6_port;
+    if (*port != 0)
+        return port_free(a, err);
+    int fd = socket(a->ss_family, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    socklen_t len = addr_len(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)a, len) != 0 ||
+        getsockname(fd, (struct sockaddr *)a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        *err = strdup("cannot pick a free port");
+        return -1;
+    }
+    close(fd);
+    return 0;
 }
 
 static int read_file(const char *path, char **out, char **err)
@@ -152,9 +171,9 @@ fail:
 static int start_daemon(server_t *srv, worker_t *w, char **err)
 {
     const config_t *c = srv->cfg;
-    /* no listener of its own: connections come from accept_some, shared out by load */
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (srv->addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
     if (srv->tls_cert_pem)
         flags |= MHD_USE_TLS;
     unsigned per = c->max_connections / (unsigned)srv->n_workers;
@@ -165,6 +184,8 @@ static int start_daemon(server_t *srv, worker_t *w, char **err)
     w->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, http_handler, w,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&srv->addr,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_CONNECTION_LIMIT, per ? per : 1u,
         MHD_OPTION_CONNECTION_TIMEOUT, c->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_MEMORY_PER_CONN,
@@ -186,117 +207,12 @@ static int start_daemon(server_t *srv, worker_t *w, char **err)
     ev.data.u64 = EV_WAKE | (uint32_t)w->wakefd;
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev))
         goto fail;
-    /* exclusive: a new connection wakes one idle worker, not all of them */
-    ev = (struct epoll_event){.events = EPOLLIN | EPOLLEXCLUSIVE,
-                              .data.u64 = EV_LISTEN | (uint32_t)srv->listen_fd};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev))
-        goto fail;
-    w->listening = true;
     if (!(w->fetch = fetch_engine_new(&c->egress, c->dev, w->epfd, EV_FETCH)))
         goto fail;
     return 0;
 fail:
     *err = strdup("cannot set up the worker's event loop");
     return -1;
-}
-
-/* ---- connections ----------------------------------------------------------------------- */
-
-/* A connection accepted by one worker for another. */
-typedef struct handoff {
-    int fd;
-    struct sockaddr_storage addr;
-    socklen_t len;
-    struct handoff *next;
-} handoff_t;
-
-/* Gives fd to w's daemon, on w's own thread (libmicrohttpd's calls stay on its thread). */
-static void adopt(worker_t *w, int fd, const struct sockaddr_storage *addr, socklen_t len)
-{
-    if (MHD_add_connection(w->daemon, fd, (const struct sockaddr *)addr, len) != MHD_YES)
-        atomic_fetch_sub(&w->load, 1); /* refused (its connection limit) and closed by it */
-}
-
-static void adopt_handoffs(worker_t *w)
-{
-    if (!atomic_exchange(&w->handed, false))
-        return;
-    pthread_mutex_lock(&w->inbox_mu);
-    handoff_t *list = w->handoffs;
-    w->handoffs = NULL;
-    pthread_mutex_unlock(&w->inbox_mu);
-    while (list) {
-        handoff_t *next = list->next;
-        adopt(w, list->fd, &list->addr, list->len);
-        free(list);
-        list = next;
-    }
-}
-
-/* The worker with the fewest connections (this one when tied): SO_REUSEPORT's hash split
- * connections unevenly (of 32 keep-alive connections, 18 against 14 was common, so one core
- * idled while the other queued), and an agent's connection lives long. */
-static worker_t *least_loaded(worker_t *self)
-{
-    server_t *srv = self->srv;
-    worker_t *best = self;
-    int low = atomic_load(&self->load);
-    for (int i = 0; i < srv->n_workers; i++) {
-        int n = atomic_load(&srv->workers[i].load);
-        if (n < low) {
-            low = n;
-            best = &srv->workers[i];
-        }
-    }
-    return best;
-}
-
-static void stop_listening(worker_t *w)
-{
-    if (w->listening)
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->srv->listen_fd, NULL);
-    w->listening = false;
-}
-
-/* Accepts what is waiting (a bounded batch per turn) and hands each connection to the
- * least loaded worker. */
-static void accept_some(worker_t *w)
-{
-    server_t *srv = w->srv;
-    for (int k = 0; k < 64; k++) {
-        struct sockaddr_storage addr;
-        socklen_t len = sizeof addr;
-        int fd = accept4(srv->listen_fd, (struct sockaddr *)&addr, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                log_warn("http: cannot accept a connection: %s", strerror(errno));
-            else if (errno != EAGAIN && errno != EWOULDBLOCK)
-                stop_listening(w); /* the listener was shut down: the server stops */
-            return;
-        }
-        worker_t *to = least_loaded(w);
-        atomic_fetch_add(&to->load, 1);
-        if (to == w) {
-            adopt(w, fd, &addr, len);
-            continue;
-        }
-        handoff_t *h = malloc(sizeof *h);
-        if (!h) {
-            atomic_fetch_sub(&to->load, 1);
-            close(fd);
-            continue;
-        }
-        *h = (handoff_t){fd, addr, len, NULL};
-        pthread_mutex_lock(&to->inbox_mu);
-        h->next = to->handoffs;
-        to->handoffs = h;
-        pthread_mutex_unlock(&to->inbox_mu);
-        atomic_store(&to->handed, true);
-        worker_wake(to);
-    }
 }
 
 static void *worker_main(void *arg)
@@ -308,7 +224,9 @@ static void *worker_main(void *arg)
     for (;;) {
         long long now = now_ms();
         if (atomic_load(&srv->stopping) && !stop_at) {
-            stop_listening(w); /* server_run shut the listener: new connections are refused */
+            MHD_socket ls = MHD_quiesce_daemon(w->daemon);
+            if (ls != MHD_INVALID_SOCKET)
+                close(ls);
             stop_at = now + (long long)srv->cfg->grace_s * 1000;
             http_service(w, now, true);
             MHD_run(w->daemon);
@@ -343,14 +261,8 @@ static void *worker_main(void *arg)
                 woken = read(w->wakefd, &v, sizeof v) > 0 || woken;
             } else if (tag == EV_FETCH) {
                 fetch_engine_socket(w->fetch, fd, evs[i].events); /* may finish tool calls */
-            } else if (tag == EV_LISTEN) {
-                if (stop_at)
-                    stop_listening(w);
-                else
-                    accept_some(w);
             }
         }
-        adopt_handoffs(w);
         fetch_engine_timeout(w->fetch, now);
         if (woken || (w->streams && now >= w->next_keepalive_ms) ||
             (w->next_expiry_ms && now >= w->next_expiry_ms) || (stop_at && w->auth_waiters) ||
@@ -420,9 +332,8 @@ server_t *server_new(const config_t *cfg, char **err)
     pthread_mutex_init(&srv->chans_mu, NULL);
     pthread_mutex_init(&srv->listen_mu, NULL);
     cache_configure(cfg->cache_max_bytes);
-    srv->listen_fd = -1;
     if (parse_listen(cfg->listen, &srv->addr, &srv->loopback, err) ||
-        (srv->listen_fd = open_listener(&srv->addr, err)) < 0)
+        resolve_port(&srv->addr, err))
         goto fail;
     if (cfg->tls_cert && (read_file(cfg->tls_cert, &srv->tls_cert_pem, err) ||
                           read_file(cfg->tls_key, &srv->tls_key_pem, err)))
@@ -499,11 +410,6 @@ void server_free(server_t *srv)
             json_decref(a->msg);
             free(a);
         }
-        for (handoff_t *h = w->handoffs, *next; h; h = next) {
-            next = h->next;
-            close(h->fd);
-            free(h);
-        }
         pthread_mutex_destroy(&w->inbox_mu);
     }
     sse_chan_sweep(srv, true); /* after the daemons: no stream writes for a channel now */
@@ -519,19 +425,9 @@ void server_free(server_t *srv)
     auth_free(srv->auth);
     audit_close(srv->audit);
     free(srv->workers);
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
     free(srv->tls_cert_pem);
     free(srv->tls_key_pem);
     free(srv);
-}
-
-json_t *server_connections(server_t *srv)
-{
-    json_t *list = json_array();
-    for (int i = 0; list && i < srv->n_workers; i++)
-        json_array_append_new(list, json_integer(atomic_load(&srv->workers[i].load)));
-    return list;
 }
 
 int server_port(const server_t *srv)
@@ -571,9 +467,6 @@ int server_run(server_t *srv)
         break;
     }
     atomic_store(&srv->stopping, true);
-    /* new connections are refused from now on; the fd itself is closed by server_free, once
-     * no worker can be accepting from it */
-    shutdown(srv->listen_fd, SHUT_RDWR);
     for (int i = 0; i < srv->n_workers; i++)
         worker_wake(&srv->workers[i]);
     for (int i = 0; i < srv->n_workers; i++)

@@ -113,15 +113,10 @@ struct worker {
     atomic_bool auth_kick;  /* a key refetch ended: resume auth_waiters */
     struct running *tasks;  /* task rounds it runs, detached from any request (http.c) */
     atomic_bool task_kick;  /* a task it runs was cancelled: drop its round */
-    atomic_int load;        /* its connections, counted from when one is handed to it */
-    struct handoff *handoffs; /* accepted by another worker for this one, under inbox_mu */
-    atomic_bool handed;     /* handoffs is not empty */
-    bool listening;         /* the shared listener is in its epoll set */
 };
 
 struct server {
     const config_t *cfg;
-    int listen_fd;          /* one listener; every worker accepts from it (server.c) */
     worker_t *workers;
     int n_workers;
     session_store_t *sessions;
@@ -172,7 +167,6 @@ void http_broadcast(server_t *srv, const char *json);
 #define EV_MHD (1ULL << 32)
 #define EV_WAKE (2ULL << 32)
 #define EV_FETCH (3ULL << 32)
-#define EV_LISTEN (4ULL << 32)
 
 /* sse.c */
 stream_t *sse_stream_new(worker_t *w, struct MHD_Connection *conn, const char *session);

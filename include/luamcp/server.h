@@ -1,10 +1,7 @@
 /* server — the HTTP server: one worker thread per core, each with its own libmicrohttpd
- * daemon, its own epoll loop and its own Lua bundle. One listening socket: whichever worker
- * wakes accepts, and hands the connection to the worker holding the fewest. */
+ * daemon on the shared port (SO_REUSEPORT), its own epoll loop and its own Lua bundle. */
 #ifndef LUAMCP_SERVER_H
 #define LUAMCP_SERVER_H
-
-#include <jansson.h>
 
 #include "luamcp/config.h"
 
@@ -12,12 +9,10 @@ typedef struct server server_t;
 
 /* Loads the scripts once per worker and binds. NULL with *err (caller frees). */
 server_t *server_new(const config_t *cfg, char **err);
-/* The bound port (useful with port 0). */
-int server_port(const server_t *srv);
-/* Any thread: each worker's open connections, as a new JSON array (luamcp status). */
-json_t *server_connections(server_t *srv);
 /* Serves until SIGINT or SIGTERM, then drains in-flight requests (up to grace_s).
  * The caller must have blocked SIGINT, SIGTERM, SIGHUP and SIGPIPE in every thread. */
+/* The bound port (useful with port 0). */
+int server_port(const server_t *srv);
 int server_run(server_t *srv);
 void server_free(server_t *srv);
 
