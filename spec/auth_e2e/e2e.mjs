@@ -697,6 +697,7 @@ describe('IdP down when luamcp starts', () => {
   it('starts, answers 503 without keys, then picks the keys up by itself', async (t) => {
     const port = await freePort();
     const issuer = `http://127.0.0.1:${port}`;
+    const started = Date.now();
     server = await startLuamcp((resource) => ({
       resource, issuers: [{ issuer }], jwks: { refetch_s: 1, min_ttl_s: 1, timeout_ms: 1000 },
     }));
@@ -712,8 +713,11 @@ describe('IdP down when luamcp starts', () => {
     idp = await startIdp([], { port });
     assert.equal(idp.issuer, issuer);
     const t0 = Date.now();
-    // no request meanwhile: the refresher's own retry (backoff from 2 s) must find the keys
-    await server.waitLog(new RegExp(`auth: 1 keys of ${issuer.replace(/[.]/g, '\\.')} loaded`), 20000, mark);
+    // no request meanwhile: the refresher's own retry (backoff from 2 s, doubling) must find
+    // the keys. Its next try comes at most as long after the IdP's start as the time since the
+    // first try (plus 2 s): an IdP slow to start (it is restarted after 30 s) waits longer.
+    const bound = Math.max(20000, Date.now() - started + 5000);
+    await server.waitLog(new RegExp(`auth: 1 keys of ${issuer.replace(/[.]/g, '\\.')} loaded`), bound, mark);
     t.diagnostic(`keys loaded ${Date.now() - t0} ms after the IdP was ready`);
 
     const tok = await cc(idp, 'svc-all', 'mcp:tools echo', server.resource);
