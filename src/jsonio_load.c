@@ -254,17 +254,42 @@ static json_t *parse_number(parser *ps)
     return j ? j : fail(ps, start, "out of memory");
 }
 
+/* At a container's start: true (and past it) when `close` follows at once. */
+static bool empty(parser *ps, char close)
+{
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == close) {
+        ps->p++;
+        return true;
+    }
+    return false;
+}
+
+/* After a member or an element: 1 when a ',' says another follows, 0 when `close` ends the
+ * container, -1 (the error recorded) otherwise. */
+static int next_item(parser *ps, char close)
+{
+    skip_ws(ps);
+    if (ps->p < ps->end && (*ps->p == ',' || *ps->p == close)) {
+        bool more = *ps->p++ == ',';
+        if (more)
+            skip_ws(ps);
+        return more;
+    }
+    fail(ps, ps->p, ps->p >= ps->end ? "unexpected end of input"
+                    : close == '}'   ? "expected ',' or '}'"
+                                     : "expected ',' or ']'");
+    return -1;
+}
+
 static json_t *parse_object(parser *ps)
 {
     json_t *obj = json_object();
     char small[64], *held = NULL; /* a key decoded into scratch, which its value may reuse */
     if (!obj)
         return fail(ps, ps->p, "out of memory");
-    skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == '}') {
-        ps->p++;
+    if (empty(ps, '}'))
         return obj;
-    }
     for (;;) {
         if (ps->p >= ps->end || *ps->p != '"') {
             fail(ps, ps->p, ps->p >= ps->end ? "unexpected end of input" : "expected a key");
@@ -307,18 +332,11 @@ static json_t *parse_object(parser *ps)
         }
         free(held);
         held = NULL;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            skip_ws(ps);
-            continue;
-        }
-        if (ps->p < ps->end && *ps->p == '}') {
-            ps->p++;
+        int more = next_item(ps, '}');
+        if (more == 0)
             return obj;
-        }
-        fail(ps, ps->p, ps->p >= ps->end ? "unexpected end of input" : "expected ',' or '}'");
-        goto error;
+        if (more < 0)
+            goto error;
     }
 error:
     free(held);
@@ -331,11 +349,8 @@ static json_t *parse_array(parser *ps)
     json_t *arr = json_array();
     if (!arr)
         return fail(ps, ps->p, "out of memory");
-    skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == ']') {
-        ps->p++;
+    if (empty(ps, ']'))
         return arr;
-    }
     for (;;) {
         const unsigned char *at = ps->p;
         json_t *v = parse_value(ps);
@@ -343,18 +358,11 @@ static json_t *parse_array(parser *ps)
             fail(ps, at, "out of memory");
             break;
         }
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            skip_ws(ps);
-            continue;
-        }
-        if (ps->p < ps->end && *ps->p == ']') {
-            ps->p++;
+        int more = next_item(ps, ']');
+        if (more == 0)
             return arr;
-        }
-        fail(ps, ps->p, ps->p >= ps->end ? "unexpected end of input" : "expected ',' or ']'");
-        break;
+        if (more < 0)
+            break;
     }
     json_decref(arr);
     return NULL;

@@ -105,6 +105,16 @@ start_luamcp() { # start_luamcp VAR CONFIG [serve flags...]: sets ${VAR}_pid and
     echo "luamcp did not start:"; cat "$log"; exit 1
 }
 
+wait_port() { # wait_port FILE: the N of the "listening on port N" FILE shows within 10 s
+    local port=""
+    for _ in $(seq 200); do
+        port=$(sed -n 's/^listening on port \([0-9]*\).*/\1/p' "$1")
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    echo "$port"
+}
+
 sdk_flags=()
 [ "${SDK_AJV_PER_REQUEST:-0}" = 1 ] && sdk_flags+=(--ajv-per-request)
 start_sdk() { # start_sdk VAR WORKERS [server.mjs flags...]: sets ${VAR}_pid and ${VAR}_port
@@ -112,13 +122,9 @@ start_sdk() { # start_sdk VAR WORKERS [server.mjs flags...]: sets ${VAR}_pid and
     local out=$tmp/$var.out
     : >"$out"
     node "$sdk/server.mjs" --workers "$n" ${sdk_flags[@]+"${sdk_flags[@]}"} "$@" >"$out" 2>&1 &
-    local p=$! port=""
+    local p=$! port
     servers+=("$p")
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^listening on port \([0-9]*\).*/\1/p' "$out")
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
+    port=$(wait_port "$out")
     [ -n "$port" ] || { echo "the SDK server did not start:"; cat "$out"; exit 1; }
     printf -v "${var}_pid" %s "$p"
     printf -v "${var}_port" %s "$port"
@@ -264,11 +270,7 @@ if [ -x "$floor_bin" ]; then
     "$floor_bin" 0 >"$tmp/floor.out" 2>&1 &
     floor_pid=$!
     servers+=("$floor_pid")
-    for _ in $(seq 100); do
-        floor_port=$(sed -n 's/^listening on port \([0-9]*\).*/\1/p' "$tmp/floor.out")
-        [ -n "$floor_port" ] && break
-        sleep 0.05
-    done
+    floor_port=$(wait_port "$tmp/floor.out")
     check_echo "$floor_port" "$(head -1 "$tmp/one.txt")"
     against=$echo_all
     LUAMCP_TOKENS=$tmp/one.txt row "" "floor: epoll" "$floor_pid" "$floor_port" \
