@@ -218,26 +218,13 @@ void audit_str(text_out *o, const char *k, const char *value)
     text_put_json(o, value, strlen(value), AUDIT_FIELD_MAX);
 }
 
-/* The decimal digits of m at the end of num[24], returning where they start (snprintf's
- * format parsing costs more than the record's other fields together). */
-static char *digits(char num[24], unsigned long long m)
-{
-    char *p = num + 24;
-    do
-        *--p = (char)('0' + m % 10);
-    while (m /= 10);
-    return p;
-}
-
 void audit_int(text_out *o, const char *k, long long value)
 {
     if (!o)
         return;
-    char num[24];
+    char num[TEXT_INT_SIZE];
     key(o, k);
-    char *p = digits(num, value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value);
-    if (value < 0)
-        *--p = '-';
+    char *p = text_int(num, value);
     text_put(o, p, (size_t)(num + sizeof num - p));
 }
 
@@ -245,24 +232,25 @@ void audit_fixed2(text_out *o, const char *k, double value)
 {
     if (!o)
         return;
-    char num[40];
+    char num[TEXT_INT_SIZE];
     key(o, k);
     if (!isfinite(value)) { /* JSON has no NaN or infinity */
         text_put(o, "null", 4);
         return;
     }
     if (!(value > -1e15 && value < 1e15)) { /* out of llround's reach: rare, so snprintf */
-        text_put(o, num, (size_t)snprintf(num, sizeof num, "%.2f", value));
+        char big[320]; /* the largest double in %.2f: 309 digits, the sign, the decimals */
+        text_put(o, big, (size_t)snprintf(big, sizeof big, "%.2f", value));
         return;
     }
     long long hundredths = llround(value * 100);
     unsigned long long m = hundredths < 0 ? 0ULL - (unsigned long long)hundredths
                                           : (unsigned long long)hundredths;
-    char *p = digits(num, m / 100);
+    char *p = text_int(num, (long long)(m / 100)); /* below 10^13 */
     if (hundredths < 0)
         *--p = '-';
     char frac[3] = {'.', (char)('0' + m / 10 % 10), (char)('0' + m % 10)};
-    text_put(o, p, (size_t)(num + 24 - p));
+    text_put(o, p, (size_t)(num + sizeof num - p));
     text_put(o, frac, sizeof frac);
 }
 

@@ -97,14 +97,7 @@ static void put_string(out_t *o, const char *str, size_t len)
 
 static void put_integer(out_t *o, json_int_t i)
 {
-    char text[24], *p = text + sizeof text;
-    /* digits from the right, through the magnitude as unsigned so the lowest value works */
-    unsigned long long m = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
-    do
-        *--p = (char)('0' + m % 10);
-    while (m /= 10);
-    if (i < 0)
-        *--p = '-';
+    char text[TEXT_INT_SIZE], *p = text_int(text, i);
     put(o, p, (size_t)(text + sizeof text - p));
 }
 

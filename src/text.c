@@ -63,6 +63,19 @@ size_t text_utf8_sequence_length(const unsigned char *s, size_t avail)
 
 /* ---- bounded builder and JSON paths ----------------------------------------------------- */
 
+char *text_int(char buf[TEXT_INT_SIZE], long long v)
+{
+    char *p = buf + TEXT_INT_SIZE;
+    /* digits from the right, through the magnitude as unsigned so the lowest value works */
+    unsigned long long m = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--p = (char)('0' + m % 10);
+    while (m /= 10);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
 void text_put(text_out *o, const char *s, size_t n)
 {
     if (o->full || o->len + n >= o->cap) {

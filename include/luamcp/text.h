@@ -33,6 +33,12 @@ typedef struct {
     bool full;
 } text_out;
 
+/* Room for any long long in decimal ("-9223372036854775808" and a spare). */
+#define TEXT_INT_SIZE 24
+/* The decimal text of v, written without printf's format parsing so that it ends at
+ * buf + TEXT_INT_SIZE (no NUL): returns where it starts. */
+char *text_int(char buf[TEXT_INT_SIZE], long long v);
+
 /* Appends s[0..n). */
 void text_put(text_out *o, const char *s, size_t n);
 

@@ -95,6 +95,15 @@ static void test_numbers(audit_t *a)
     json_t *v = json_loads(line, 0, NULL);
     CHECK(v != NULL);
     json_decref(v);
+    /* the largest doubles take the slow path, whole (309 digits) */
+    b = audit_buf_new(a);
+    o = audit_begin(b);
+    audit_fixed2(o, "huge", -1.7976931348623157e308);
+    audit_end(b);
+    audit_buf_free(b);
+    v = json_loads(last_line(), 0, NULL);
+    CHECK(v && json_real_value(json_object_get(v, "huge")) == -1.7976931348623157e308);
+    json_decref(v);
 }
 
 int main(void)
