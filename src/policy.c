@@ -2,6 +2,7 @@
 #include "luamcp/decl.h"
 
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -524,20 +525,26 @@ static void copy_text(char *dst, size_t size, const char *src)
     text_utf8_trim(dst);
 }
 
-/* A decision with a fixed reason (the common case: no format to read), or a formatted one. */
-#define DECIDE_AS(d, v, r, text)                                                               \
-    do {                                                                                       \
-        (d)->verdict = (v);                                                                    \
-        copy_text((d)->rule, sizeof (d)->rule, (r) ? (r)->where : "");                         \
-        copy_text((d)->reason, sizeof (d)->reason, (text));                                    \
-    } while (0)
-#define DECIDE(d, v, r, ...)                                                                   \
-    do {                                                                                       \
-        (d)->verdict = (v);                                                                    \
-        copy_text((d)->rule, sizeof (d)->rule, (r) ? (r)->where : "");                         \
-        snprintf((d)->reason, sizeof (d)->reason, __VA_ARGS__);                                \
-        text_utf8_trim((d)->reason); /* a cut character would make the answer unsendable */   \
-    } while (0)
+/* Records a decision: the rule's place and the reason, formatted only when fmt has a
+ * conversion (most reasons are fixed text, and vsnprintf's format parsing was a visible part
+ * of every call); a cut reason stays whole UTF-8 (the answer must stay sendable). */
+__attribute__((format(printf, 4, 5))) static void decide(policy_decision_t *d,
+                                                          policy_verdict_t v,
+                                                          const policy_rule_t *r,
+                                                          const char *fmt, ...)
+{
+    d->verdict = v;
+    copy_text(d->rule, sizeof d->rule, r ? r->where : "");
+    if (!strchr(fmt, '%')) {
+        copy_text(d->reason, sizeof d->reason, fmt);
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->reason, sizeof d->reason, fmt, ap);
+    va_end(ap);
+    text_utf8_trim(d->reason);
+}
 
 policy_verdict_t policy_static(const policy_set_t *ps, size_t tool, const auth_caller_t *caller,
                                bool dev, policy_decision_t *d)
@@ -550,9 +557,9 @@ policy_verdict_t policy_static(const policy_set_t *ps, size_t tool, const auth_c
     if (n == 0) {
         if (dev) {
             d->unguarded = true;
-            DECIDE_AS(d, POLICY_ALLOW, (policy_rule_t *)NULL, "no policy covers this tool (--dev)");
+            decide(d, POLICY_ALLOW, NULL, "no policy covers this tool (--dev)");
         } else {
-            DECIDE_AS(d, POLICY_HIDDEN, (policy_rule_t *)NULL, "no policy covers this tool");
+            decide(d, POLICY_HIDDEN, NULL, "no policy covers this tool");
         }
         return d->verdict;
     }
@@ -560,16 +567,16 @@ policy_verdict_t policy_static(const policy_set_t *ps, size_t tool, const auth_c
     for (size_t k = 0; k < n; k++) {
         const policy_rule_t *r = ps->rules[ps->by_tool[tool][k]];
         if (r->issuers.n && !in_list(&r->issuers, caller ? caller->issuer : NULL)) {
-            DECIDE_AS(d, POLICY_HIDDEN, r, "issuer not allowed");
+            decide(d, POLICY_HIDDEN, r, "issuer not allowed");
             return d->verdict;
         }
         if (r->client_ids.n && !in_list(&r->client_ids, caller ? caller->client_id : NULL)) {
-            DECIDE_AS(d, POLICY_HIDDEN, r, "client not allowed");
+            decide(d, POLICY_HIDDEN, r, "client not allowed");
             return d->verdict;
         }
         for (size_t c = 0; c < r->n_claims; c++)
             if (!claim_ok(&r->claims[c], caller)) {
-                DECIDE(d, POLICY_HIDDEN, r, "claim %.60s does not match", r->claims[c].name);
+                decide(d, POLICY_HIDDEN, r, "claim %.60s does not match", r->claims[c].name);
                 return d->verdict;
             }
     }
@@ -591,11 +598,11 @@ policy_verdict_t policy_static(const policy_set_t *ps, size_t tool, const auth_c
             want_scope(d, r->any_scopes.v[0]);
     }
     if (short_rule) {
-        DECIDE_AS(d, POLICY_CHALLENGE, short_rule, "insufficient scope");
+        decide(d, POLICY_CHALLENGE, short_rule, "insufficient scope");
         return d->verdict;
     }
     d->scopes[0] = '\0';
-    DECIDE_AS(d, POLICY_ALLOW, ps->rules[ps->by_tool[tool][n - 1]], "scopes and conditions met");
+    decide(d, POLICY_ALLOW, ps->rules[ps->by_tool[tool][n - 1]], "scopes and conditions met");
     return d->verdict;
 }
 
@@ -605,10 +612,10 @@ static void read_verdict(lua_State *co, int nres, const policy_rule_t *r, policy
     int base = lua_gettop(co) - nres + 1;
     if (nres >= 1 && lua_isboolean(co, base)) {
         if (lua_toboolean(co, base)) {
-            DECIDE_AS(d, POLICY_ALLOW, r, "check allowed");
+            decide(d, POLICY_ALLOW, r, "check allowed");
         } else {
             const char *why = nres >= 2 ? lua_tostring(co, base + 1) : NULL;
-            DECIDE(d, POLICY_DENY, r, "%.200s", why ? why : "denied by policy");
+            decide(d, POLICY_DENY, r, "%.200s", why ? why : "denied by policy");
         }
         return;
     }
@@ -620,7 +627,7 @@ static void read_verdict(lua_State *co, int nres, const policy_rule_t *r, policy
     }
     if (!decision) {
         /* deny by default: a check must say allow explicitly */
-        DECIDE_AS(d, POLICY_DENY, r, "the policy check returned no decision");
+        decide(d, POLICY_DENY, r, "the policy check returned no decision");
         return;
     }
     lua_getfield(co, base, "kind");
@@ -628,9 +635,9 @@ static void read_verdict(lua_State *co, int nres, const policy_rule_t *r, policy
     lua_getfield(co, base, "reason");
     const char *why = lua_tostring(co, -1);
     if (kind && strcmp(kind, "allow") == 0) {
-        DECIDE_AS(d, POLICY_ALLOW, r, "check allowed");
+        decide(d, POLICY_ALLOW, r, "check allowed");
     } else if (kind && strcmp(kind, "challenge") == 0) {
-        DECIDE(d, POLICY_CHALLENGE, r, "%.200s", why ? why : "step-up required");
+        decide(d, POLICY_CHALLENGE, r, "%.200s", why ? why : "step-up required");
         d->scopes[0] = '\0';
         lua_getfield(co, base, "scopes");
         lua_Integer n = lua_istable(co, -1) ? (lua_Integer)lua_rawlen(co, -1) : 0;
@@ -646,9 +653,9 @@ static void read_verdict(lua_State *co, int nres, const policy_rule_t *r, policy
         }
         lua_pop(co, 1);
         if (bad) /* a scope that cannot go into the challenge: refuse rather than mangle it */
-            DECIDE_AS(d, POLICY_DENY, r, "the policy check asked for an invalid scope");
+            decide(d, POLICY_DENY, r, "the policy check asked for an invalid scope");
     } else {
-        DECIDE(d, POLICY_DENY, r, "%.200s", why ? why : "denied by policy");
+        decide(d, POLICY_DENY, r, "%.200s", why ? why : "denied by policy");
     }
     lua_pop(co, 2);
 }
@@ -690,7 +697,7 @@ static void run_check(const policy_rule_t *r, vm_t *vm, const char *tool_name,
     } else {
         /* a policy that fails denies, never allows */
         log_error("policy %s failed: %s", r->where, trace ? trace : msg ? msg : "yielded");
-        DECIDE(d, POLICY_DENY, r, "the policy check failed (%s)",
+        decide(d, POLICY_DENY, r, "the policy check failed (%s)",
                st == VM_TIMEOUT ? "budget" : st == VM_NOMEM ? "memory" : "error");
     }
     free(msg);
