@@ -250,9 +250,7 @@ static json_t *tool_refusal(const rpc_msg_t *m, const policy_decision_t *d, cons
     char msg[320];
     if (d && d->verdict == POLICY_DENY) {
         snprintf(msg, sizeof msg, "Access denied: %s", d->reason);
-        secret_redact(msg);
-        return rpc_result(m->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
-                                           "text", msg, "isError", 1));
+        return rpc_result(m->id, tool_error_result(msg));
     }
     snprintf(msg, sizeof msg, "Unknown tool: %.128s", name);
     return rpc_error(m->id, RPC_INVALID_PARAMS, msg);
@@ -366,8 +364,7 @@ json_t *rpc_pending_abort(rpc_pending_t *p, const char *why)
 {
     if (p->call.convert) /* a prompt, resource or completion: no tool result */
         return rpc_error(p->id, RPC_INTERNAL_ERROR, why);
-    return rpc_result(p->id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
-                                       "text", why, "isError", 1));
+    return rpc_result(p->id, tool_error_result(why));
 }
 
 void rpc_pending_free(rpc_pending_t *p)

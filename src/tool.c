@@ -357,13 +357,9 @@ static int ctx_progress(lua_State *L)
         free(call->task_message);
         if ((call->task_message = strdup(message))) {
             secret_redact(call->task_message); /* whole, before any cut */
-            size_t n = strlen(call->task_message);
-            if (n > 512) { /* cut at a character's start, so it stays UTF-8 */
-                n = 512;
-                while (n > 0 && ((unsigned char)call->task_message[n] & 0xC0) == 0x80)
-                    n--;
-                call->task_message[n] = '\0';
-            }
+            if (strlen(call->task_message) > 512)
+                call->task_message[512] = '\0';
+            text_utf8_trim(call->task_message); /* a cut character would not be JSON */
         }
     }
     if (!call->progress_token)
@@ -871,7 +867,7 @@ static json_t *text_content(json_t *text, bool error)
     return out;
 }
 
-static json_t *error_result(const char *msg)
+json_t *tool_error_result(const char *msg)
 {
     char clean[4096];
     snprintf(clean, sizeof clean, "%s", msg);
@@ -887,7 +883,7 @@ static json_t *text_result(const char *s, size_t len)
 {
     json_t *text = json_stringn(s, len);
     if (!text)
-        return error_result("tool returned text that is not valid UTF-8");
+        return tool_error_result("tool returned text that is not valid UTF-8");
     return text_content(text, false);
 }
 
@@ -902,7 +898,7 @@ static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
             json_decref(content);
             char msg[600];
             snprintf(msg, sizeof msg, "Invalid result: %s", buf);
-            return error_result(msg);
+            return tool_error_result(msg);
         }
     }
     if (!content) {
@@ -917,7 +913,7 @@ static json_t *convert_failed(const tool_t *t, char *why)
 {
     log_error("tool %s: result not convertible: %s", t->name, why ? why : "?");
     free(why);
-    return error_result("tool returned a value that cannot be converted to an MCP result");
+    return tool_error_result("tool returned a value that cannot be converted to an MCP result");
 }
 
 static json_t *result_table(lua_State *co, int idx, const tool_t *t)
@@ -984,10 +980,10 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
     if (nres == 0 || lua_isnil(co, base)) {
         if (nres >= 2 && !lua_isnil(co, base + 1)) {
             const char *m = luaL_tolstring(co, base + 1, NULL);
-            return error_result(m);
+            return tool_error_result(m);
         }
         if (t->output)
-            return error_result("tool declared an outputSchema but returned no result");
+            return tool_error_result("tool declared an outputSchema but returned no result");
         return json_pack("{s[]}", "content");
     }
     size_t len;
@@ -1098,7 +1094,7 @@ static void scrub_call(tool_call_t *call, json_t *res)
 static json_t *finish(tool_call_t *call, json_t *res)
 {
     scrub_call(call, res);
-    return res ? res : error_result("out of memory");
+    return res ? res : tool_error_result("out of memory");
 }
 
 static void release_co(tool_call_t *call)
@@ -1178,7 +1174,7 @@ static json_t *convert(tool_call_t *call, lua_State *co, int nres)
                  call->kind, call->tool_name);
         return json_null();
     }
-    return error_result("tool returned a value that cannot be converted to an MCP result");
+    return tool_error_result("tool returned a value that cannot be converted to an MCP result");
 }
 
 /* Resumes the handler with nargs on its stack; the result, or NULL while it waits. */
@@ -1222,18 +1218,18 @@ static json_t *step(tool_call_t *call, int nargs)
             return NULL;
         }
         snprintf(buf, sizeof buf, "%s yielded outside mcp.http, which is not supported", kind);
-        res = error_result(buf);
+        res = tool_error_result(buf);
         break;
     case VM_ERROR:
         log_error("%s %s failed: %s", kind, name, trace ? trace : msg);
         snprintf(buf, sizeof buf, "%s '%.200s' failed (see server log)", kind, name);
-        res = error_result(buf);
+        res = tool_error_result(buf);
         break;
     case VM_TIMEOUT:
     case VM_NOMEM:
         log_warn("%s %s %s", kind, name, msg);
         snprintf(buf, sizeof buf, "%s '%.200s' %s", kind, name, msg);
-        res = error_result(buf);
+        res = tool_error_result(buf);
         break;
     }
     /* a failure of a prompt, resource, completion or task is a JSON-RPC error (a task: failed) */
@@ -1298,7 +1294,7 @@ json_t *tool_start(vm_t *vm, const tool_t *t, json_t *args, tool_call_t *call)
     if (schema_validate(t->input, args, buf, sizeof buf) != 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "Invalid arguments: %s", buf);
-        json_t *res = error_result(msg);
+        json_t *res = tool_error_result(msg);
         for (size_t i = 0; i < t->n_credentials; i++) { /* the message may quote a value */
             json_t *v = json_object_get(args, t->credentials[i]);
             if (json_string_length(v) >= 4)
@@ -1336,7 +1332,7 @@ static json_t *run(vm_t *vm, int handler_ref, json_t *args, tool_call_t *call)
             snprintf(call->rpc_message, sizeof call->rpc_message,
                      "Invalid params: arguments cannot be given to Lua");
         }
-        return error_result("arguments cannot be given to Lua");
+        return tool_error_result("arguments cannot be given to Lua");
     }
     if (t)
         wrap_credentials(co, t, args, call);

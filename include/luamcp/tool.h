@@ -126,6 +126,10 @@ int tool_state_open(const char *token, const char *name, const unsigned char fp[
 /* A new requestState carrying state (may be NULL) for name and the caller. */
 char *tool_state_seal(const char *state, const char *name, const unsigned char fp[32]);
 
+/* A tool result that is an error: {"content":[{"type":"text","text":msg}],"isError":true},
+ * msg with secrets redacted and cut to whole UTF-8 (new). */
+json_t *tool_error_result(const char *msg);
+
 /* Milliseconds left before the call's deadline (negative once past it). */
 double tool_left_ms(const tool_call_t *call);
 
