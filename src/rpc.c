@@ -1,5 +1,6 @@
 #include "luamcp/rpc.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1037,6 +1038,27 @@ static json_t *m_subscribe(rpc_env_t *env, const rpc_msg_t *m, bool on)
     return rpc_result(m->id, json_object());
 }
 
+/* Whether v is an array of at most RPC_LISTEN_MAX_URIS strings of min to max bytes. */
+static bool string_list(const json_t *v, size_t min, size_t max)
+{
+    size_t i;
+    json_t *x;
+    bool ok = json_is_array(v) && json_array_size(v) <= RPC_LISTEN_MAX_URIS;
+    json_array_foreach(v, i, x)
+        ok = ok && json_is_string(x) && json_string_length(x) >= min &&
+             json_string_length(x) <= max;
+    return ok;
+}
+
+/* Whether the entry i of list repeats an earlier one: a repeat is honored once. */
+static bool repeated(const json_t *list, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (json_equal(json_array_get(list, j), json_array_get(list, i)))
+            return true;
+    return false;
+}
+
 json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
 {
     static const char *const lists[] = {"toolsListChanged", "promptsListChanged",
@@ -1063,11 +1085,7 @@ json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
     if (uris) {
         size_t i;
         json_t *u;
-        bool ok = json_is_array(uris) && json_array_size(uris) <= RPC_LISTEN_MAX_URIS;
-        json_array_foreach(uris, i, u)
-            ok = ok && json_is_string(u) && json_string_length(u) > 0 &&
-                 json_string_length(u) <= 2048;
-        if (!ok) {
+        if (!string_list(uris, 1, 2048)) {
             json_decref(out);
             return rpc_error(m->id, RPC_INVALID_PARAMS,
                              "Invalid params: notifications.resourceSubscriptions must be an "
@@ -1078,10 +1096,7 @@ json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
         json_t *honored = json_array();
         json_array_foreach(uris, i, u) {
             json_t *vars = NULL, *answer = NULL;
-            bool dup = false;
-            for (size_t j = 0; j < i && !dup; j++)
-                dup = json_equal(json_array_get(uris, j), u);
-            if (dup)
+            if (repeated(uris, i))
                 continue;
             env->challenge[0] = '\0';
             if (find_resource(env, m, json_string_value(u), &vars, &answer))
@@ -1096,10 +1111,7 @@ json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
     if (ids) {
         size_t i;
         json_t *u;
-        bool ok = json_is_array(ids) && json_array_size(ids) <= RPC_LISTEN_MAX_URIS;
-        json_array_foreach(ids, i, u)
-            ok = ok && json_is_string(u);
-        if (!ok) {
+        if (!string_list(ids, 0, SIZE_MAX)) {
             json_decref(out);
             return rpc_error(m->id, RPC_INVALID_PARAMS, "Invalid params: notifications.taskIds "
                              "must be an array of at most 256 task ids (strings)");
@@ -1108,13 +1120,10 @@ json_t *rpc_listen_filter(rpc_env_t *env, const rpc_msg_t *m, json_t **granted)
         json_t *honored = json_array();
         unsigned char owner[TASK_OWNER_LEN];
         auth_caller_owner(env->caller, owner);
-        json_array_foreach(ids, i, u) {
-            bool dup = false;
-            for (size_t j = 0; j < i && !dup; j++)
-                dup = json_equal(json_array_get(ids, j), u);
-            if (!dup && client_tasks(env) && task_owned(env->tasks, json_string_value(u), owner))
+        json_array_foreach(ids, i, u)
+            if (!repeated(ids, i) && client_tasks(env) &&
+                task_owned(env->tasks, json_string_value(u), owner))
                 json_array_append(honored, u);
-        }
         json_object_set_new(out, "taskIds", honored);
     }
     *granted = out;
