@@ -71,7 +71,6 @@ static int on_socket(CURL *h, curl_socket_t s, int what, void *userp, void *sock
     return 0;
 }
 
-
 static int on_timer(CURLM *m, long timeout_ms, void *userp)
 {
     (void)m;

@@ -79,7 +79,6 @@ struct req {
     headers_t h;          /* read once, when the request arrives */
 };
 
-
 static void emit_all(req_t *r, json_t *msgs);
 static void service_asks(worker_t *w);
 
@@ -147,7 +146,10 @@ static char *sse_body(json_t *notes, json_t *resp, size_t *len)
             }
             out = grown;
         }
-        n += (size_t)sprintf(out + n, "event: message\ndata: %s\n\n", js);
+        memcpy(out + n, "event: message\ndata: ", 21);
+        memcpy(out + n + 21, js, jlen);
+        memcpy(out + n + 21 + jlen, "\n\n", 3);
+        n += 21 + jlen + 2;
         free(js);
     }
     *len = n;
@@ -453,7 +455,6 @@ static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
 }
 
 /* ---- the MCP endpoint ------------------------------------------------------------------------ */
-
 
 /* Session rules for a non-initialize message. True when fine (*info: the session's state;
  * nothing for a stateless server), else the answer has been queued and its result is in *rc. */

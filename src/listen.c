@@ -238,17 +238,18 @@ void listen_resource_updated(server_t *srv, const char *uri)
 void listen_task_changed(server_t *srv, const char *id, const unsigned char *owner,
                          json_t *detail)
 {
-    char *text = jsonio_dump(detail, NULL);
-    if (text && strlen(text) > TASK_NOTE_MAX) {
+    size_t n = 0;
+    char *text = jsonio_dump(detail, &n);
+    if (text && n > TASK_NOTE_MAX) {
         free(text);
         json_t *slim = json_copy(detail); /* shallow: only top-level fields are dropped */
         json_object_del(slim, "result");
         json_object_del(slim, "error");
         json_object_del(slim, "inputRequests");
-        text = slim ? jsonio_dump(slim, NULL) : NULL;
+        n = 0;
+        text = slim ? jsonio_dump(slim, &n) : NULL;
         json_decref(slim);
     }
-    size_t n = text ? strlen(text) : 0;
     if (n < 3 || text[0] != '{' || text[n - 1] != '}') {
         free(text);
         return;

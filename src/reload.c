@@ -60,7 +60,6 @@ struct reloader {
                                     guards them: list_changed of a kind when its one changes */
 };
 
-
 /* ---- what was on disk ------------------------------------------------------------------ */
 
 static void digest_dir(EVP_MD_CTX *md, const char *dir, int depth)

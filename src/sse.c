@@ -45,6 +45,13 @@ void sse_stream_ref(stream_t *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 void sse_stream_release(stream_t *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -53,12 +60,8 @@ void sse_stream_release(stream_t *s)
     if (left == 0) {
         if (s->chan)
             sse_chan_release(s->chan);
-        for (size_t i = 0; i < s->n_listen_uris; i++)
-            free(s->listen_uris[i]);
-        free(s->listen_uris);
-        for (size_t i = 0; i < s->n_listen_tasks; i++)
-            free(s->listen_tasks[i]);
-        free(s->listen_tasks);
+        free_strings(s->listen_uris, s->n_listen_uris);
+        free_strings(s->listen_tasks, s->n_listen_tasks);
         free(s->listen_id);
         pthread_mutex_destroy(&s->mu);
         free(s->buf);
@@ -170,7 +173,6 @@ struct chan {
     long long idle_since; /* without writer or done since (ms); 0 while it has a writer */
     chan_t *next;         /* srv->chans */
 };
-
 
 chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone)
 {

@@ -115,7 +115,6 @@ void task_table_on_change(task_table_t *t,
     t->listeners = listeners;
 }
 
-
 static void task_free(task_t *k)
 {
     free(k->message);
