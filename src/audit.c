@@ -201,13 +201,23 @@ text_out *audit_begin(audit_buf_t *b)
     return &b->line;
 }
 
+/* ,"k": (no comma after the opening brace), in one append: keys are the writer's own names */
 static void key(text_out *o, const char *k)
 {
+    char seg[64];
+    size_t n = strlen(k), at = 0;
+    if (n > sizeof seg - 4) {
+        o->full = true;
+        return;
+    }
     if (o->len > 1)
-        text_put(o, ",", 1);
-    text_put(o, "\"", 1);
-    text_put_str(o, k);
-    text_put(o, "\":", 2);
+        seg[at++] = ',';
+    seg[at++] = '"';
+    memcpy(seg + at, k, n);
+    at += n;
+    seg[at++] = '"';
+    seg[at++] = ':';
+    text_put(o, seg, at);
 }
 
 void audit_str(text_out *o, const char *k, const char *value)

@@ -1463,6 +1463,7 @@ void http_connection(void *cls, struct MHD_Connection *conn, void **socket_conte
             w->conns = c->next;
         if (c->next)
             c->next->prev = c->prev;
+        auth_memo_clear(&c->memo);
         free(c);
         *socket_context = NULL;
     }
@@ -1495,8 +1496,10 @@ static bool authenticate(req_t *r, struct MHD_Connection *conn, bool may_wait, r
     worker_t *w = r->w;
     if (!auth_enabled(w->srv->auth))
         return true;
+    conn_t *c = conn_of(conn);
     auth_request_t areq = {
         .authorization = r->h.authorization,
+        .memo = c ? &c->memo : NULL,
         .n_authorization = r->h.n_authorization,
         .token_in_query = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                                       "access_token") != NULL,
@@ -1511,7 +1514,6 @@ static bool authenticate(req_t *r, struct MHD_Connection *conn, bool may_wait, r
         return true;
     }
     if (res.status == AUTH_WAIT) {
-        conn_t *c = conn_of(conn);
         if (c)
             c->answering = true; /* parked by us, bounded by the key fetch's timeout */
         r->auth_waiting = true;

@@ -15,6 +15,7 @@
 #include "luamcp/config.h"
 #include "luamcp/log.h"
 #include "luamcp/server.h"
+#include "luamcp/smallmem.h"
 #include "luamcp/version.h"
 
 static const char usage[] =
@@ -425,6 +426,7 @@ static int cmd_serve(config_t *c)
 int main(int argc, char **argv)
 {
     progname = argv[0];
+    json_set_alloc_funcs(smallmem_alloc, smallmem_free);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

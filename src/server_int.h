@@ -81,6 +81,7 @@ typedef struct conn {
     int fd;
     long long since_ms;     /* when the current request's clock started */
     bool answering;         /* the request is complete (or parked by us): no deadline */
+    auth_memo_t memo;       /* the last token verified on this connection */
     struct conn *prev, *next;
 } conn_t;
 

@@ -1,5 +1,6 @@
 #include "luamcp/text.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -107,6 +108,14 @@ static bool is_identifier(const char *s, size_t len)
 
 /* s[0..len) in quotes, JSON-escaped, at most max source bytes then "..."; a byte that is not
  * UTF-8 is U+FFFD (json: the result is valid JSON) or \xNN (a message shows which byte). */
+/* One bit per byte value: printable ASCII but '"' and '\\', the bytes that go out as they are. */
+static const uint64_t plain_bytes[4] = {0xFFFFFFFB00000000ULL, 0x7FFFFFFFEFFFFFFFULL, 0, 0};
+
+static inline bool plain_byte(unsigned char c)
+{
+    return (plain_bytes[c >> 6] >> (c & 63)) & 1;
+}
+
 static void put_escaped(text_out *o, const char *s, size_t len, size_t max, bool json)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -115,7 +124,7 @@ static void put_escaped(text_out *o, const char *s, size_t len, size_t max, bool
     size_t i = 0;
     while (i < end) {
         size_t run = i; /* bytes that go out as they are, in one append */
-        while (run < end && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
+        while (run < end && plain_byte(u[run]))
             run++;
         if (run > i) {
             text_put(o, s + i, run - i);

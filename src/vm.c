@@ -9,6 +9,7 @@
 
 #include "luamcp/api.h"
 #include "luamcp/log.h"
+#include "luamcp/smallmem.h"
 
 #define HOOK_EVERY 1000 /* instructions between budget checks */
 #define MAX_MODULE_NAME 128
@@ -43,7 +44,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     vm_t *vm = ud;
     size_t old = ptr ? osize : 0; /* with ptr NULL, osize is a type tag, not a size */
     if (nsize == 0) {
-        free(ptr);
+        smallmem_free(ptr);
         vm->mem_used -= old;
         return NULL;
     }
@@ -53,7 +54,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         vm->mem_hit = true;
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p = ptr ? realloc(ptr, nsize) : smallmem_alloc(nsize);
     if (!p)
         return NULL;
     vm->mem_used = vm->mem_used - old + nsize;

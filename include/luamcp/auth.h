@@ -40,8 +40,23 @@ typedef enum auth_status {
     AUTH_UNAVAILABLE,   /* 503: no keys could be had from the issuer */
 } auth_status_t;
 
+/* The last token verified on one connection, and whom it named: a keep-alive client that
+ * sends the same bytes again is known by comparing them (in constant time), without hashing
+ * them for the worker's cache. It holds a copy of the token, wiped by auth_memo_clear, which
+ * the connection's worker calls when the connection closes. */
+typedef struct auth_memo {
+    char *token;
+    size_t len, cap;
+    auth_caller_t *caller;
+    const void *issuer;
+    unsigned long generation; /* of the issuer's key set when verified */
+} auth_memo_t;
+
+void auth_memo_clear(auth_memo_t *m);
+
 typedef struct auth_request {
     const char *authorization; /* the header's value, or NULL */
+    auth_memo_t *memo;         /* the connection's, or NULL */
     int n_authorization;       /* how many Authorization headers came */
     bool token_in_query;       /* an access_token query parameter came */
     bool may_wait;             /* false once the request has waited for a refetch */

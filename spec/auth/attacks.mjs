@@ -636,6 +636,32 @@ describe('token cache', () => {
     await callProbe(S.main, t);
   });
 
+  test('one keep-alive connection: a token like the remembered one is verified afresh, another caller\'s token names that caller', async () => {
+    const conn = new Conn(S.main.port); // the connection remembers the last token verified on it
+    try {
+      const t = mint(S.main);
+      const caller = callerOf(payloadOf(t));
+      assert.deepEqual(await callProbe(S.main, t, { conn }), caller);
+      const flipped = `${t.slice(0, -1)}${t.at(-1) === 'A' ? 'Q' : 'A'}`; // same length
+      const tail = `${t.slice(0, 20)}${t[20] === 'A' ? 'B' : 'A'}${t.slice(21)}`; // header byte
+      for (const bad of [flipped, tail]) {
+        const marker = newMarker();
+        const r = await send(S.main, { authorization: `Bearer ${bad}`, body: probeBody(marker), conn });
+        assert.equal(r.status, 401, r.body);
+        assert.ok(!S.main.log.includes(probeLine(marker)));
+      }
+      assert.deepEqual(await callProbe(S.main, t, { conn }), caller);
+      const other = mint(S.main, { claims: { sub: `other-${rand()}`, client_id: `client-${rand()}` } });
+      assert.deepEqual(await callProbe(S.main, other, { conn }), callerOf(payloadOf(other)));
+      assert.notDeepEqual(callerOf(payloadOf(other)), caller);
+      assert.deepEqual(await callProbe(S.main, t, { conn }), caller);
+      secretsOf(t);
+      secretsOf(other);
+    } finally {
+      conn.close();
+    }
+  });
+
   test('a token that expires while cached is refused after expiry (leeway 0)', async () => {
     const exp = now() + 2;
     const t = mint(S.multi, { claims: { exp } });

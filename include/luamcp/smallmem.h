@@ -1,0 +1,20 @@
+/* smallmem — the small blocks a request makes and drops by the dozen (jansson's values, Lua's
+ * tables and strings), kept on per-thread free lists instead of going back to malloc.
+ *
+ * glibc keeps only seven freed blocks of a size per thread; a request frees a dozen or more of
+ * the same size at once, and the rest go through the arena's atomic free lists. These lists
+ * are the thread's own, longer and without atomics. Every block is an ordinary malloc block:
+ * free() and realloc() take it, and a block may be dropped on another thread than the one
+ * that made it. A thread's lists are returned to malloc when it exits.
+ *
+ * Under AddressSanitizer the lists are off (plain malloc and free), so a use after free of a
+ * recycled block is still reported. */
+#ifndef LUAMCP_SMALLMEM_H
+#define LUAMCP_SMALLMEM_H
+
+#include <stddef.h>
+
+void *smallmem_alloc(size_t n);
+void smallmem_free(void *p);
+
+#endif

@@ -1,0 +1,108 @@
+/* Per-thread free lists of small malloc blocks: see smallmem.h. */
+#include "luamcp/smallmem.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SMALLMEM_OFF 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SMALLMEM_OFF 1
+#endif
+#endif
+
+#ifdef SMALLMEM_OFF
+
+void *smallmem_alloc(size_t n)
+{
+    return malloc(n);
+}
+
+void smallmem_free(void *p)
+{
+    free(p);
+}
+
+#else
+
+/* Class k holds blocks whose usable size is exactly 24 + 16k bytes (what glibc gives for
+ * requests of 1..24, 25..40, ...). A block is filed by malloc_usable_size when it is dropped,
+ * so a block taken from class k always has room for any request that maps to k. */
+#define CLASSES 15    /* usable sizes 24 .. 248 */
+#define KEEP 256      /* blocks kept per class and thread: at most ~0.5 MiB a thread */
+
+typedef struct block {
+    struct block *next;
+} block_t;
+
+static _Thread_local block_t *lists[CLASSES];
+static _Thread_local unsigned counts[CLASSES];
+static _Thread_local bool registered;
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void release(void *unused)
+{
+    (void)unused;
+    for (int k = 0; k < CLASSES; k++) {
+        while (lists[k]) {
+            block_t *b = lists[k];
+            lists[k] = b->next;
+            free(b);
+        }
+        counts[k] = 0;
+    }
+    registered = false; /* a later destructor's free registers again, and is released again */
+}
+
+static void make_key(void)
+{
+    if (pthread_key_create(&exit_key, release) != 0)
+        exit_key = (pthread_key_t)-1;
+}
+
+/* The thread's lists are returned when it exits (a key's destructor runs only for a non-NULL
+ * value). Without a key the lists are not used: blocks go straight back to malloc. */
+static bool register_thread(void)
+{
+    pthread_once(&exit_once, make_key);
+    if (exit_key == (pthread_key_t)-1 || pthread_setspecific(exit_key, &registered) != 0)
+        return false;
+    registered = true;
+    return true;
+}
+
+void *smallmem_alloc(size_t n)
+{
+    size_t k = n <= 24 ? 0 : (n - 24 + 15) / 16;
+    if (k < CLASSES && lists[k]) {
+        block_t *b = lists[k];
+        lists[k] = b->next;
+        counts[k]--;
+        return b;
+    }
+    return malloc(n ? n : 1);
+}
+
+void smallmem_free(void *p)
+{
+    if (!p)
+        return;
+    size_t u = malloc_usable_size(p);
+    size_t k = (u - 24) / 16;
+    if (u >= 24 && (u - 24) % 16 == 0 && k < CLASSES && counts[k] < KEEP &&
+        (registered || register_thread())) {
+        block_t *b = p;
+        b->next = lists[k];
+        lists[k] = b;
+        counts[k]++;
+        return;
+    }
+    free(p);
+}
+
+#endif
