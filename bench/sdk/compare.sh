@@ -23,9 +23,10 @@
 #   tool each (about 400 bytes); the concurrency rows add a `slow` tool on both sides;
 # - stateless on both: luamcp --stateless; the SDK as its docs show it (a new McpServer and
 #   StreamableHTTPServerTransport per request, sessionIdGenerator undefined, JSON responses).
-# - a floor row: bench/floor_server, an epoll loop per core that answers the same request with
-#   luamcp's bytes and does nothing else, so the kernel's loopback TCP and wrk on the same cores
-#   are all it measures; its req/s over the SDK's is the largest ratio any server could show here.
+# - floor rows: bench/floor_server, an epoll loop per core (and then one thread alone) that
+#   answers the same request with luamcp's bytes and does nothing else, so the kernel's loopback
+#   TCP and wrk on the same cores are all it measures; the one-thread floor's req/s over the
+#   SDK's is the largest ratio a server on one core could show here.
 # What differs, and how it leans:
 # - Node runs JavaScript on one thread, so "SDK" is one process and "SDK cluster xN" the same
 #   server under node:cluster with N workers (SDK_WORKERS=0 skips those rows). Like with like:
@@ -264,7 +265,7 @@ if [ "${SDK_AJV_PER_REQUEST:-0}" != 1 ]; then
 fi
 # the floor: what any HTTP server could do here, with wrk on the same cores (bench/floor_server:
 # an epoll loop per core answering the same request with luamcp's bytes, nothing else)
-floor_rps=0
+floor_rps=0 floor1_rps=0
 floor_bin=$(dirname "$bin")/bench/floor_server
 if [ -x "$floor_bin" ]; then
     "$floor_bin" 0 >"$tmp/floor.out" 2>&1 &
@@ -277,6 +278,17 @@ if [ -x "$floor_bin" ]; then
         "$bench/echo.lua"
     floor_rps=$rps
     stop "$floor_pid"
+    # and on one core, the ceiling for luamcp on one worker and the SDK's one Node process
+    "$floor_bin" 0 1 >"$tmp/floor1.out" 2>&1 &
+    floor1_pid=$!
+    servers+=("$floor1_pid")
+    floor1_port=$(wait_port "$tmp/floor1.out")
+    check_echo "$floor1_port" "$(head -1 "$tmp/one.txt")"
+    against=$echo_one
+    LUAMCP_TOKENS=$tmp/one.txt row "" "floor, 1 thread" "$floor1_pid" "$floor1_port" \
+        "$bench/echo.lua"
+    floor1_rps=$rps
+    stop "$floor1_pid"
 fi
 both_rows "tools/list, reused token" "$sdk/tools_list.lua" "$tmp/one.txt"
 stop_all
@@ -341,6 +353,11 @@ if [ "$floor_rps" -gt 0 ]; then
         -v a="$echo_all" \
         'BEGIN {printf "  the floor (bare epoll on both cores, no work at all): %d req/s; luamcp on both cores reaches" \
                 " %.0f%% of it; the most any server could show here: %.1fx the SDK", f, 100 * a / f, r * f / l
+                if (o > 0) printf ", %.1fx its default", o * f / l
+                print ""}'
+    awk -v f="$floor1_rps" -v r="$ratio_reused" -v o="${ratio_other:-0}" -v l="$echo_one" \
+        'BEGIN {printf "  the floor on one core (1 thread): %d req/s; luamcp on one worker reaches %.0f%% of it;" \
+                " the most a one-core server could show here: %.1fx the SDK", f, 100 * l / f, r * f / l
                 if (o > 0) printf ", %.1fx its default", o * f / l
                 print ""}'
 fi
