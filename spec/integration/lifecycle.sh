@@ -139,6 +139,35 @@ for sig in TERM INT; do
     check "SIG$sig: nothing listens afterwards" test $rc -ne 0
 done
 
+# While it drains, the server listens no more: a new connection is refused at once (not left
+# to wait for a timeout), and the calls in flight on both workers are still answered.
+start drain_refuses --stateless --config "$t/slow.lua" || exit 1
+url="http://127.0.0.1:$port/mcp"
+for i in 1 2 3 4; do
+    rpc "$url" '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"nap","arguments":{"ms":2000}}}' \
+        >"$t/nap_$i.json" &
+    naps[$i]=$!
+done
+for _ in $(seq 100); do
+    [ "$(ss -Htn state established "( dport = :$port )" | wc -l)" -ge 4 ] && break
+    sleep 0.05
+done
+sleep 0.3
+kill -TERM "$pid"
+for _ in $(seq 100); do grep -q "finishing in-flight" "$t/drain_refuses.log" && break; sleep 0.02; done
+sleep 0.2 # every worker has seen the signal: none is busy (they all wait on mcp.sleep)
+begin=$(date +%s%N)
+curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$port/healthz"; rc=$?
+elapsed_ms=$(( ($(date +%s%N) - begin) / 1000000 ))
+check "draining: a new connection is refused at once (curl rc $rc, ${elapsed_ms} ms)" \
+    test "$rc" -eq 7 -a "$elapsed_ms" -lt 1000
+for i in 1 2 3 4; do
+    wait "${naps[$i]}"
+    check "draining: call $i in flight is answered" contains "$(cat "$t/nap_$i.json")" "awake after 2000 ms"
+done
+wait "$pid"; rc=$?
+check "draining: the server exits 0" test $rc -eq 0
+
 # A client that sent half a body holds its request open: shutdown waits grace_s for it,
 # not the 30 s idle timeout.
 printf 'return { grace_s = 1 }\n' >"$t/short.lua"
