@@ -34,6 +34,7 @@ void config_defaults(config_t *c)
     c->idle_timeout_s = 30;
     c->session_idle_s = 1800;
     c->max_sessions = 10000;
+    c->max_sessions_per_caller = 1000;
     c->grace_s = 10;
     c->cache_max_bytes = 16u << 20;
     c->limits.cpu_ms = 1000;
@@ -548,6 +549,7 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     INT_KEY("idle_timeout_s", 1, 86400, idle_timeout_s)
     INT_KEY("session_idle_s", 1, 7 * 86400, session_idle_s)
     INT_KEY("max_sessions", 1, 10000000, max_sessions)
+    INT_KEY("max_sessions_per_caller", 0, 10000000, max_sessions_per_caller)
     INT_KEY("grace_s", 0, 3600, grace_s)
     INT_KEY("cache_max_bytes", 65536, 1LL << 34, cache_max_bytes)
 #undef INT_KEY

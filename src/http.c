@@ -1351,11 +1351,21 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
     if (init && env.negotiated && !srv->cfg->stateless) {
         unsigned char owner[SESSION_OWNER_LEN];
         auth_caller_owner(r->caller, owner);
-        if (session_create(srv->sessions, env.negotiated, owner, sid) != 0) {
+        int made = session_create(srv->sessions, env.negotiated, owner, sid);
+        if (made != 0) {
             json_decref(resp);
             json_decref(env.notifications);
-            rc = fail(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, RPC_INTERNAL_ERROR,
-                      "Service Unavailable: too many sessions", NULL, NULL);
+            if (made == SESSION_CALLER_FULL) {
+                log_info("initialize refused: the caller holds max_sessions_per_caller (%u) "
+                         "sessions", srv->cfg->max_sessions_per_caller);
+                rc = fail(r, conn, MHD_HTTP_TOO_MANY_REQUESTS, RPC_INTERNAL_ERROR,
+                          "Too Many Requests: this caller holds as many sessions as it may "
+                          "(max_sessions_per_caller); end one with DELETE or let one expire",
+                          NULL, NULL);
+            } else {
+                rc = fail(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, RPC_INTERNAL_ERROR,
+                          "Service Unavailable: too many sessions", NULL, NULL);
+            }
             goto done;
         }
         with_sid = true;

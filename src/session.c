@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,14 @@ typedef struct session {
     struct session *next;
 } session_t;
 
+/* How many sessions one caller holds, for max_sessions_per_caller. Owners are SHA-256
+ * fingerprints, so their first bytes are already a good hash. */
+typedef struct holder {
+    unsigned char owner[SESSION_OWNER_LEN];
+    unsigned n;
+    struct holder *next;
+} holder_t;
+
 static void session_free(session_t *s)
 {
     for (size_t i = 0; i < s->n_subs; i++)
@@ -32,9 +41,64 @@ struct session_store {
     pthread_mutex_t mu;
     session_t **buckets;
     size_t n_buckets; /* a power of two */
-    unsigned count, max;
+    holder_t **holders; /* n_buckets of them, by owner */
+    unsigned count, max, per_caller;
     unsigned idle_s;
 };
+
+/* Without authentication every session has the all-zero owner: no caller to count. */
+static bool anonymous(const unsigned char owner[SESSION_OWNER_LEN])
+{
+    for (size_t i = 0; i < SESSION_OWNER_LEN; i++)
+        if (owner[i])
+            return false;
+    return true;
+}
+
+static holder_t **holder_link(session_store_t *st, const unsigned char owner[SESSION_OWNER_LEN])
+{
+    uint64_t h;
+    memcpy(&h, owner, sizeof h);
+    holder_t **pp = &st->holders[h & (st->n_buckets - 1)];
+    while (*pp && memcmp((*pp)->owner, owner, SESSION_OWNER_LEN) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static unsigned held_by(session_store_t *st, const unsigned char owner[SESSION_OWNER_LEN])
+{
+    holder_t *h = anonymous(owner) ? NULL : *holder_link(st, owner);
+    return h ? h->n : 0;
+}
+
+/* +1 or -1 for owner; false when a new holder could not be made (out of memory). */
+static bool count_holder(session_store_t *st, const unsigned char owner[SESSION_OWNER_LEN],
+                         int delta)
+{
+    if (anonymous(owner))
+        return true;
+    holder_t **pp = holder_link(st, owner), *h = *pp;
+    if (!h) {
+        if (delta < 0 || !(h = calloc(1, sizeof *h)))
+            return delta < 0;
+        memcpy(h->owner, owner, SESSION_OWNER_LEN);
+        *pp = h;
+    }
+    h->n = delta > 0 ? h->n + 1 : h->n - 1;
+    if (h->n == 0) {
+        *pp = h->next;
+        free(h);
+    }
+    return true;
+}
+
+/* Takes s out of the counts and frees it (the caller has unlinked it). */
+static void forget(session_store_t *st, session_t *s)
+{
+    count_holder(st, s->owner, -1);
+    st->count--;
+    session_free(s);
+}
 
 static time_t now_s(void)
 {
@@ -52,7 +116,7 @@ static size_t bucket_of(const session_store_t *st, const char *id)
     return (size_t)(h & (st->n_buckets - 1));
 }
 
-session_store_t *session_store_new(unsigned max_sessions, unsigned idle_s)
+session_store_t *session_store_new(unsigned max_sessions, unsigned per_caller, unsigned idle_s)
 {
     session_store_t *st = calloc(1, sizeof *st);
     if (!st)
@@ -61,11 +125,15 @@ session_store_t *session_store_new(unsigned max_sessions, unsigned idle_s)
     while (st->n_buckets < max_sessions && st->n_buckets < (1u << 20))
         st->n_buckets <<= 1;
     st->buckets = calloc(st->n_buckets, sizeof *st->buckets);
-    if (!st->buckets) {
+    st->holders = calloc(st->n_buckets, sizeof *st->holders);
+    if (!st->buckets || !st->holders) {
+        free(st->buckets);
+        free(st->holders);
         free(st);
         return NULL;
     }
     st->max = max_sessions;
+    st->per_caller = per_caller;
     st->idle_s = idle_s;
     pthread_mutex_init(&st->mu, NULL);
     return st;
@@ -85,8 +153,7 @@ static void drop_all(session_store_t *st, bool expired_only, void (*on_drop)(voi
             *pp = s->next;
             if (s->attached && on_drop)
                 on_drop(s->attached);
-            session_free(s);
-            st->count--;
+            forget(st, s);
         }
     }
 }
@@ -98,6 +165,7 @@ void session_store_free(session_store_t *st, void (*on_drop)(void *attached))
     drop_all(st, false, on_drop);
     pthread_mutex_destroy(&st->mu);
     free(st->buckets);
+    free(st->holders);
     free(st);
 }
 
@@ -137,10 +205,12 @@ int session_create(session_store_t *st, const char *version,
     s->log_level = -1;
     s->last_used = now_s();
     pthread_mutex_lock(&st->mu);
-    if (st->count >= st->max)
+    if (st->count >= st->max || (st->per_caller && held_by(st, owner) >= st->per_caller))
         drop_all(st, true, NULL); /* make room from idle ones first */
-    int rc = -1;
-    if (st->count < st->max) {
+    int rc = SESSION_FULL;
+    if (st->per_caller && held_by(st, owner) >= st->per_caller) {
+        rc = SESSION_CALLER_FULL;
+    } else if (st->count < st->max && count_holder(st, owner, +1)) {
         size_t b = bucket_of(st, id);
         s->next = st->buckets[b];
         st->buckets[b] = s;
@@ -184,8 +254,7 @@ bool session_delete(session_store_t *st, const char *id,
     if (s) {
         *link = s->next;
         *attached = s->attached;
-        st->count--;
-        session_free(s);
+        forget(st, s);
     }
     pthread_mutex_unlock(&st->mu);
     return s != NULL;

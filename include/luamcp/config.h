@@ -91,6 +91,7 @@ typedef struct config {
     unsigned idle_timeout_s;    /* keep-alive / header / body idle timeout */
     unsigned session_idle_s;
     unsigned max_sessions;
+    unsigned max_sessions_per_caller; /* 0: no bound but max_sessions */
     unsigned grace_s;           /* how long SIGTERM waits for in-flight requests */
     size_t cache_max_bytes;     /* bound of mcp.cache, shared by every worker */
     char *tls_cert; char *tls_key;

@@ -13,12 +13,18 @@
 
 typedef struct session_store session_store_t;
 
-session_store_t *session_store_new(unsigned max_sessions, unsigned idle_s);
+/* At most max_sessions in all, and per_caller (0: no bound) for one authenticated caller;
+ * sessions opened without authentication are bound by max_sessions alone. */
+session_store_t *session_store_new(unsigned max_sessions, unsigned per_caller, unsigned idle_s);
 /* Frees the table; calls on_drop for every attached object still there. */
 void session_store_free(session_store_t *st, void (*on_drop)(void *attached));
 
+#define SESSION_FULL (-1)        /* max_sessions are open, none idle */
+#define SESSION_CALLER_FULL (-2) /* this caller holds per_caller sessions, none idle */
+
 /* Creates a session for protocol version (a static string), bound to owner: only requests of
- * the same caller may use it (a session is never an authentication). 0, or -1 when full. */
+ * the same caller may use it (a session is never an authentication). 0, SESSION_FULL (or out
+ * of memory) or SESSION_CALLER_FULL. */
 int session_create(session_store_t *st, const char *version,
                    const unsigned char owner[SESSION_OWNER_LEN], char id[SESSION_ID_LEN + 1]);
 /* What a request needs of its session, read under one lock. */

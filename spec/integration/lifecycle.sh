@@ -184,6 +184,50 @@ check "a stalled upload delays shutdown by grace_s only (${elapsed_ms} ms)" \
     test "$elapsed_ms" -ge 900 -a "$elapsed_ms" -lt 5000
 check "the grace_s expiry is logged" grep -q "still in flight after grace_s" "$t/grace_limit.log"
 
+# ---- sessions: one caller may hold max_sessions_per_caller, others are not shut out --------
+mkdir -p "$t/percaller"
+printf 'return { policies = "%s", max_sessions_per_caller = 2, auth = { dev_key_file = "%s" } }\n' \
+    "$here/lifecycle-policies" "$t/percaller/dev.json" >"$t/percaller.lua"
+"$bin" serve --listen 127.0.0.1:0 --scripts "$here/lifecycle" --workers 2 --dev \
+    --config "$t/percaller.lua" >"$t/percaller.out" 2>"$t/percaller.log" &
+pid=$!
+pids+=("$pid")
+port=""
+for _ in $(seq 200); do
+    port=$(sed -n 's/.*listening on .* port \([0-9]*\),.*/\1/p' "$t/percaller.log" | head -1)
+    [[ -n $port ]] && break
+    sleep 0.05
+done
+url="http://127.0.0.1:$port/mcp"
+tok_a=$("$bin" token --config "$t/percaller.lua" --sub alice)
+tok_b=$("$bin" token --config "$t/percaller.lua" --sub bob)
+init() { # init TOKEN: status, then the session id (or the body) on one line
+    local h body
+    body=$(curl -s --max-time 10 -D "$t/init.h" "$url" -H "Authorization: Bearer $1" \
+        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}')
+    h=$(tr -d '\r' <"$t/init.h")
+    printf '%s %s\n' "$(sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' <<<"$h")" \
+        "$(sed -n 's/^[Mm]cp-[Ss]ession-[Ii]d: //p' <<<"$h")$( [ -z "$(grep -i '^mcp-session-id' <<<"$h")" ] && echo "$body")"
+}
+read -r st1 sid1 <<<"$(init "$tok_a")"
+read -r st2 sid2 <<<"$(init "$tok_a")"
+check "per caller: alice opens two sessions" test "$st1 $st2" = "200 200" -a -n "$sid1" -a -n "$sid2"
+read -r st3 body3 <<<"$(init "$tok_a")"
+check "per caller: alice's third initialize is 429 ($st3)" test "$st3" = 429
+check "per caller: the refusal says why" contains "$body3" "max_sessions_per_caller"
+read -r stb sidb <<<"$(init "$tok_b")"
+check "per caller: bob still opens one ($stb)" test "$stb" = 200 -a -n "$sidb"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X DELETE "$url" \
+    -H "Authorization: Bearer $tok_a" -H "Mcp-Session-Id: $sid1" -H 'MCP-Protocol-Version: 2025-11-25')
+check "per caller: alice ends one with DELETE ($code)" test "$code" = 200 -o "$code" = 204
+read -r st4 sid4 <<<"$(init "$tok_a")"
+check "per caller: then alice may open another ($st4)" test "$st4" = 200 -a -n "$sid4"
+code=$(rpc "$url" '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' -H "Authorization: Bearer $tok_a" \
+    -H "Mcp-Session-Id: $sid2" -H 'MCP-Protocol-Version: 2025-11-25' -o /dev/null -w '%{http_code}')
+check "per caller: her other session still serves ($code)" test "$code" = 200
+kill "$pid"; wait "$pid" 2>/dev/null
+
 # ---- mcp.cache: one store for every worker, kept across reloads -------------------------------
 start cache --stateless || exit 1
 count() { rpc "http://127.0.0.1:$port/mcp" '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"counter"}}' | sed -n 's/.*"text":"\([0-9]*\)".*/\1/p'; }
