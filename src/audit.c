@@ -206,8 +206,10 @@ static void key(text_out *o, const char *k)
 {
     char seg[64];
     size_t n = strlen(k), at = 0;
-    if (n > sizeof seg - 4) {
-        o->full = true;
+    if (n > sizeof seg - 4) { /* not one of ours today: the long way */
+        text_put(o, o->len > 1 ? ",\"" : "\"", o->len > 1 ? 2 : 1);
+        text_put(o, k, n);
+        text_put(o, "\":", 2);
         return;
     }
     if (o->len > 1)

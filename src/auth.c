@@ -401,6 +401,7 @@ static bool same_bytes(const char *a, const char *b, size_t n)
         memcpy(&x, a + i, 8);
         memcpy(&y, b + i, 8);
         diff |= x ^ y;
+        __asm__ volatile("" : "+r"(diff)); /* no early exit made of it */
     }
     for (; i < n; i++)
         diff |= (uint64_t)(unsigned char)(a[i] ^ b[i]);

@@ -42,8 +42,10 @@ typedef enum auth_status {
 
 /* The last token verified on one connection, and whom it named: a keep-alive client that
  * sends the same bytes again is known by comparing them (in constant time), without hashing
- * them for the worker's cache. It holds a copy of the token, wiped by auth_memo_clear, which
- * the connection's worker calls when the connection closes. */
+ * them for the worker's cache. It holds a copy of the token (at most JOSE_MAX_TOKEN bytes per
+ * connection), wiped by auth_memo_clear when the connection closes: on its worker, or at
+ * shutdown on the main thread once the workers have stopped (the caller's refs are not
+ * atomic). */
 typedef struct auth_memo {
     char *token;
     size_t len, cap;

@@ -7,8 +7,10 @@
  * free() and realloc() take it, and a block may be dropped on another thread than the one
  * that made it. A thread's lists are returned to malloc when it exits.
  *
- * Under AddressSanitizer the lists are off (plain malloc and free), so a use after free of a
- * recycled block is still reported. */
+ * A block freed twice on the same thread aborts, as glibc's own check would have; one freed
+ * twice on two threads is not caught. Under AddressSanitizer the lists are off (plain malloc
+ * and free), so a use after free or a double free of a recycled block is still reported;
+ * valgrind and MALLOC_PERTURB_ do not see inside a recycled block. */
 #ifndef LUAMCP_SMALLMEM_H
 #define LUAMCP_SMALLMEM_H
 
@@ -16,5 +18,7 @@
 
 void *smallmem_alloc(size_t n);
 void smallmem_free(void *p);
+/* Blocks on the calling thread's lists (for tests; 0 with the lists off). */
+size_t smallmem_held(void);
 
 #endif

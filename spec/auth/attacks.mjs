@@ -644,7 +644,8 @@ describe('token cache', () => {
       assert.deepEqual(await callProbe(S.main, t, { conn }), caller);
       const flipped = `${t.slice(0, -1)}${t.at(-1) === 'A' ? 'Q' : 'A'}`; // same length
       const tail = `${t.slice(0, 20)}${t[20] === 'A' ? 'B' : 'A'}${t.slice(21)}`; // header byte
-      for (const bad of [flipped, tail]) {
+      // and longer or shorter: the remembered bytes as a prefix, or the token cut short
+      for (const bad of [flipped, tail, `${t}=`, `${t}A`, t.slice(0, -1), `${t}.${t.split('.')[2]}`]) {
         const marker = newMarker();
         const r = await send(S.main, { authorization: `Bearer ${bad}`, body: probeBody(marker), conn });
         assert.equal(r.status, 401, r.body);
