@@ -16,12 +16,19 @@ typedef struct {
     bool bad;
 } out_t;
 
-static bool room(out_t *o, size_t n)
+static bool grow(out_t *o, size_t n);
+
+static inline bool room(out_t *o, size_t n)
+{
+    if (o->len + n < o->cap && !o->bad) /* one byte is kept for the NUL */
+        return true;
+    return grow(o, n);
+}
+
+static bool grow(out_t *o, size_t n)
 {
     if (o->bad)
         return false;
-    if (o->len + n < o->cap) /* one byte is kept for the NUL */
-        return true;
     size_t cap = o->cap;
     while (o->grows && o->len + n >= cap && cap <= (SIZE_MAX >> 2))
         cap *= 2;
@@ -35,7 +42,7 @@ static bool room(out_t *o, size_t n)
     return true;
 }
 
-static void put(out_t *o, const char *s, size_t n)
+static inline void put(out_t *o, const char *s, size_t n)
 {
     if (room(o, n)) {
         memcpy(o->buf + o->len, s, n);
@@ -43,14 +50,19 @@ static void put(out_t *o, const char *s, size_t n)
     }
 }
 
-static void put_char(out_t *o, char c)
+static inline void put_char(out_t *o, char c)
 {
     if (room(o, 1))
         o->buf[o->len++] = c;
 }
 
-/* printable ASCII other than '"' and '\\' goes out as it is */
-static bool plain(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+/* printable ASCII other than '"' and '\\' goes out as it is (and DEL: one bit per byte value) */
+static const uint64_t plain_bytes[4] = {0xFFFFFFFB00000000ULL, 0xFFFFFFFFEFFFFFFFULL, 0, 0};
+
+static inline bool plain(unsigned char c)
+{
+    return (plain_bytes[c >> 6] >> (c & 63)) & 1;
+}
 
 static void put_string(out_t *o, const char *str, size_t len)
 {
