@@ -18,6 +18,11 @@
 
 #ifdef SMALLMEM_OFF
 
+bool smallmem_on(void)
+{
+    return false;
+}
+
 void *smallmem_alloc(size_t n)
 {
     return malloc(n);
@@ -34,6 +39,27 @@ size_t smallmem_held(void)
 }
 
 #else
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND() false
+#endif
+
+/* Under valgrind every block goes back to malloc, so that valgrind sees every free (nothing
+ * is ever filed, so nothing is handed out from a list either). Asked once. */
+static int lists_off = -1;
+
+bool smallmem_on(void)
+{
+    if (lists_off < 0)
+        lists_off = UNDER_VALGRIND();
+    return !lists_off;
+}
 
 /* Class k holds blocks whose usable size is exactly 24 + 16k bytes (what glibc gives for
  * requests of 1..24, 25..40, ...). A block is filed by malloc_usable_size when it is dropped,
@@ -125,7 +151,7 @@ void smallmem_free(void *p)
     size_t u = malloc_usable_size(p);
     size_t k = (u - 24) / 16;
     if (u >= 24 && (u - 24) % 16 == 0 && k < CLASSES && counts[k] < KEEP &&
-        (registered || register_thread())) {
+        (registered || (smallmem_on() && register_thread()))) {
         block_t *b = p;
         if (b->filed == FILED && on_list(k, b)) {
             /* glibc would have caught this; handing the block out twice would not */

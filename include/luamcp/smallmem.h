@@ -8,14 +8,18 @@
  * that made it. A thread's lists are returned to malloc when it exits.
  *
  * A block freed twice on the same thread aborts, as glibc's own check would have; one freed
- * twice on two threads is not caught. Under AddressSanitizer the lists are off (plain malloc
- * and free), so a use after free or a double free of a recycled block is still reported;
- * valgrind and MALLOC_PERTURB_ do not see inside a recycled block. */
+ * twice on two threads is not caught. Under AddressSanitizer, and under valgrind when the
+ * build found valgrind's header, the lists are off (plain malloc and free), so a use after
+ * free or a double free is still reported; MALLOC_PERTURB_ does not see inside a recycled
+ * block. */
 #ifndef LUAMCP_SMALLMEM_H
 #define LUAMCP_SMALLMEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+/* Whether the lists are in use (not under ASan or valgrind). */
+bool smallmem_on(void);
 void *smallmem_alloc(size_t n);
 void smallmem_free(void *p);
 /* Blocks on the calling thread's lists (for tests; 0 with the lists off). */
