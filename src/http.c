@@ -1111,15 +1111,11 @@ static bool preauthorize(req_t *r, struct MHD_Connection *conn, enum MHD_Result 
 
 static json_t *discover(server_t *srv, json_t *id)
 {
-    (void)srv;
-    json_t *result = json_pack(
-        "{s:[s], s:{s:{s:b}, s:{s:b}, s:{s:b, s:b}, s:{}}, s:{s:{s:s, s:s}}}",
-        "supportedVersions", RPC_MODERN_VERSION, "capabilities", "tools", "listChanged", 1,
-        "prompts", "listChanged", 1, "resources", "listChanged", 1, "subscribe", 1,
-        "completions", "_meta",
-        "io.modelcontextprotocol/serverInfo", "name", "luamcp", "version", LUAMCP_VERSION);
-    json_object_set_new(json_object_get(result, "capabilities"), "extensions",
-                        json_pack("{s:{}}", TASK_EXTENSION));
+    json_t *result = json_pack("{s:[s], s:o, s:{s:{s:s, s:s}}}", "supportedVersions",
+                               RPC_MODERN_VERSION, "capabilities",
+                               rpc_capabilities(srv->cfg, true), "_meta",
+                               "io.modelcontextprotocol/serverInfo", "name", "luamcp", "version",
+                               LUAMCP_VERSION);
     return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
 }
 

@@ -116,6 +116,19 @@ int rpc_classify(json_t *msg, rpc_msg_t *out, json_t **error)
 
 /* ---- methods ----------------------------------------------------------------------------- */
 
+json_t *rpc_capabilities(const config_t *cfg, bool modern)
+{
+    int notify = modern || !cfg->stateless;
+    json_t *caps = json_pack("{s:{s:b}, s:{s:b}, s:{s:b, s:b}, s:{}}", "tools", "listChanged",
+                             notify, "prompts", "listChanged", notify, "resources", "subscribe",
+                             notify, "listChanged", notify, "completions");
+    if (!modern && notify)
+        json_object_set_new(caps, "logging", json_object());
+    if (modern)
+        json_object_set_new(caps, "extensions", json_pack("{s:{}}", TASK_EXTENSION));
+    return caps;
+}
+
 static json_t *m_initialize(rpc_env_t *env, const rpc_msg_t *m)
 {
     json_t *pv = json_object_get(m->params, "protocolVersion");
@@ -127,15 +140,7 @@ static json_t *m_initialize(rpc_env_t *env, const rpc_msg_t *m)
     json_t *caps = json_object_get(m->params, "capabilities");
     env->client_caps = (json_is_object(json_object_get(caps, "sampling")) ? SESSION_CAP_SAMPLING : 0) |
                        (json_is_object(json_object_get(caps, "elicitation")) ? SESSION_CAP_ELICITATION : 0);
-    /* everything this server does, whatever the scripts declare today (a reload may add
-     * prompts or resources to a session that began without any); what needs a session (the GET
-     * stream that carries list changes and resource updates, a log level) only with sessions */
-    int sessions = !env->cfg->stateless;
-    json_t *ours = json_pack("{s:{s:b}, s:{s:b}, s:{s:b, s:b}, s:{}}", "tools", "listChanged",
-                             sessions, "prompts", "listChanged", sessions, "resources",
-                             "subscribe", sessions, "listChanged", sessions, "completions");
-    if (sessions)
-        json_object_set_new(ours, "logging", json_object());
+    json_t *ours = rpc_capabilities(env->cfg, false);
     json_t *result = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", env->negotiated,
                                "capabilities", ours, "serverInfo", "name", "luamcp", "version",
                                LUAMCP_VERSION);

@@ -115,6 +115,12 @@ void rpc_pending_free(rpc_pending_t *p);
 
 json_t *rpc_error(json_t *id, int code, const char *message);
 
+/* What this server does, whatever the scripts declare today (a reload may add prompts or
+ * resources to a client that began without any): initialize's capabilities in the 2025 eras
+ * (modern false: change notifications and logging only with sessions, which carry them), or
+ * server/discover's in 2026-07-28 (subscriptions/listen carries them; the tasks extension). */
+json_t *rpc_capabilities(const config_t *cfg, bool modern);
+
 #define RPC_LISTEN_MAX_URIS 256
 /* subscriptions/listen (2026-07-28): checks the request's notification filter and keeps what
  * this server honors for this caller (list changes; the resources it may read). NULL and
