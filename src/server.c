@@ -466,6 +466,17 @@ int server_run(server_t *srv)
                    srv->cfg->grace_s);
         break;
     }
+    /* Listen no more, now: a worker busy in a handler would close its socket only when the
+     * handler ends, and a connection the kernel hands it meanwhile would wait for that. A
+     * listening socket shut down leaves the SO_REUSEPORT group (new connections are refused)
+     * and its accept fails with EINVAL, which libmicrohttpd takes quietly. Done before the
+     * workers are told to stop, so no worker has closed its socket yet. */
+    for (int i = 0; i < srv->n_workers; i++) {
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(srv->workers[i].daemon, MHD_DAEMON_INFO_LISTEN_FD);
+        if (di && di->listen_fd != MHD_INVALID_SOCKET)
+            shutdown(di->listen_fd, SHUT_RD);
+    }
     atomic_store(&srv->stopping, true);
     for (int i = 0; i < srv->n_workers; i++)
         worker_wake(&srv->workers[i]);

@@ -168,6 +168,31 @@ done
 wait "$pid"; rc=$?
 check "draining: the server exits 0" test $rc -eq 0
 
+# The same when the one worker is busy in a handler (a CPU-bound call): its listening socket is
+# shut when the signal comes, not when the handler ends.
+start drain_busy --stateless --workers 1 --config "$t/slow.lua" || exit 1
+url="http://127.0.0.1:$port/mcp"
+call_slow "$url" 2000 >"$t/busy.json" &
+client=$!
+for _ in $(seq 100); do
+    ss -Htn state established "( dport = :$port )" | grep -q . && break
+    sleep 0.05
+done
+sleep 0.3
+kill -TERM "$pid"
+for _ in $(seq 100); do grep -q "finishing in-flight" "$t/drain_busy.log" && break; sleep 0.02; done
+begin=$(date +%s%N)
+curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$port/healthz"; rc=$?
+elapsed_ms=$(( ($(date +%s%N) - begin) / 1000000 ))
+check "draining, the worker busy: a new connection is refused at once (curl rc $rc, ${elapsed_ms} ms)" \
+    test "$rc" -eq 7 -a "$elapsed_ms" -lt 500
+wait "$client"
+check "draining, the worker busy: its call is answered" contains "$(cat "$t/busy.json")" "done after 2000 ms"
+wait "$pid"; rc=$?
+check "draining, the worker busy: the server exits 0" test $rc -eq 0
+check "draining, the worker busy: nothing about accepting is logged" \
+    bash -c "! grep -qi 'accepting' '$t/drain_busy.log'"
+
 # A client that sent half a body holds its request open: shutdown waits grace_s for it,
 # not the 30 s idle timeout.
 printf 'return { grace_s = 1 }\n' >"$t/short.lua"
