@@ -234,6 +234,8 @@ int conv_push_json(lua_State *L, const json_t *v, char **err)
         *err = NULL;
     if (!lua_checkstack(L, 3))
         return record_error(&c, "Lua stack exhausted");
+    if (!json_is_object(v) && !json_is_array(v))
+        return push_value(&c, v); /* a scalar: no marker tables to fetch (ctx.request_id) */
     push_markers(&c);
     /* stack: ..., array_mt, object_mt */
     int rc = push_value(&c, v);

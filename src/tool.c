@@ -833,12 +833,7 @@ static void push_ctx(lua_State *co, tool_call_t *call)
     lua_setmetatable(co, -2);
     call->ctx = lua_topointer(co, -1);
     char *err = NULL;
-    const json_t *id = call->request_id;
-    if (json_is_integer(id)) /* the usual ids, without the converter's setup */
-        lua_pushinteger(co, (lua_Integer)json_integer_value(id));
-    else if (json_is_string(id))
-        lua_pushlstring(co, json_string_value(id), json_string_length(id));
-    else if (!id || conv_push_json(co, id, &err) != 0) {
+    if (!call->request_id || conv_push_json(co, call->request_id, &err) != 0) {
         free(err);
         lua_pushnil(co);
     }
