@@ -50,17 +50,6 @@ size_t smallmem_held(void)
 #define UNDER_VALGRIND() false
 #endif
 
-/* Under valgrind every block goes back to malloc, so that valgrind sees every free (nothing
- * is ever filed, so nothing is handed out from a list either). Asked once. */
-static int lists_off = -1;
-
-bool smallmem_on(void)
-{
-    if (lists_off < 0)
-        lists_off = UNDER_VALGRIND();
-    return !lists_off;
-}
-
 /* Class k holds blocks whose usable size is exactly 24 + 16k bytes (what glibc gives for
  * requests of 1..24, 25..40, ...). A block is filed by malloc_usable_size when it is dropped,
  * so a block taken from class k always has room for any request that maps to k. */
@@ -81,6 +70,7 @@ static _Thread_local bool registered;
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static bool lists_on; /* set once by make_key */
 
 static void release(void *unused)
 {
@@ -96,18 +86,25 @@ static void release(void *unused)
     registered = false; /* a later destructor's free registers again, and is released again */
 }
 
+/* The lists are used when a thread's can be returned at its exit (a key with a destructor),
+ * and not under valgrind, so that valgrind sees every free: without them every block goes
+ * straight back to malloc (nothing is filed, so nothing is handed out from a list either). */
 static void make_key(void)
 {
-    if (pthread_key_create(&exit_key, release) != 0)
-        exit_key = (pthread_key_t)-1;
+    lists_on = !UNDER_VALGRIND() && pthread_key_create(&exit_key, release) == 0;
+}
+
+bool smallmem_on(void)
+{
+    pthread_once(&exit_once, make_key);
+    return lists_on;
 }
 
 /* The thread's lists are returned when it exits (a key's destructor runs only for a non-NULL
- * value). Without a key the lists are not used: blocks go straight back to malloc. */
+ * value). */
 static bool register_thread(void)
 {
-    pthread_once(&exit_once, make_key);
-    if (exit_key == (pthread_key_t)-1 || pthread_setspecific(exit_key, &registered) != 0)
+    if (!smallmem_on() || pthread_setspecific(exit_key, &registered) != 0)
         return false;
     registered = true;
     return true;
@@ -151,7 +148,7 @@ void smallmem_free(void *p)
     size_t u = malloc_usable_size(p);
     size_t k = (u - 24) / 16;
     if (u >= 24 && (u - 24) % 16 == 0 && k < CLASSES && counts[k] < KEEP &&
-        (registered || (smallmem_on() && register_thread()))) {
+        (registered || register_thread())) {
         block_t *b = p;
         if (b->filed == FILED && on_list(k, b)) {
             /* glibc would have caught this; handing the block out twice would not */
