@@ -56,14 +56,6 @@ static inline void put_char(out_t *o, char c)
         o->buf[o->len++] = c;
 }
 
-/* printable ASCII other than '"' and '\\' goes out as it is (and DEL: one bit per byte value) */
-static const uint64_t plain_bytes[4] = {0xFFFFFFFB00000000ULL, 0xFFFFFFFFEFFFFFFFULL, 0, 0};
-
-static inline bool plain(unsigned char c)
-{
-    return (plain_bytes[c >> 6] >> (c & 63)) & 1;
-}
-
 static void put_string(out_t *o, const char *str, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -72,7 +64,7 @@ static void put_string(out_t *o, const char *str, size_t len)
     size_t i = 0;
     while (i < len && !o->bad) {
         size_t run = i;
-        while (run < len && plain(s[run]))
+        while (run < len && text_json_plain(s[run]))
             run++;
         put(o, str + i, run - i);
         if ((i = run) >= len)

@@ -1,6 +1,5 @@
 #include "luamcp/text.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,16 +105,11 @@ static bool is_identifier(const char *s, size_t len)
     return true;
 }
 
+const uint64_t text_json_plain_bytes[4] = {0xFFFFFFFB00000000ULL, 0xFFFFFFFFEFFFFFFFULL, 0, 0};
+
 /* s[0..len) in quotes, JSON-escaped, at most max source bytes then "..."; a byte that is not
- * UTF-8 is U+FFFD (json: the result is valid JSON) or \xNN (a message shows which byte). */
-/* One bit per byte value: printable ASCII but '"' and '\\', the bytes that go out as they are. */
-static const uint64_t plain_bytes[4] = {0xFFFFFFFB00000000ULL, 0x7FFFFFFFEFFFFFFFULL, 0, 0};
-
-static inline bool plain_byte(unsigned char c)
-{
-    return (plain_bytes[c >> 6] >> (c & 63)) & 1;
-}
-
+ * UTF-8 is U+FFFD (json: the result is valid JSON) or \xNN (a message shows which byte). DEL
+ * is escaped too, so a log line shows it. */
 static void put_escaped(text_out *o, const char *s, size_t len, size_t max, bool json)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -124,7 +118,7 @@ static void put_escaped(text_out *o, const char *s, size_t len, size_t max, bool
     size_t i = 0;
     while (i < end) {
         size_t run = i; /* bytes that go out as they are, in one append */
-        while (run < end && plain_byte(u[run]))
+        while (run < end && text_json_plain(u[run]) && u[run] != 0x7f)
             run++;
         if (run > i) {
             text_put(o, s + i, run - i);

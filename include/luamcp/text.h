@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Bytes of a key that text_put_quoted shows before "...". */
 #define TEXT_KEY_SHOW_MAX 48
@@ -32,6 +33,15 @@ typedef struct {
     size_t len;
     bool full;
 } text_out;
+
+/* One bit per byte value: the bytes a JSON string carries as they are (printable ASCII and
+ * DEL, but '"' and '\\'). */
+extern const uint64_t text_json_plain_bytes[4];
+
+static inline bool text_json_plain(unsigned char c)
+{
+    return (text_json_plain_bytes[c >> 6] >> (c & 63)) & 1;
+}
 
 /* Room for any long long in decimal ("-9223372036854775808" and a spare). */
 #define TEXT_INT_SIZE 24
