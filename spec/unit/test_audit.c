@@ -22,7 +22,7 @@ static json_t *record_with_id(audit_t *a, size_t n)
     json_t *jid = json_string(id);
     text_out *o = audit_begin(b);
     audit_str(o, "decision", "allow");
-    audit_str(o, "reason", "bad \xff\xfe bytes,\x01 \"quotes\" and \\ too");
+    audit_str(o, "reason", "bad \xff\xfe bytes,\x01 \x7f \"quotes\" and \\ too");
     audit_str(o, "tool", "echo");
     audit_json(o, "request_id", jid);
     audit_int(o, "bundle", 3);
@@ -120,7 +120,9 @@ int main(void)
     json_t *v = record_with_id(a, 10);
     CHECK(v && strcmp(json_string_value(json_object_get(v, "decision")), "allow") == 0);
     CHECK(v && strcmp(json_string_value(json_object_get(v, "reason")),
-                      "bad \xef\xbf\xbd\xef\xbf\xbd bytes,\x01 \"quotes\" and \\ too") == 0);
+                      "bad \xef\xbf\xbd\xef\xbf\xbd bytes,\x01 \x7f \"quotes\" and \\ too") == 0);
+    /* control characters and DEL escaped in the line itself, so a log viewer shows them */
+    CHECK(strstr(last_line(), "bytes,\\u0001 \\u007f \\\"quotes\\\" and \\\\ too") != NULL);
     CHECK(v && json_string_length(json_object_get(v, "request_id")) == 10);
     CHECK(v && json_integer_value(json_object_get(v, "bundle")) == 3);
     CHECK(v && json_real_value(json_object_get(v, "latency_us")) == 0.25);
