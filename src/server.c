@@ -345,7 +345,8 @@ server_t *server_new(const config_t *cfg, char **err)
         !(srv->audit = audit_open(cfg->audit_file, err)))
         goto fail;
     auth_wait_ready(srv->auth, (int)cfg->auth.jwks_timeout_ms);
-    srv->sessions = session_store_new(cfg->max_sessions, cfg->max_sessions_per_caller, cfg->session_idle_s);
+    srv->sessions =
+        session_store_new(cfg->max_sessions, cfg->max_sessions_per_caller, cfg->session_idle_s);
     srv->workers = calloc((size_t)srv->n_workers, sizeof *srv->workers);
     srv->tasks = task_table_new(&cfg->tasks, task_kick, srv);
     if (srv->tasks)
