@@ -289,6 +289,46 @@ for i in $(cut -f1 "$T/index"); do
   esac
 done
 
+# Every relative link of the pages names a file of the source tree, and its #anchor a heading
+# of that page (GitHub's rule: lower case, punctuation dropped, spaces to hyphens). The pages
+# other branches of issue 17 add are allowed to be missing until they land.
+PENDING="docs/security.md docs/limits.md"
+anchors_of() {
+  awk '/^```/ { inside = !inside; next }
+       !inside && /^#+[ \t]/ {
+         h = tolower($0); sub(/^#+[ \t]+/, "", h); sub(/[ \t]+$/, "", h)
+         gsub(/[^a-z0-9 _-]/, "", h); gsub(/ /, "-", h); print h
+       }' "$1"
+}
+for doc in "$SRC/README.md" "$SRC"/docs/*.md; do
+  rel=${doc#"$SRC"/}
+  bad=$T/links-bad
+  : >"$bad"
+  while IFS=$'\t' read -r line link; do
+    path=${link%%#*}
+    frag=""
+    [[ $link == *"#"* ]] && frag=${link#*#}
+    if [[ -z $path ]]; then
+      target=$rel
+    else
+      target=$(realpath -m --relative-to="$SRC" "$(dirname "$doc")/$path")
+    fi
+    if [[ ! -e $SRC/$target ]]; then
+      [[ " $PENDING " == *" $target "* ]] || echo "$rel:$line: $link: no file $target" >>"$bad"
+    elif [[ -n $frag && $target == *.md ]] && ! anchors_of "$SRC/$target" | grep -qxF -- "$frag"; then
+      echo "$rel:$line: $link: no heading for #$frag in $target" >>"$bad"
+    fi
+  done < <(awk '/^```/ { inside = !inside; next }
+                !inside {
+                  s = $0
+                  while (match(s, /\]\([^) \t]+\)/)) {
+                    l = substr(s, RSTART + 2, RLENGTH - 3); s = substr(s, RSTART + RLENGTH)
+                    if (l !~ /^[a-z]+:/) printf "%d\t%s\n", NR, l
+                  }
+                }' "$doc")
+  if [[ -s $bad ]]; then not_ok "$rel: links" "$bad"; else ok "$rel: links"; fi
+done
+
 # Every file the blocks placed loads together with the shipped ones, as the server has them.
 if (cd "$CO" && luamcp check) >"$T/check-all.out" 2>&1; then
   ok "the checkout with every placed file passes luamcp check"
