@@ -18,6 +18,7 @@
 # standard output must contain (each line, trimmed, as a substring). A shell example without
 # one fails when its output holds a JSON-RPC error or a tool result with "isError":true.
 # Any other sh or lua block (no kind, an unknown word, no-test without a reason) fails the run.
+# Relative links and their #anchors are checked too. KEEP_T=1 keeps the scratch directory.
 
 set -u
 
@@ -47,7 +48,7 @@ cleanup() {
     echo "# ---- last lines of the server's log ----"
     tail -n 30 "$T/server.log" | sed 's/^/#   /'
   fi
-  [[ -n ${KEEP_T:-} ]] && echo "# kept $T" || rm -rf "$T"
+  if [[ -n ${KEEP_T:-} ]]; then echo "# kept $T (KEEP_T)"; else rm -rf "$T"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -278,7 +279,7 @@ run_lua() {
   esac
 }
 
-for i in $(cut -f1 "$T/index"); do
+for ((i = 1; i <= n; i++)); do
   case ${KIND[i]:-} in
     "") ;;
     no-test)
