@@ -2,7 +2,7 @@
 # examples.sh — runs every shell and Lua example of README.md and docs/*.md, so the docs cannot
 # drift from the behaviour.
 #
-# Usage: examples.sh LUAMCP_BIN FREE_PORT_BIN SOURCE_DIR MCP_SO
+# Usage: examples.sh LUAMCP_BIN FREE_PORT_BIN SOURCE_DIR MCP_SO [NODE_MODULES]
 #
 # An example is a fenced block at the start of a line whose info string begins with sh or lua;
 # the words after the language say what it is (docs/README.md, "How the examples are tested"):
@@ -13,6 +13,9 @@
 #                           scripts/… is a tool file, policies/… a policy file, spec/… a busted
 #                           spec, anything else a configuration file
 #   ```lua tool|policy|config|spec   the same, in a file of its own that no other block sees
+#   ```js                   an ES module run by node in the scratch checkout, with NODE_MODULES
+#                           (spec/integration/sdk's: the MCP TypeScript SDK) as its node_modules
+#                           and TOKEN set to a fresh `luamcp token`; 8080 replaced as for sh
 #   ```sh no-test REASON, ```lua no-test REASON   not run; counted, and the reason printed
 # A block right after an example with the info string `output` lists lines that example's
 # standard output must contain (each line, trimmed, as a substring). A shell example without
@@ -26,8 +29,9 @@ BIN=$1
 FREE_PORT=$2
 SRC=$3
 MCP_SO=$4
+NODE_MODULES=${5:-}
 
-for tool in curl jq busted lua5.4 timeout; do
+for tool in curl jq busted lua5.4 node timeout; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "FATAL: '$tool' is required by the docs examples test but is not installed" >&2
     exit 2
@@ -116,7 +120,7 @@ while IFS=$'\t' read -r i where info; do
       prev_example=""
       continue
       ;;
-    sh | lua) ;;
+    sh | lua | js) ;;
     *) prev_example=""; continue ;;
   esac
   prev_example=$i
@@ -133,7 +137,7 @@ while IFS=$'\t' read -r i where info; do
       fi
       ;;
     "")
-      if [[ $lang == sh ]]; then KIND[i]=run; else not_ok "$where: a lua block with no kind (tool, policy, config, spec, file=PATH or no-test REASON)"; fi
+      if [[ $lang == sh ]]; then KIND[i]=run; elif [[ $lang == js ]]; then KIND[i]=node; else not_ok "$where: a lua block with no kind (tool, policy, config, spec, file=PATH or no-test REASON)"; fi
       ;;
     file=*)
       path=${rest#file=}
@@ -208,6 +212,31 @@ expect_lines() {
       return 1
     fi
   done <"$exp"
+}
+
+run_node() {
+  local i=$1 body=$CO/docs-example-$1.mjs out=$T/out-$1 rc
+  : >"$out.why"
+  if [[ -z $NODE_MODULES || ! -d $NODE_MODULES/@modelcontextprotocol/sdk ]]; then
+    echo "no MCP SDK in '$NODE_MODULES' (the sdk_node_modules fixture installs it)" >"$out.why"
+    not_ok "${WHERE[i]} js" "$out.why"
+    return
+  fi
+  [[ -e $CO/node_modules ]] || ln -s "$NODE_MODULES" "$CO/node_modules"
+  sed "s/127\.0\.0\.1:8080/127.0.0.1:$PORT/g" "$T/blocks/$i" >"$body"
+  (cd "$CO" && TOKEN=$(luamcp token) timeout 60 node "$body") >"$out" 2>&1
+  rc=$?
+  if ((rc != 0)); then
+    echo "exit status $rc" >>"$out.why"
+  elif [[ -n ${EXPECT[i]:-} ]]; then
+    expect_lines "$out" "$T/blocks/${EXPECT[i]}" || rc=1
+  fi
+  if ((rc == 0)); then
+    ok "${WHERE[i]} js"
+  else
+    cat "$out" >>"$out.why"
+    not_ok "${WHERE[i]} js" "$out.why"
+  fi
 }
 
 run_sh() {
@@ -287,6 +316,7 @@ for ((i = 1; i <= n; i++)); do
       echo "# not run: ${WHERE[i]} ${BLANG[i]}: ${ARG[i]}"
       ;;
     run) run_sh "$i" ;;
+    node) run_node "$i" ;;
     *) run_lua "$i" ;;
   esac
 done
