@@ -16,7 +16,7 @@
 #   ```js                   an ES module run by node in the scratch checkout, with NODE_MODULES
 #                           (spec/integration/sdk's: the MCP TypeScript SDK) as its node_modules
 #                           and TOKEN set to a fresh `luamcp token`; 8080 replaced as for sh
-#   ```sh no-test REASON, ```lua no-test REASON   not run; counted, and the reason printed
+#   ```sh no-test REASON (lua, js too)   not run; counted, and the reason printed
 # A block right after an example with the info string `output` lists lines that example's
 # standard output must contain (each line, trimmed, as a substring). A shell example without
 # one fails when its output holds a JSON-RPC error or a tool result with "isError":true.
