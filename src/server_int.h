@@ -62,10 +62,13 @@ typedef struct answer {
 
 /* A server request waiting for the client (ctx.sample, ctx.elicit), or a client request whose
  * call waits (so notifications/cancelled can reach it): routes what arrives, on any worker,
- * to the worker holding the call. Ids of calls are "c:" and the request id's JSON. */
+ * to the worker holding the call. Ids of calls are "c:" and the request id's JSON. What
+ * arrives reaches it only from the same caller (owner) on the same checked session ("" for
+ * none): anyone else's attempt is an unknown id. */
 typedef struct ask {
     char id[48];
     char session[SESSION_ID_LEN + 1];
+    unsigned char owner[SESSION_OWNER_LEN]; /* auth_caller_owner of the call's caller */
     int worker;
     req_t *r;
     unsigned long long gen;
@@ -73,6 +76,8 @@ typedef struct ask {
 } ask_t;
 
 #define MAX_ASKS 10000
+#define ASK_ID_PREFIX "luamcp-" /* a server request's id: this, then 32 random hex digits */
+#define ASK_ID_LEN (sizeof ASK_ID_PREFIX + 32)
 
 /* One TCP connection of a worker: a request must arrive whole (headers and body) within
  * idle_timeout_s of the connection opening or of the previous answer, however slowly its
@@ -102,7 +107,6 @@ struct worker {
     audit_buf_t *audit;
     unsigned inflight;      /* requests between first call and completion */
     unsigned long long req_gen;
-    unsigned long long ask_seq;
     pthread_mutex_t inbox_mu;
     answer_t *inbox;        /* answers for this worker's calls, from any worker */
     conn_t *conns;          /* its open connections */
