@@ -391,11 +391,13 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
     server_t *srv = r->w->srv;
     const char *last = r->h.last_event_id;
     unsigned long long after = 0;
-    chan_t *c = last ? sse_chan_find(srv, last, sid, &after) : NULL;
+    unsigned char owner[SESSION_OWNER_LEN];
+    auth_caller_owner(r->caller, owner);
+    chan_t *c = last ? sse_chan_find(srv, last, sid, owner, &after) : NULL;
     if (last && !c)
         log_info("sse: Last-Event-ID of no channel of this session (expired?): a new stream");
     bool standalone = !c || sse_chan_standalone(c);
-    if (!c && !(c = sse_chan_new(srv, sid, true)))
+    if (!c && !(c = sse_chan_new(srv, sid, owner, true)))
         return MHD_NO;
     stream_t *s = sse_stream_new(r->w, conn, standalone ? sid : NULL);
     if (!s) {
@@ -432,7 +434,9 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
  * kept (notifications, requests) follows; the response ends it (finish_waiting). */
 static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
 {
-    chan_t *c = sse_chan_new(r->w->srv, r->sid, false);
+    unsigned char owner[SESSION_OWNER_LEN];
+    auth_caller_owner(r->caller, owner);
+    chan_t *c = sse_chan_new(r->w->srv, r->sid, owner, false);
     stream_t *s = c ? sse_stream_new(r->w, conn, NULL) : NULL;
     if (!s) {
         sse_chan_release(c);

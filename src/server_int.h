@@ -182,8 +182,10 @@ void sse_stream_close(stream_t *s);
 /* Worker thread: keepalive and closing, and resuming a parked connection with data. */
 void sse_stream_tick(stream_t *s, bool ping, bool closing);
 ssize_t sse_stream_read(void *cls, uint64_t pos, char *out, size_t max);
-/* A new channel of session (registered for resumption); the caller holds a reference. */
-chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone);
+/* A new channel of session and owner (registered for resumption, evicting the owner's oldest
+ * when it is at its bound); the caller holds a reference. */
+chan_t *sse_chan_new(server_t *srv, const char *session,
+                     const unsigned char owner[SESSION_OWNER_LEN], bool standalone);
 bool sse_chan_standalone(const chan_t *c);
 void sse_chan_release(chan_t *c);
 const char *sse_chan_id(const chan_t *c);
@@ -199,8 +201,10 @@ void sse_chan_detach_writer(chan_t *c);
 void sse_chan_finish(chan_t *c);
 /* s's response is gone: it stops being the writer. */
 void sse_chan_lost_writer(chan_t *c, stream_t *s);
-/* The channel of a Last-Event-ID on session (a new reference) and the seq in it, or NULL. */
+/* The channel of a Last-Event-ID on session, opened by owner (a new reference) and the seq
+ * in it, or NULL. */
 chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
+                      const unsigned char owner[SESSION_OWNER_LEN],
                       unsigned long long *after);
 /* Drops channels idle past the resume window (all of them with all). */
 void sse_chan_sweep(server_t *srv, bool all);

@@ -7,7 +7,9 @@
  * drops, or the server ends it on purpose (ctx.close_stream), the channel lives on for
  * RESUME_WINDOW_MS: a GET with Last-Event-ID on the same session gets every later event of
  * that channel, then what comes next. Channel ids are 64 random bits; a channel answers only
- * its own session. */
+ * its own session and caller. Each caller (each session when there is no verified caller) keeps
+ * at most CHAN_PER_OWNER channels registered: its next one evicts its own oldest (idle first),
+ * so one caller's flood of GETs cannot take another's resumption away. */
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #define CHAN_MAX_EVENTS 512
 #define CHAN_MAX_BYTES (1u << 20)
 #define CHAN_MAX 10000
+#define CHAN_PER_OWNER 256 /* a caller past this evicts its own oldest, never another's */
 #define RESUME_WINDOW_MS 60000
 #define RETRY_MS 1000
 
@@ -161,6 +164,7 @@ typedef struct event {
 struct chan {
     char id[17];
     char session[SESSION_ID_LEN + 1];
+    unsigned char owner[SESSION_OWNER_LEN]; /* the caller who opened it (auth_caller_owner) */
     pthread_mutex_t mu;
     int refs;
     event_t *ev;          /* oldest first */
@@ -174,7 +178,51 @@ struct chan {
     chan_t *next;         /* srv->chans */
 };
 
-chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone)
+static bool anonymous(const unsigned char owner[SESSION_OWNER_LEN])
+{
+    for (size_t i = 0; i < SESSION_OWNER_LEN; i++)
+        if (owner[i])
+            return false;
+    return true;
+}
+
+/* Whether c counts against the bound of (owner, session): a verified caller's channels are
+ * counted together, an anonymous caller's per session. */
+static bool same_holder(const chan_t *c, const unsigned char owner[SESSION_OWNER_LEN],
+                        const char *session)
+{
+    return memcmp(c->owner, owner, SESSION_OWNER_LEN) == 0 &&
+           (!anonymous(owner) || strcmp(c->session, session) == 0);
+}
+
+/* srv->chans_mu held: takes out of the registry, when c's holder is at its bound, the holder's
+ * oldest channel (one without a writer first); NULL when it has room. The list is newest
+ * first, so the last match is the oldest. */
+static chan_t *evict_own_locked(server_t *srv, const chan_t *c)
+{
+    chan_t **oldest = NULL, **oldest_idle = NULL;
+    unsigned n = 0;
+    for (chan_t **pp = &srv->chans; *pp; pp = &(*pp)->next) {
+        if (!same_holder(*pp, c->owner, c->session))
+            continue;
+        n++;
+        oldest = pp;
+        pthread_mutex_lock(&(*pp)->mu);
+        if (!(*pp)->writer)
+            oldest_idle = pp;
+        pthread_mutex_unlock(&(*pp)->mu);
+    }
+    if (n < CHAN_PER_OWNER)
+        return NULL;
+    chan_t **pick = oldest_idle ? oldest_idle : oldest;
+    chan_t *gone = *pick;
+    *pick = gone->next;
+    srv->n_chans--;
+    return gone;
+}
+
+chan_t *sse_chan_new(server_t *srv, const char *session,
+                     const unsigned char owner[SESSION_OWNER_LEN], bool standalone)
 {
     unsigned char raw[8];
     chan_t *c = calloc(1, sizeof *c);
@@ -185,11 +233,13 @@ chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone)
     for (int i = 0; i < 8; i++)
         snprintf(c->id + 2 * i, 3, "%02x", raw[i]);
     snprintf(c->session, sizeof c->session, "%s", session ? session : "");
+    memcpy(c->owner, owner, sizeof c->owner);
     c->standalone = standalone;
     pthread_mutex_init(&c->mu, NULL);
     c->refs = 2; /* the registry's and the caller's */
     c->idle_since = now_ms();
     pthread_mutex_lock(&srv->chans_mu);
+    chan_t *evicted = evict_own_locked(srv, c);
     bool room = srv->n_chans < CHAN_MAX;
     if (room) {
         c->next = srv->chans;
@@ -197,6 +247,7 @@ chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone)
         srv->n_chans++;
     }
     pthread_mutex_unlock(&srv->chans_mu);
+    sse_chan_release(evicted); /* the registry's reference: it can no longer be resumed */
     if (!room) {
         /* too many: it works, but cannot be resumed */
         c->refs = 1;
@@ -341,7 +392,7 @@ void sse_chan_lost_writer(chan_t *c, stream_t *s)
 }
 
 chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
-                      unsigned long long *after)
+                      const unsigned char owner[SESSION_OWNER_LEN], unsigned long long *after)
 {
     const char *dash = strchr(event_id, '-');
     if (!dash || dash - event_id != 16 || !session)
@@ -353,7 +404,8 @@ chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
     chan_t *found = NULL;
     pthread_mutex_lock(&srv->chans_mu);
     for (chan_t *c = srv->chans; c && !found; c = c->next)
-        if (strncmp(c->id, event_id, 16) == 0 && strcmp(c->session, session) == 0) {
+        if (strncmp(c->id, event_id, 16) == 0 && strcmp(c->session, session) == 0 &&
+            memcmp(c->owner, owner, SESSION_OWNER_LEN) == 0) {
             pthread_mutex_lock(&c->mu);
             c->refs++;
             pthread_mutex_unlock(&c->mu);

@@ -10,7 +10,9 @@
 //              caller with the victim's session id and the 2026-07-28 header, gets the same 400
 //              as an unknown id; the victim's own answer goes through; server request ids are
 //              "luamcp-" and 128 random bits
-//   resume     another caller's GET with the victim's session and Last-Event-ID gets nothing
+//   resume     another caller's GET with the victim's session and Last-Event-ID gets nothing;
+//              a caller's flood of GET streams (more than the server-wide table) evicts its
+//              own channels only: another caller's new stream is still resumable
 //
 // Run with: LUAMCP_BIN=/path/to/luamcp node --test callers.mjs   (default ../../build/luamcp)
 
@@ -230,7 +232,44 @@ describe('answers to server requests', () => {
   }
 });
 
+// A GET stream of sid: the id of its priming event's channel (the stream is then dropped).
+async function primedChannel(token, sid, lastEventId) {
+  const ctl = new AbortController();
+  const headers = { accept: 'text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': sid, 'mcp-protocol-version': LEGACY };
+  if (lastEventId) headers['last-event-id'] = lastEventId;
+  const res = await fetch(server.url, { method: 'GET', headers, signal: ctl.signal });
+  assert.equal(res.status, 200);
+  const reader = res.body.getReader();
+  let text = '';
+  while (!/^id: [0-9a-f]{16}-/m.test(text)) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, text);
+    text += new TextDecoder().decode(value);
+  }
+  ctl.abort();
+  return text.match(/^id: ([0-9a-f]{16})-/m)[1];
+}
+
 describe('resume', () => {
+  it("one caller's flood of GET streams evicts only its own channels; another's resumption holds", async () => {
+    const mallory = tokenFor('flooder');
+    const victim = tokenFor('victim-flood');
+    const msid = await open(mallory);
+    const firstOwn = await primedChannel(mallory, msid);
+    let sent = 0;
+    const flood = async (sid) => { while (sent++ < 10100) await primedChannel(mallory, sid); };
+    // more than the server-wide table holds, from 8 sessions of the one caller at once
+    await Promise.all([msid, ...await Promise.all(Array.from({ length: 7 }, () => open(mallory)))].map(flood));
+    assert.notEqual(await primedChannel(mallory, msid, `${firstOwn}-0`), firstOwn, "the flooder's oldest channel was its own to lose");
+    const vsid = await open(victim);
+    const mine = await primedChannel(victim, vsid);
+    assert.equal(await primedChannel(victim, vsid, `${mine}-0`), mine, "the victim's stream is resumed");
+    // and its calls still work
+    const r = await legacyPost(victim, vsid, { jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    assert.equal(r.status, 200);
+  });
+
+
   it("another caller's GET with the victim's session and Last-Event-ID gets none of its events", async () => {
     const victim = tokenFor('victim-r');
     const mallory = tokenFor('mallory');
