@@ -9,7 +9,8 @@
 //   answers    the answer to the victim's elicitation or sampling request, sent by another
 //              caller with the victim's session id and the 2026-07-28 header, gets the same 400
 //              as an unknown id; the victim's own answer goes through; server request ids are
-//              "luamcp-" and 128 random bits
+//              "luamcp-" and 128 random bits; in 2026-07-28 (no requests on a stream) another
+//              caller's round with the victim's requestState is refused
 //   resume     another caller's GET with the victim's session and Last-Event-ID gets nothing;
 //              a caller's flood of GET streams (more than the server-wide table) evicts its
 //              own channels only: another caller's new stream is still resumable
@@ -206,6 +207,23 @@ async function rest(reader, text) {
 }
 
 describe('answers to server requests', () => {
+  it("2026-07-28: another caller's round with the victim's requestState is refused; the victim's own round finishes", async () => {
+    const victim = tokenFor('victim-mrtr');
+    const caps = { elicitation: {} };
+    const first = await modernCall(server.url, 'tools/call', { name: 'ask_name', arguments: {} }, { token: victim, caps, id: 1 });
+    assert.equal(first.body.result?.resultType, 'input_required', JSON.stringify(first.body));
+    const { requestState, inputRequests } = first.body.result;
+    const [key] = Object.keys(inputRequests);
+    const round = (token, name) => modernCall(server.url, 'tools/call', { name: 'ask_name', arguments: {}, requestState, inputResponses: { [key]: { action: 'accept', content: { name } } } }, { token, caps, id: 2 });
+    for (const other of [tokenFor('mallory'), tokenFor('victim-mrtr', 'other-client')]) {
+      const r = await round(other, 'Mallory');
+      assert.equal(r.body.error?.code, -32602, JSON.stringify(r.body));
+      assert.match(r.body.error.message, /requestState .* not for this call/);
+    }
+    const mine = await round(victim, 'Ada');
+    assert.deepEqual(mine.body.result?.content, [{ type: 'text', text: 'hello Ada' }], JSON.stringify(mine.body));
+  });
+
   for (const [tool, method, cap, mine, theirs, expect] of [
     ['ask_name', 'elicitation/create', { elicitation: {} }, { action: 'accept', content: { name: 'Ada' } }, { action: 'accept', content: { name: 'Mallory' } }, 'hello Ada'],
     ['ask_model', 'sampling/createMessage', { sampling: {} }, { role: 'assistant', content: { type: 'text', text: 'ok' }, model: 'm' }, { role: 'assistant', content: { type: 'text', text: 'pwned' }, model: 'm' }, 'model said ok'],
