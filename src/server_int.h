@@ -138,6 +138,7 @@ struct server {
     pthread_mutex_t chans_mu;  /* resumable SSE channels (sse.c) */
     chan_t *chans;
     unsigned n_chans;
+    struct chan_holders *chan_holders; /* how many each caller holds (sse.c) */
     task_table_t *tasks;       /* the tasks extension (task.h) */
     atomic_uint task_listeners; /* listen streams with taskIds (under listen_mu to change) */
     atomic_bool stopping;

@@ -9,7 +9,8 @@
  * that channel, then what comes next. Channel ids are 64 random bits; a channel answers only
  * its own session and caller. Each caller (each session when there is no verified caller) keeps
  * at most CHAN_PER_OWNER channels registered: its next one evicts its own oldest (idle first),
- * so one caller's flood of GETs cannot take another's resumption away. */
+ * and when the table is full the caller holding the most loses one, so a flood of GETs (from
+ * one caller or many) does not take away the resumption of a caller with few. */
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,7 +176,25 @@ struct chan {
     bool detached;        /* the server ended the writer on purpose: log only until a resume */
     bool standalone;      /* a session's GET stream (not the answer to a POST) */
     long long idle_since; /* without writer or done since (ms); 0 while it has a writer */
+    struct holder *holder; /* its count in srv->chan_holders, while registered */
     chan_t *next;         /* srv->chans */
+};
+
+/* ---- who holds channels: the bound per caller ----------------------------------------------- */
+
+/* A caller's count of registered channels (an anonymous caller's per session), in a small hash
+ * table under srv->chans_mu; freed when its count falls to 0. */
+typedef struct holder {
+    unsigned char owner[SESSION_OWNER_LEN];
+    char session[SESSION_ID_LEN + 1]; /* "" unless the owner is anonymous */
+    unsigned n;
+    struct holder *next;
+} holder_t;
+
+#define HOLDER_BUCKETS 1024
+
+struct chan_holders {
+    holder_t *bucket[HOLDER_BUCKETS];
 };
 
 static bool anonymous(const unsigned char owner[SESSION_OWNER_LEN])
@@ -186,38 +205,121 @@ static bool anonymous(const unsigned char owner[SESSION_OWNER_LEN])
     return true;
 }
 
-/* Whether c counts against the bound of (owner, session): a verified caller's channels are
- * counted together, an anonymous caller's per session. */
-static bool same_holder(const chan_t *c, const unsigned char owner[SESSION_OWNER_LEN],
-                        const char *session)
+static unsigned holder_hash(const unsigned char owner[SESSION_OWNER_LEN], const char *session)
 {
-    return memcmp(c->owner, owner, SESSION_OWNER_LEN) == 0 &&
-           (!anonymous(owner) || strcmp(c->session, session) == 0);
+    unsigned h = 2166136261u; /* FNV-1a: the owner is a digest already, the session is random */
+    for (size_t i = 0; i < 8; i++)
+        h = (h ^ owner[i]) * 16777619u;
+    for (const char *p = session; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % HOLDER_BUCKETS;
 }
 
-/* srv->chans_mu held: takes out of the registry, when c's holder is at its bound, the holder's
- * oldest channel (one without a writer first); NULL when it has room. The list is newest
- * first, so the last match is the oldest. */
-static chan_t *evict_own_locked(server_t *srv, const chan_t *c)
+/* srv->chans_mu held: c's holder (made when new), or NULL without memory. */
+static holder_t *holder_of(server_t *srv, const chan_t *c)
+{
+    if (!srv->chan_holders && !(srv->chan_holders = calloc(1, sizeof *srv->chan_holders)))
+        return NULL;
+    const char *session = anonymous(c->owner) ? c->session : "";
+    holder_t **b = &srv->chan_holders->bucket[holder_hash(c->owner, session)];
+    for (holder_t *h = *b; h; h = h->next)
+        if (memcmp(h->owner, c->owner, sizeof h->owner) == 0 && strcmp(h->session, session) == 0)
+            return h;
+    holder_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    memcpy(h->owner, c->owner, sizeof h->owner);
+    snprintf(h->session, sizeof h->session, "%s", session);
+    h->next = *b;
+    *b = h;
+    return h;
+}
+
+/* srv->chans_mu held: h out of the table, freed. */
+static void holder_unlink(server_t *srv, holder_t *h)
+{
+    for (holder_t **pp = &srv->chan_holders->bucket[holder_hash(h->owner, h->session)]; *pp;
+         pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            free(h);
+            return;
+        }
+}
+
+/* srv->chans_mu held: one channel fewer for h; h is freed at 0. */
+static void holder_drop(server_t *srv, holder_t *h)
+{
+    if (h && --h->n == 0)
+        holder_unlink(srv, h);
+}
+
+/* srv->chans_mu held: the holder with the most channels, or NULL. */
+static holder_t *largest_holder(server_t *srv)
+{
+    holder_t *best = NULL;
+    for (size_t i = 0; srv->chan_holders && i < HOLDER_BUCKETS; i++)
+        for (holder_t *h = srv->chan_holders->bucket[i]; h; h = h->next)
+            if (!best || h->n > best->n)
+                best = h;
+    return best;
+}
+
+/* srv->chans_mu held: takes h's oldest channel out of the registry (one without a writer
+ * first; the list is newest first, so the last match is the oldest); the caller releases the
+ * registry's reference. */
+static chan_t *unregister_oldest(server_t *srv, holder_t *h)
 {
     chan_t **oldest = NULL, **oldest_idle = NULL;
-    unsigned n = 0;
     for (chan_t **pp = &srv->chans; *pp; pp = &(*pp)->next) {
-        if (!same_holder(*pp, c->owner, c->session))
+        if ((*pp)->holder != h)
             continue;
-        n++;
         oldest = pp;
         pthread_mutex_lock(&(*pp)->mu);
         if (!(*pp)->writer)
             oldest_idle = pp;
         pthread_mutex_unlock(&(*pp)->mu);
     }
-    if (n < CHAN_PER_OWNER)
-        return NULL;
     chan_t **pick = oldest_idle ? oldest_idle : oldest;
+    if (!pick)
+        return NULL;
     chan_t *gone = *pick;
     *pick = gone->next;
     srv->n_chans--;
+    gone->holder = NULL;
+    holder_drop(srv, h);
+    return gone;
+}
+
+/* srv->chans_mu held: registers c, making room first: a holder at its bound loses its own
+ * oldest channel; when the table is full, the holder with the most channels loses one, if it
+ * has more than c's holder (so a flood of many callers cannot push out a caller with few).
+ * Returns the channel that lost its place (to release), and whether c has one in *placed. */
+static chan_t *register_locked(server_t *srv, chan_t *c, bool *placed)
+{
+    *placed = false;
+    holder_t *h = holder_of(srv, c);
+    if (!h)
+        return NULL;
+    chan_t *gone = NULL;
+    if (h->n >= CHAN_PER_OWNER) {
+        gone = unregister_oldest(srv, h);
+    } else if (srv->n_chans >= CHAN_MAX) {
+        holder_t *big = largest_holder(srv);
+        if (big && big->n > h->n + 1)
+            gone = unregister_oldest(srv, big);
+    }
+    if (srv->n_chans >= CHAN_MAX) {
+        if (!h->n)
+            holder_unlink(srv, h); /* made for nothing */
+        return gone;
+    }
+    h->n++;
+    c->holder = h;
+    c->next = srv->chans;
+    srv->chans = c;
+    srv->n_chans++;
+    *placed = true;
     return gone;
 }
 
@@ -238,17 +340,12 @@ chan_t *sse_chan_new(server_t *srv, const char *session,
     pthread_mutex_init(&c->mu, NULL);
     c->refs = 2; /* the registry's and the caller's */
     c->idle_since = now_ms();
+    bool placed;
     pthread_mutex_lock(&srv->chans_mu);
-    chan_t *evicted = evict_own_locked(srv, c);
-    bool room = srv->n_chans < CHAN_MAX;
-    if (room) {
-        c->next = srv->chans;
-        srv->chans = c;
-        srv->n_chans++;
-    }
+    chan_t *evicted = register_locked(srv, c, &placed);
     pthread_mutex_unlock(&srv->chans_mu);
     sse_chan_release(evicted); /* the registry's reference: it can no longer be resumed */
-    if (!room) {
+    if (!placed) {
         /* too many: it works, but cannot be resumed */
         c->refs = 1;
     }
@@ -429,11 +526,17 @@ void sse_chan_sweep(server_t *srv, bool all)
         if (stale) {
             *pp = c->next;
             srv->n_chans--;
+            holder_drop(srv, c->holder);
+            c->holder = NULL;
             c->next = gone;
             gone = c;
         } else {
             pp = &c->next;
         }
+    }
+    if (all) { /* every holder went with its channels */
+        free(srv->chan_holders);
+        srv->chan_holders = NULL;
     }
     pthread_mutex_unlock(&srv->chans_mu);
     while (gone) {

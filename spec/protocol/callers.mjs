@@ -12,8 +12,9 @@
 //              "luamcp-" and 128 random bits; in 2026-07-28 (no requests on a stream) another
 //              caller's round with the victim's requestState is refused
 //   resume     another caller's GET with the victim's session and Last-Event-ID gets nothing;
-//              a caller's flood of GET streams (more than the server-wide table) evicts its
-//              own channels only: another caller's new stream is still resumable
+//              a flood of GET streams by 40 callers (each past its own bound, together past
+//              the server-wide table) evicts flooders' channels only: another caller's new
+//              stream is still resumable
 //
 // Run with: LUAMCP_BIN=/path/to/luamcp node --test callers.mjs   (default ../../build/luamcp)
 
@@ -269,24 +270,27 @@ async function primedChannel(token, sid, lastEventId) {
 }
 
 describe('resume', () => {
-  it("one caller's flood of GET streams evicts only its own channels; another's resumption holds", async () => {
-    const mallory = tokenFor('flooder');
+  it("a flood of GET streams by one caller or by many evicts only the flooders' channels; another's resumption holds", async () => {
+    // 40 callers, 300 GET streams each: each passes its own bound (256) and together they
+    // hold more than the server-wide table (10,000)
+    const flooders = Array.from({ length: 40 }, (_, i) => tokenFor(`flooder-${i}`));
+    const sessions = await Promise.all(flooders.map((t) => open(t)));
+    const firstOwn = await primedChannel(flooders[0], sessions[0]);
+    const flood = async (w, per) => {
+      for (let i = w; i < flooders.length; i += 8)
+        for (let n = 0; n < per; n++) await primedChannel(flooders[i], sessions[i]);
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, w) => flood(w, 300)));
+    assert.notEqual(await primedChannel(flooders[0], sessions[0], `${firstOwn}-0`), firstOwn, "a flooder's oldest channel was its own to lose");
     const victim = tokenFor('victim-flood');
-    const msid = await open(mallory);
-    const firstOwn = await primedChannel(mallory, msid);
-    let sent = 0;
-    const flood = async (sid) => { while (sent++ < 10100) await primedChannel(mallory, sid); };
-    // more than the server-wide table holds, from 8 sessions of the one caller at once
-    await Promise.all([msid, ...await Promise.all(Array.from({ length: 7 }, () => open(mallory)))].map(flood));
-    assert.notEqual(await primedChannel(mallory, msid, `${firstOwn}-0`), firstOwn, "the flooder's oldest channel was its own to lose");
     const vsid = await open(victim);
     const mine = await primedChannel(victim, vsid);
+    await Promise.all(Array.from({ length: 8 }, (_, w) => flood(w, 25))); // the flood goes on
     assert.equal(await primedChannel(victim, vsid, `${mine}-0`), mine, "the victim's stream is resumed");
     // and its calls still work
     const r = await legacyPost(victim, vsid, { jsonrpc: '2.0', id: 1, method: 'tools/list' });
     assert.equal(r.status, 200);
   });
-
 
   it("another caller's GET with the victim's session and Last-Event-ID gets none of its events", async () => {
     const victim = tokenFor('victim-r');
