@@ -260,17 +260,47 @@ static auth_caller_t *make_caller(json_t *claims, const char *issuer, const char
         return NULL;
     }
     expand_scopes(c, implies);
-    /* computed here, once per verified token, so no request has to hash it again */
+    /* computed here, once per verified token, so no request has to hash it again; each part
+     * is tagged absent (0) or present (1, then its bytes and a NUL), so an absent claim and an
+     * empty one never name the same owner */
     const char *parts[3] = {c->issuer, c->subject, c->client_id};
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int len = 0;
     if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        for (int i = 0; i < 3; i++)
-            EVP_DigestUpdate(md, parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 1);
+        for (int i = 0; i < 3; i++) {
+            EVP_DigestUpdate(md, parts[i] ? "\1" : "\0", 1);
+            if (parts[i])
+                EVP_DigestUpdate(md, parts[i], strlen(parts[i]) + 1);
+        }
         EVP_DigestFinal_ex(md, c->fingerprint, &len);
     }
     EVP_MD_CTX_free(md);
     return c;
+}
+
+/* What is wrong with the claims that name the token's owner (sessions, tasks, streams and
+ * waiting calls belong to issuer, subject and client together), or NULL. A subject or client
+ * id that is present must be a non-empty string (RFC 7519 StringOrURI): dropping a number or an
+ * object would merge its holders with every token that has none. A token without sub (a
+ * client-credentials token) is owned by its client; one that names neither owns nothing and
+ * is refused. */
+static const char *owner_problem(json_t *claims)
+{
+    json_t *sub = json_object_get(claims, "sub");
+    if (sub && (!json_is_string(sub) || !json_string_length(sub)))
+        return "The access token's subject (sub) is not a non-empty string";
+    static const char *const client_claims[] = {"client_id", "azp", "appid", "cid", NULL};
+    bool client = false;
+    for (int i = 0; client_claims[i]; i++) {
+        json_t *v = json_object_get(claims, client_claims[i]);
+        if (v && (!json_is_string(v) || !json_string_length(v)))
+            return "The access token's client id (client_id, azp, appid or cid) is not a "
+                   "non-empty string";
+        client = client || v;
+    }
+    if (!sub && !client)
+        return "The access token names neither a subject (sub) nor a client (client_id, azp)";
+    return NULL;
 }
 
 #define INVALID(desc, ...)                                                                     \
@@ -312,6 +342,9 @@ static auth_caller_t *check_claims(const auth_t *a, const issuer_rt_t *is, json_
             INVALID("The access token is for another resource", "audience does not name %.100s",
                     is->audience);
     }
+    const char *why = owner_problem(claims);
+    if (why)
+        INVALID(why, "%s", why);
     char *client_id = dup_claim(claims, "client_id");
     static const char *const client_claims[] = {"azp", "appid", "cid", NULL};
     for (int i = 0; !client_id && client_claims[i]; i++)

@@ -5,6 +5,7 @@
  * (a response queued then would go out with "Connection: close"); later calls carry the
  * body; the last one, with no data, answers. */
 #include <jansson.h>
+#include <openssl/rand.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -390,11 +391,13 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
     server_t *srv = r->w->srv;
     const char *last = r->h.last_event_id;
     unsigned long long after = 0;
-    chan_t *c = last ? sse_chan_find(srv, last, sid, &after) : NULL;
+    unsigned char owner[SESSION_OWNER_LEN];
+    auth_caller_owner(r->caller, owner);
+    chan_t *c = last ? sse_chan_find(srv, last, sid, owner, &after) : NULL;
     if (last && !c)
         log_info("sse: Last-Event-ID of no channel of this session (expired?): a new stream");
     bool standalone = !c || sse_chan_standalone(c);
-    if (!c && !(c = sse_chan_new(srv, sid, true)))
+    if (!c && !(c = sse_chan_new(srv, sid, owner, true)))
         return MHD_NO;
     stream_t *s = sse_stream_new(r->w, conn, standalone ? sid : NULL);
     if (!s) {
@@ -431,7 +434,9 @@ static enum MHD_Result open_stream(req_t *r, struct MHD_Connection *conn, const 
  * kept (notifications, requests) follows; the response ends it (finish_waiting). */
 static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn)
 {
-    chan_t *c = sse_chan_new(r->w->srv, r->sid, false);
+    unsigned char owner[SESSION_OWNER_LEN];
+    auth_caller_owner(r->caller, owner);
+    chan_t *c = sse_chan_new(r->w->srv, r->sid, owner, false);
     stream_t *s = c ? sse_stream_new(r->w, conn, NULL) : NULL;
     if (!s) {
         sse_chan_release(c);
@@ -581,6 +586,7 @@ static bool remember_key(req_t *r, const char *key)
         return false;
     snprintf(a->id, sizeof a->id, "%s", key);
     snprintf(a->session, sizeof a->session, "%s", r->sid);
+    auth_caller_owner(r->caller, a->owner);
     a->worker = r->w->index;
     a->r = r;
     a->gen = r->gen;
@@ -667,15 +673,31 @@ static void step_done(req_t *r, json_t *resp, json_t *notes)
         finish_waiting(r, resp);
 }
 
+/* A server request's id: "luamcp-" (route_answer looks for it) and 128 random bits in hex,
+ * so no caller can guess another's (false when the generator fails). */
+static bool ask_id_new(char out[ASK_ID_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return false;
+    memcpy(out, ASK_ID_PREFIX, sizeof ASK_ID_PREFIX - 1);
+    char *p = out + sizeof ASK_ID_PREFIX - 1;
+    for (size_t i = 0; i < sizeof raw; i++) {
+        *p++ = hex[raw[i] >> 4];
+        *p++ = hex[raw[i] & 15];
+    }
+    *p = '\0';
+    return true;
+}
+
 /* ctx.sample / ctx.elicit (worker thread, while the call's Lua runs): the request gets an id,
  * is registered for its answer and goes out on the POST's stream. */
 static int req_ask(void *arg, json_t *request)
 {
     req_t *r = arg;
-    worker_t *w = r->w;
-    char id[48];
-    snprintf(id, sizeof id, "luamcp-%d-%llu", w->index, ++w->ask_seq);
-    if (!remember_key(r, id))
+    char id[ASK_ID_LEN];
+    if (!ask_id_new(id) || !remember_key(r, id))
         return -1;
     snprintf(r->ask_id, sizeof r->ask_id, "%s", id);
     json_object_set_new(request, "id", json_string(id));
@@ -700,18 +722,23 @@ static void req_detach(void *arg)
 
 static enum MHD_Result start_stream(req_t *r, struct MHD_Connection *conn);
 
-/* A client's response to one of our requests (any worker): to the worker holding the call.
- * False when no request of this session waits for it. */
+/* A client's response to one of our requests, or its cancellation of one of its own (any
+ * worker): to the worker holding the call. Only an entry of the same caller on the same
+ * checked session matches (from->sid: set only once session_check passed, "" in the
+ * 2026-07-28 era), so another caller's attempt finds nothing, exactly like an unknown id.
+ * False when no such request waits. */
 static bool route(req_t *from, const char *id, json_t *msg, bool cancel)
 {
     server_t *srv = from->w->srv;
-    const char *sid = header(from->conn, "Mcp-Session-Id");
-    if (!id || !sid)
+    if (!id)
         return false;
+    unsigned char owner[SESSION_OWNER_LEN];
+    auth_caller_owner(from->caller, owner);
     ask_t *found = NULL;
     pthread_mutex_lock(&srv->asks_mu);
     for (ask_t **pp = &srv->asks; *pp; pp = &(*pp)->next)
-        if (strcmp((*pp)->id, id) == 0 && strcmp((*pp)->session, sid) == 0) {
+        if (strcmp((*pp)->id, id) == 0 && strcmp((*pp)->session, from->sid) == 0 &&
+            memcmp((*pp)->owner, owner, sizeof owner) == 0) {
             found = *pp;
             *pp = found->next; /* one answer per request */
             srv->n_asks--;
@@ -741,7 +768,8 @@ static bool route_answer(req_t *from, json_t *msg)
 {
     const char *id = json_string_value(json_object_get(msg, "id"));
     /* only ids we gave to requests of ours: "c:…" keys name the client's own requests */
-    return id && strncmp(id, "luamcp-", 7) == 0 && route(from, id, msg, false);
+    return id && strncmp(id, ASK_ID_PREFIX, sizeof ASK_ID_PREFIX - 1) == 0 &&
+           route(from, id, msg, false);
 }
 
 /* notifications/cancelled: to the worker whose call waits for that request, if any. */

@@ -275,7 +275,12 @@ static void *refresher(void *arg)
         } else {
             log_warn("auth: %s%s", j->last_error ? j->last_error : "key fetch failed",
                      j->keys ? " (still using the keys fetched before)" : "");
-            j->next_fetch = mono_s() + j->retry_s;
+            /* never later than max_ttl_s: the keys kept through an outage are the ones we
+             * could not check, and a key dropped meanwhile must go within that bound once the
+             * JWKS answers again, however long the back-off has grown */
+            unsigned wait = j->retry_s < j->cfg->jwks_max_ttl_s ? j->retry_s
+                                                                : j->cfg->jwks_max_ttl_s;
+            j->next_fetch = mono_s() + wait;
             j->retry_s = j->retry_s * 2 > RETRY_MAX_S ? RETRY_MAX_S : j->retry_s * 2;
         }
         j->fetching = false;

@@ -62,10 +62,13 @@ typedef struct answer {
 
 /* A server request waiting for the client (ctx.sample, ctx.elicit), or a client request whose
  * call waits (so notifications/cancelled can reach it): routes what arrives, on any worker,
- * to the worker holding the call. Ids of calls are "c:" and the request id's JSON. */
+ * to the worker holding the call. Ids of calls are "c:" and the request id's JSON. What
+ * arrives reaches it only from the same caller (owner) on the same checked session ("" for
+ * none): anyone else's attempt is an unknown id. */
 typedef struct ask {
     char id[48];
     char session[SESSION_ID_LEN + 1];
+    unsigned char owner[SESSION_OWNER_LEN]; /* auth_caller_owner of the call's caller */
     int worker;
     req_t *r;
     unsigned long long gen;
@@ -73,6 +76,8 @@ typedef struct ask {
 } ask_t;
 
 #define MAX_ASKS 10000
+#define ASK_ID_PREFIX "luamcp-" /* a server request's id: this, then 32 random hex digits */
+#define ASK_ID_LEN (sizeof ASK_ID_PREFIX + 32)
 
 /* One TCP connection of a worker: a request must arrive whole (headers and body) within
  * idle_timeout_s of the connection opening or of the previous answer, however slowly its
@@ -102,7 +107,6 @@ struct worker {
     audit_buf_t *audit;
     unsigned inflight;      /* requests between first call and completion */
     unsigned long long req_gen;
-    unsigned long long ask_seq;
     pthread_mutex_t inbox_mu;
     answer_t *inbox;        /* answers for this worker's calls, from any worker */
     conn_t *conns;          /* its open connections */
@@ -134,6 +138,7 @@ struct server {
     pthread_mutex_t chans_mu;  /* resumable SSE channels (sse.c) */
     chan_t *chans;
     unsigned n_chans;
+    struct chan_holders *chan_holders; /* how many each caller holds (sse.c) */
     task_table_t *tasks;       /* the tasks extension (task.h) */
     atomic_uint task_listeners; /* listen streams with taskIds (under listen_mu to change) */
     atomic_bool stopping;
@@ -178,8 +183,10 @@ void sse_stream_close(stream_t *s);
 /* Worker thread: keepalive and closing, and resuming a parked connection with data. */
 void sse_stream_tick(stream_t *s, bool ping, bool closing);
 ssize_t sse_stream_read(void *cls, uint64_t pos, char *out, size_t max);
-/* A new channel of session (registered for resumption); the caller holds a reference. */
-chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone);
+/* A new channel of session and owner (registered for resumption, evicting the owner's oldest
+ * when it is at its bound); the caller holds a reference. */
+chan_t *sse_chan_new(server_t *srv, const char *session,
+                     const unsigned char owner[SESSION_OWNER_LEN], bool standalone);
 bool sse_chan_standalone(const chan_t *c);
 void sse_chan_release(chan_t *c);
 const char *sse_chan_id(const chan_t *c);
@@ -195,8 +202,10 @@ void sse_chan_detach_writer(chan_t *c);
 void sse_chan_finish(chan_t *c);
 /* s's response is gone: it stops being the writer. */
 void sse_chan_lost_writer(chan_t *c, stream_t *s);
-/* The channel of a Last-Event-ID on session (a new reference) and the seq in it, or NULL. */
+/* The channel of a Last-Event-ID on session, opened by owner (a new reference) and the seq
+ * in it, or NULL. */
 chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
+                      const unsigned char owner[SESSION_OWNER_LEN],
                       unsigned long long *after);
 /* Drops channels idle past the resume window (all of them with all). */
 void sse_chan_sweep(server_t *srv, bool all);

@@ -7,7 +7,10 @@
  * drops, or the server ends it on purpose (ctx.close_stream), the channel lives on for
  * RESUME_WINDOW_MS: a GET with Last-Event-ID on the same session gets every later event of
  * that channel, then what comes next. Channel ids are 64 random bits; a channel answers only
- * its own session. */
+ * its own session and caller. Each caller (each session when there is no verified caller) keeps
+ * at most CHAN_PER_OWNER channels registered: its next one evicts its own oldest (idle first),
+ * and when the table is full the caller holding the most loses one, so a flood of GETs (from
+ * one caller or many) does not take away the resumption of a caller with few. */
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #define CHAN_MAX_EVENTS 512
 #define CHAN_MAX_BYTES (1u << 20)
 #define CHAN_MAX 10000
+#define CHAN_PER_OWNER 256 /* a caller past this evicts its own oldest, never another's */
 #define RESUME_WINDOW_MS 60000
 #define RETRY_MS 1000
 
@@ -161,6 +165,7 @@ typedef struct event {
 struct chan {
     char id[17];
     char session[SESSION_ID_LEN + 1];
+    unsigned char owner[SESSION_OWNER_LEN]; /* the caller who opened it (auth_caller_owner) */
     pthread_mutex_t mu;
     int refs;
     event_t *ev;          /* oldest first */
@@ -171,10 +176,155 @@ struct chan {
     bool detached;        /* the server ended the writer on purpose: log only until a resume */
     bool standalone;      /* a session's GET stream (not the answer to a POST) */
     long long idle_since; /* without writer or done since (ms); 0 while it has a writer */
+    struct holder *holder; /* its count in srv->chan_holders, while registered */
     chan_t *next;         /* srv->chans */
 };
 
-chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone)
+/* ---- who holds channels: the bound per caller ----------------------------------------------- */
+
+/* A caller's count of registered channels (an anonymous caller's per session), in a small hash
+ * table under srv->chans_mu; freed when its count falls to 0. */
+typedef struct holder {
+    unsigned char owner[SESSION_OWNER_LEN];
+    char session[SESSION_ID_LEN + 1]; /* "" unless the owner is anonymous */
+    unsigned n;
+    struct holder *next;
+} holder_t;
+
+#define HOLDER_BUCKETS 1024
+
+struct chan_holders {
+    holder_t *bucket[HOLDER_BUCKETS];
+};
+
+static bool anonymous(const unsigned char owner[SESSION_OWNER_LEN])
+{
+    for (size_t i = 0; i < SESSION_OWNER_LEN; i++)
+        if (owner[i])
+            return false;
+    return true;
+}
+
+static unsigned holder_hash(const unsigned char owner[SESSION_OWNER_LEN], const char *session)
+{
+    unsigned h = 2166136261u; /* FNV-1a: the owner is a digest already, the session is random */
+    for (size_t i = 0; i < 8; i++)
+        h = (h ^ owner[i]) * 16777619u;
+    for (const char *p = session; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % HOLDER_BUCKETS;
+}
+
+/* srv->chans_mu held: c's holder (made when new), or NULL without memory. */
+static holder_t *holder_of(server_t *srv, const chan_t *c)
+{
+    if (!srv->chan_holders && !(srv->chan_holders = calloc(1, sizeof *srv->chan_holders)))
+        return NULL;
+    const char *session = anonymous(c->owner) ? c->session : "";
+    holder_t **b = &srv->chan_holders->bucket[holder_hash(c->owner, session)];
+    for (holder_t *h = *b; h; h = h->next)
+        if (memcmp(h->owner, c->owner, sizeof h->owner) == 0 && strcmp(h->session, session) == 0)
+            return h;
+    holder_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    memcpy(h->owner, c->owner, sizeof h->owner);
+    snprintf(h->session, sizeof h->session, "%s", session);
+    h->next = *b;
+    *b = h;
+    return h;
+}
+
+/* srv->chans_mu held: h out of the table, freed. */
+static void holder_unlink(server_t *srv, holder_t *h)
+{
+    for (holder_t **pp = &srv->chan_holders->bucket[holder_hash(h->owner, h->session)]; *pp;
+         pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            free(h);
+            return;
+        }
+}
+
+/* srv->chans_mu held: one channel fewer for h; h is freed at 0. */
+static void holder_drop(server_t *srv, holder_t *h)
+{
+    if (h && --h->n == 0)
+        holder_unlink(srv, h);
+}
+
+/* srv->chans_mu held: the holder with the most channels, or NULL. */
+static holder_t *largest_holder(server_t *srv)
+{
+    holder_t *best = NULL;
+    for (size_t i = 0; srv->chan_holders && i < HOLDER_BUCKETS; i++)
+        for (holder_t *h = srv->chan_holders->bucket[i]; h; h = h->next)
+            if (!best || h->n > best->n)
+                best = h;
+    return best;
+}
+
+/* srv->chans_mu held: takes h's oldest channel out of the registry (one without a writer
+ * first; the list is newest first, so the last match is the oldest); the caller releases the
+ * registry's reference. */
+static chan_t *unregister_oldest(server_t *srv, holder_t *h)
+{
+    chan_t **oldest = NULL, **oldest_idle = NULL;
+    for (chan_t **pp = &srv->chans; *pp; pp = &(*pp)->next) {
+        if ((*pp)->holder != h)
+            continue;
+        oldest = pp;
+        pthread_mutex_lock(&(*pp)->mu);
+        if (!(*pp)->writer)
+            oldest_idle = pp;
+        pthread_mutex_unlock(&(*pp)->mu);
+    }
+    chan_t **pick = oldest_idle ? oldest_idle : oldest;
+    if (!pick)
+        return NULL;
+    chan_t *gone = *pick;
+    *pick = gone->next;
+    srv->n_chans--;
+    gone->holder = NULL;
+    holder_drop(srv, h);
+    return gone;
+}
+
+/* srv->chans_mu held: registers c, making room first: a holder at its bound loses its own
+ * oldest channel; when the table is full, the holder with the most channels loses one, if it
+ * has more than c's holder (so a flood of many callers cannot push out a caller with few).
+ * Returns the channel that lost its place (to release), and whether c has one in *placed. */
+static chan_t *register_locked(server_t *srv, chan_t *c, bool *placed)
+{
+    *placed = false;
+    holder_t *h = holder_of(srv, c);
+    if (!h)
+        return NULL;
+    chan_t *gone = NULL;
+    if (h->n >= CHAN_PER_OWNER) {
+        gone = unregister_oldest(srv, h);
+    } else if (srv->n_chans >= CHAN_MAX) {
+        holder_t *big = largest_holder(srv);
+        if (big && big->n > h->n + 1)
+            gone = unregister_oldest(srv, big);
+    }
+    if (srv->n_chans >= CHAN_MAX) {
+        if (!h->n)
+            holder_unlink(srv, h); /* made for nothing */
+        return gone;
+    }
+    h->n++;
+    c->holder = h;
+    c->next = srv->chans;
+    srv->chans = c;
+    srv->n_chans++;
+    *placed = true;
+    return gone;
+}
+
+chan_t *sse_chan_new(server_t *srv, const char *session,
+                     const unsigned char owner[SESSION_OWNER_LEN], bool standalone)
 {
     unsigned char raw[8];
     chan_t *c = calloc(1, sizeof *c);
@@ -185,19 +335,17 @@ chan_t *sse_chan_new(server_t *srv, const char *session, bool standalone)
     for (int i = 0; i < 8; i++)
         snprintf(c->id + 2 * i, 3, "%02x", raw[i]);
     snprintf(c->session, sizeof c->session, "%s", session ? session : "");
+    memcpy(c->owner, owner, sizeof c->owner);
     c->standalone = standalone;
     pthread_mutex_init(&c->mu, NULL);
     c->refs = 2; /* the registry's and the caller's */
     c->idle_since = now_ms();
+    bool placed;
     pthread_mutex_lock(&srv->chans_mu);
-    bool room = srv->n_chans < CHAN_MAX;
-    if (room) {
-        c->next = srv->chans;
-        srv->chans = c;
-        srv->n_chans++;
-    }
+    chan_t *evicted = register_locked(srv, c, &placed);
     pthread_mutex_unlock(&srv->chans_mu);
-    if (!room) {
+    sse_chan_release(evicted); /* the registry's reference: it can no longer be resumed */
+    if (!placed) {
         /* too many: it works, but cannot be resumed */
         c->refs = 1;
     }
@@ -341,7 +489,7 @@ void sse_chan_lost_writer(chan_t *c, stream_t *s)
 }
 
 chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
-                      unsigned long long *after)
+                      const unsigned char owner[SESSION_OWNER_LEN], unsigned long long *after)
 {
     const char *dash = strchr(event_id, '-');
     if (!dash || dash - event_id != 16 || !session)
@@ -353,7 +501,8 @@ chan_t *sse_chan_find(server_t *srv, const char *event_id, const char *session,
     chan_t *found = NULL;
     pthread_mutex_lock(&srv->chans_mu);
     for (chan_t *c = srv->chans; c && !found; c = c->next)
-        if (strncmp(c->id, event_id, 16) == 0 && strcmp(c->session, session) == 0) {
+        if (strncmp(c->id, event_id, 16) == 0 && strcmp(c->session, session) == 0 &&
+            memcmp(c->owner, owner, SESSION_OWNER_LEN) == 0) {
             pthread_mutex_lock(&c->mu);
             c->refs++;
             pthread_mutex_unlock(&c->mu);
@@ -377,11 +526,17 @@ void sse_chan_sweep(server_t *srv, bool all)
         if (stale) {
             *pp = c->next;
             srv->n_chans--;
+            holder_drop(srv, c->holder);
+            c->holder = NULL;
             c->next = gone;
             gone = c;
         } else {
             pp = &c->next;
         }
+    }
+    if (all) { /* every holder went with its channels */
+        free(srv->chan_holders);
+        srv->chan_holders = NULL;
     }
     pthread_mutex_unlock(&srv->chans_mu);
     while (gone) {
