@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `luamcp new tool` and `luamcp test` from the command line, as a tool author meets them: what
+# they write, what they refuse (and that a refusal writes nothing), their exit statuses and
+# messages. Usage: commands.sh LUAMCP_BIN SOURCE_DIR
+source "$(dirname "$0")/lib.sh"
+kit_init "$1" "$2"
+
+# ---- luamcp new tool ----
+before=$(tree)
+out=$("$BIN" new tool greet --scope greet:use 2>&1); rc=$?
+check "new tool exits 0" test $rc -eq 0
+check "new tool names the three files" contains "$out" "scripts/greet.lua"
+check "the tool is written" test -f scripts/greet.lua
+check "its policy is written" test -f policies/greet.lua
+check "its spec is written" test -f scripts/spec/greet_spec.lua
+check "the policy names the scope" grep -q '"greet:use"' policies/greet.lua
+check "check loads it, guarded by its scope" \
+  bash -c "'$BIN' check | grep -qE '^  greet +greet:use'"
+
+# every refusal leaves the tree as it was
+refuses() { # refuses NAME EXPECTED-MESSAGE ARGS...
+  local name=$1 want=$2
+  shift 2
+  local before out rc
+  before=$(tree)
+  out=$("$BIN" "$@" 2>&1); rc=$?
+  check "$name: exits non-zero" test $rc -ne 0
+  check "$name: says why" contains "$out" "$want"
+  check "$name: writes nothing" test "$before" = "$(tree)"
+}
+cp scripts/greet.lua /tmp/greet.$$ && echo '-- mine' >> scripts/greet.lua
+refuses "an existing tool" "scripts/greet.lua already exists: nothing written" new tool greet
+check "the existing tool is kept as it was" grep -q -- '-- mine' scripts/greet.lua
+rm -f /tmp/greet.$$
+rm scripts/greet.lua scripts/spec/greet_spec.lua
+refuses "an existing policy alone" "policies/greet.lua already exists" new tool greet
+rm policies/greet.lua
+echo "-- a spec of mine" > scripts/spec/hello_spec.lua
+refuses "an existing spec alone" "scripts/spec/hello_spec.lua already exists" new tool hello
+rm scripts/spec/hello_spec.lua
+refuses "a name with a space" "invalid tool name 'a b'" new tool "a b"
+refuses "a name with a slash" "invalid tool name '../x'" new tool "../x"
+refuses "a hidden name" "invalid tool name '.x'" new tool .x
+refuses "an empty name" "invalid tool name ''" new tool ""
+refuses "a name over 128 characters" "invalid tool name" new tool "$(printf 'n%.0s' {1..129})"
+refuses "a name with a quote" "invalid tool name" new tool 'a"b'
+refuses "a scope with a quote" "invalid scope 'a\"b'" new tool ok --scope 'a"b'
+refuses "a scope with a space" "invalid scope 'a b'" new tool ok --scope 'a b'
+refuses "a scope with a backslash" "invalid scope" new tool ok --scope 'a\b'
+refuses "an empty scope" "invalid scope" new tool ok --scope ''
+refuses "new without tool" "give \`new tool NAME" new greet
+refuses "new tool without a name" "give \`new tool NAME" new tool
+refuses "new tool with two names" "give \`new tool NAME" new tool a b
+refuses "a scripts folder that does not exist" "the scripts folder nowhere does not exist" \
+  new tool ok --scripts nowhere
+refuses "a policies folder that does not exist" "the policies folder nowhere does not exist" \
+  new tool ok --policies nowhere
+chmod a-w policies
+if [[ $(id -u) -ne 0 ]]; then
+  refuses "a policies folder it cannot write" "cannot write policies/" new tool ok
+fi
+chmod u+w policies
+# a scripts folder without spec/ gets one, and loses it again when the rest fails
+mkdir other-scripts other-policies
+touch other-policies/ok.lua
+refuses "a failure after creating spec/" "other-policies/ok.lua already exists" \
+  new tool ok --scripts other-scripts --policies other-policies
+check "spec/ made for nothing is removed" test ! -e other-scripts/spec
+rm other-policies/ok.lua
+out=$("$BIN" new tool ok --scripts other-scripts --policies other-policies 2>&1)
+check "other folders: new tool writes there" test -f other-scripts/ok.lua -a -f \
+  other-scripts/spec/ok_spec.lua -a -f other-policies/ok.lua
+check "the default scope is mcp:tools" grep -q '"mcp:tools"' other-policies/ok.lua
+"$BIN" new tool greet --scope greet:use >/dev/null 2>&1
+
+# ---- luamcp test ----
+out=$("$BIN" test 2>&1); rc=$?
+check "test passes on the new tool's spec" test $rc -eq 0
+check "test says what it ran" contains "$out" "busted on scripts policies"
+check "test ran the four examples" contains "$out" "4 successes / 0 failures"
+out=$("$BIN" test --scripts other-scripts --policies other-policies 2>&1); rc=$?
+check "test on another scripts folder passes" test $rc -eq 0
+check "its helpers load that folder's tools" contains "$out" "4 successes / 0 failures"
+sed -i 's/"Hello, "/"Howdy, "/' scripts/greet.lua
+out=$("$BIN" test 2>&1); rc=$?
+check "a failing spec: test exits non-zero" test $rc -ne 0
+check "a failing spec: busted says which" contains "$out" "greet_spec.lua"
+check "a failing spec: and what it got" contains "$out" "Howdy, Ada!"
+out=$("$BIN" test scripts/spec/greet_spec.lua 2>&1); rc=$?
+check "test PATH runs that spec" test $rc -ne 0
+out=$("$BIN" test --scripts other-scripts --policies other-policies other-scripts/spec 2>&1)
+rc=$?
+check "test PATH on a passing folder exits 0" test $rc -eq 0
+out=$("$BIN" test nowhere 2>&1); rc=$?
+check "test on a missing path exits 2" test $rc -eq 2
+check "test on a missing path names it" contains "$out" "nowhere: no such file or folder"
+mkdir empty
+out=$("$BIN" test empty 2>&1); rc=$?
+check "test on a folder without specs fails" test $rc -ne 0
+check "and says there are no specs" contains "$out" "no specs (*_spec.lua)"
+out=$(env PATH=/nonexistent "$BIN" test 2>&1); rc=$?
+check "without busted: exits 2" test $rc -eq 2
+check "without busted: says how to install it" contains "$out" "busted is not installed"
+out=$(env LUA_CPATH="/nonexistent/?.so;;" LUA_CPATH_5_4="/nonexistent/?.so;;" "$BIN" test \
+  --scripts other-scripts --policies other-policies 2>&1); rc=$?
+check "a LUA_CPATH of the user's does not hide the module" test $rc -eq 0
+kit_finish
