@@ -14,6 +14,8 @@ check "the tool is written" test -f scripts/greet.lua
 check "its policy is written" test -f policies/greet.lua
 check "its spec is written" test -f scripts/spec/greet_spec.lua
 check "the policy names the scope" grep -q '"greet:use"' policies/greet.lua
+check "the three files are luacheck-clean" luacheck -q --no-color --config "$SRC/.luacheckrc" \
+  scripts/greet.lua policies/greet.lua scripts/spec/greet_spec.lua
 check "check loads it, guarded by its scope" \
   bash -c "'$BIN' check | grep -qE '^  greet +greet:use'"
 
