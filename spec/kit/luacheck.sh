@@ -65,5 +65,52 @@ LUA
 )
 [[ -z $diff ]] || echo "$diff" | sed 's/^/#   /'
 check ".luacheckrc lists exactly the mcp module's fields" test -z "$diff"
+# The LuaLS annotations (spec/lua/types/mcp.lua) cover every public field of the real module.
+missing=$(LUA_CPATH_5_4="$MOD/?.so;;" lua5.4 - <<'LUA' 2>&1
+local mcp = require "mcp"
+local f = assert(io.open("spec/lua/types/mcp.lua"))
+local text = f:read("a")
+f:close()
+local documented = {}
+for name in text:gmatch("\nfunction (mcp[%w_.]+)%(") do documented[name] = true end
+for name in text:gmatch("\n(mcp[%w_.]+) = ") do documented[name] = true end
+local missing = {}
+local function walk(t, pre)
+  for k, v in pairs(t) do
+    if type(k) == "string" and k:sub(1, 1) ~= "_" then
+      if not documented[pre .. k] then missing[#missing + 1] = pre .. k end
+      if type(v) == "table" then walk(v, pre .. k .. ".") end
+    end
+  end
+end
+walk(mcp, "mcp.")
+table.sort(missing)
+io.write(table.concat(missing, " "))
+LUA
+)
+[[ -z $missing ]] || echo "#   not annotated: $missing"
+check "spec/lua/types/mcp.lua annotates every field of the mcp module" test -z "$missing"
+# ... and what the C side reads or gives: ctx's functions, a tool's fields, a rule's fields.
+class_fields() { # CLASS -> the ---@field names of that class in the annotations
+  awk -v c="---@class $1" '$0 == c || index($0, c ":") == 1 || index($0, c " ") == 1 { on = 1; next }
+    on && /^---@field / { print $2; next } on && !/^---/ { on = 0 }' spec/lua/types/mcp.lua |
+    sed 's/?$//' | sort
+}
+c_names() { # FILE START-PATTERN -> the quoted names of the C array starting there
+  sed -n "/$2/,/};/p" "$1" | grep -o '"[A-Za-z_]*"' | tr -d '"' | sort
+}
+ctx_c=$(sed -n '/ctx_fns\[\] = {/,/};/p' src/tool.c | grep -o '{"[a-z_]*"' | tr -d '{"' | sort)
+ctx_lua=$(grep -o '^function Ctx\.[a-z_]*' spec/lua/types/mcp.lua | sed 's/.*\.//' | sort)
+check "mcp.Ctx annotates ctx's functions (src/tool.c)" test "$ctx_c" = "$ctx_lua"
+check "mcp.ToolDef has the fields mcp.tool reads (src/tool.c)" \
+  test "$(c_names src/tool.c 'static const char \*const known\[\] = {"name"')" = "$(class_fields mcp.ToolDef)"
+check "mcp.PolicyRule has the fields mcp.policy reads (src/policy.c)" \
+  test "$(c_names src/policy.c 'static const char \*const known\[\] = {"tool"')" = "$(class_fields mcp.PolicyRule)"
+for f in spec/lua/types/*.lua; do
+  check "$f is valid Lua" luac5.4 -p "$f"
+done
+check ".luarc.json points editors at the annotations" \
+  grep -q '"workspace.library": \["spec/lua/types"\]' .luarc.json
+
 echo "# $PASS passed, $FAIL failed"
 ((FAIL == 0))
