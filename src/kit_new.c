@@ -194,10 +194,26 @@ static int write_tmp(struct planned *f, char **err)
     return 0;
 }
 
-int kit_new_tool(const char *scripts_dir, const char *policies_dir, const char *name,
+/* dir without its trailing slashes ("scripts/" -> "scripts"), so paths read as typed. */
+static const char *trim_dir(char *out, size_t size, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (n >= size)
+        return dir;
+    memcpy(out, dir, n);
+    out[n] = '\0';
+    return out;
+}
+
+int kit_new_tool(const char *scripts_arg, const char *policies_arg, const char *name,
                  const char *scope, char **err)
 {
     *err = NULL;
+    char sbuf[PATH_MAX], pbuf[PATH_MAX];
+    const char *scripts_dir = trim_dir(sbuf, sizeof sbuf, scripts_arg);
+    const char *policies_dir = trim_dir(pbuf, sizeof pbuf, policies_arg);
     if (!scope)
         scope = KIT_DEFAULT_SCOPE;
     if (!name_ok(name))
@@ -225,7 +241,8 @@ int kit_new_tool(const char *scripts_dir, const char *policies_dir, const char *
     n[1] = snprintf(f[1].path, sizeof f[1].path, "%s/%s.lua", policies_dir, name);
     n[2] = snprintf(f[2].path, sizeof f[2].path, "%s/%s.lua", scripts_dir, name);
     char spec_dir[PATH_MAX];
-    snprintf(spec_dir, sizeof spec_dir, "%s/spec", scripts_dir);
+    if (snprintf(spec_dir, sizeof spec_dir, "%s/spec", scripts_dir) >= (int)sizeof spec_dir)
+        return fail(err, "%s: path too long", scripts_dir);
     bool made_spec_dir = false;
     int rc = -1;
     for (int i = 2; i >= 0; i--) { /* the tool named first when it exists */

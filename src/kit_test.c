@@ -55,18 +55,21 @@ static bool candidate(char *out, size_t size, const char *dir, const char *a, co
     return n > 0 && (size_t)n < size && is_file(out);
 }
 
-/* The first candidate that exists into out: the build tree's, then an installed layout's
- * (bin/luamcp beside lib/luamcp/ and share/luamcp/). */
-static bool find_module(const kit_layout_t *k, const char *bin, char *out, size_t size)
+/* mcp.so and helper.lua into module and helper: the build tree's (the variant's folder beside
+ * the binary, the source tree's spec/lua), else an installed layout's (bin/luamcp beside
+ * lib/luamcp/mcp.so and share/luamcp/lua/). Never one of each. */
+static const char *find_layout(const kit_layout_t *k, const char *bin, char *module, char *helper,
+                               size_t size)
 {
-    return candidate(out, size, bin, k->variant, "/mcp.so") ||
-           candidate(out, size, bin, "../lib/luamcp/", "mcp.so");
-}
-
-static bool find_helper(const kit_layout_t *k, const char *bin, char *out, size_t size)
-{
-    return (k->source_dir && candidate(out, size, k->source_dir, "spec/lua/", "helper.lua")) ||
-           candidate(out, size, bin, "../share/luamcp/lua/", "helper.lua");
+    if (candidate(module, size, bin, k->variant, "/mcp.so"))
+        return k->source_dir && candidate(helper, size, k->source_dir, "spec/lua/", "helper.lua")
+                   ? NULL
+                   : "the build tree has mcp.so but not its source tree's spec/lua/helper.lua";
+    if (!candidate(module, size, bin, "../lib/luamcp/", "mcp.so"))
+        return "the mcp module (mcp.so) is not built: run `make build`";
+    return candidate(helper, size, bin, "../share/luamcp/lua/", "helper.lua")
+               ? NULL
+               : "the installed layout has lib/luamcp/mcp.so but not share/luamcp/lua/helper.lua";
 }
 
 /* Whether dir holds a *_spec.lua file, at most depth folders down (busted recurses). */
@@ -119,18 +122,11 @@ int kit_test(const kit_layout_t *k, const char *scripts_dir, const char *policie
                         "lua5.4): the specs run under Lua 5.4, as the server's scripts do\n");
         return 2;
     }
-    if (!exe_dir(bin, sizeof bin) || !find_module(k, bin, module, sizeof module)) {
-        fprintf(stderr,
-                "luamcp test: the mcp module (mcp.so) is not built: run `make build` "
-                "(looked in %s/%s/ and %s/../lib/luamcp/)\n",
-                bin, k->variant, bin);
-        return 2;
-    }
-    if (!find_helper(k, bin, helper, sizeof helper)) {
-        fprintf(stderr,
-                "luamcp test: cannot find the spec helpers (helper.lua; looked in "
-                "%s/spec/lua/ and %s/../share/luamcp/lua/)\n",
-                k->source_dir ? k->source_dir : "(no source tree)", bin);
+    const char *why = exe_dir(bin, sizeof bin) ? find_layout(k, bin, module, helper, PATH_MAX)
+                                               : "cannot find where this binary is";
+    if (why) {
+        fprintf(stderr, "luamcp test: %s (looked in %s/%s/ and %s/../lib/luamcp/)\n", why, bin,
+                k->variant, bin);
         return 2;
     }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "luamcp/auth.h"
 #include "luamcp/bundle.h"
@@ -258,7 +259,23 @@ static int cmd_new(config_t *c)
                         "DIR, --policies DIR)\n");
         return 2;
     }
+    /* A name another script declares would make the next load fail: say where it is now. A
+     * folder that does not load is no reason to refuse (its author may be mid-edit). */
     char *err = NULL;
+    bundle_t *b = bundle_load(c, &err);
+    const tool_t *dup = b ? bundle_find(b, words[1]) : NULL;
+    char own[PATH_MAX];
+    snprintf(own, sizeof own, "%s/%s.lua", c->scripts_dir, words[1]);
+    if (dup && access(own, F_OK) == 0)
+        dup = NULL; /* its own file: kit_new_tool refuses that one */
+    if (dup)
+        fprintf(stderr, "luamcp new tool: a tool named %s is already declared at %s:%d: nothing "
+                        "written\n", words[1], dup->file, dup->line);
+    bundle_free(b);
+    free(err);
+    err = NULL;
+    if (dup)
+        return 1;
     if (kit_new_tool(c->scripts_dir, c->policies_dir, words[1], mint_opts.scope, &err) != 0) {
         fprintf(stderr, "luamcp new tool: %s\n", err ? err : "out of memory");
         free(err);

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # `luamcp new tool` and `luamcp test` from the command line, as a tool author meets them: what
 # they write, what they refuse (and that a refusal writes nothing), their exit statuses and
-# messages. Usage: commands.sh LUAMCP_BIN SOURCE_DIR
+# messages; with CMAKE and BUILD_DIR, also `luamcp test` from an installed layout.
+# Usage: commands.sh LUAMCP_BIN SOURCE_DIR [CMAKE BUILD_DIR]
 source "$(dirname "$0")/lib.sh"
 kit_init "$1" "$2"
+CMAKE=${3:-}
+BUILD=${4:-}
+
+luacheck_quiet() { luacheck -q --no-color --config "$SRC/.luacheckrc" "$@" >luacheck.out ||
+  { sed 's/^/#   /' luacheck.out; false; }; }
 
 # ---- luamcp new tool ----
 before=$(tree)
@@ -14,7 +20,7 @@ check "the tool is written" test -f scripts/greet.lua
 check "its policy is written" test -f policies/greet.lua
 check "its spec is written" test -f scripts/spec/greet_spec.lua
 check "the policy names the scope" grep -q '"greet:use"' policies/greet.lua
-check "the three files are luacheck-clean" luacheck -q --no-color --config "$SRC/.luacheckrc" \
+check "the three files are luacheck-clean" luacheck_quiet \
   scripts/greet.lua policies/greet.lua scripts/spec/greet_spec.lua
 check "check loads it, guarded by its scope" \
   bash -c "'$BIN' check | grep -qE '^  greet +greet:use'"
@@ -40,6 +46,8 @@ rm policies/greet.lua
 echo "-- a spec of mine" > scripts/spec/hello_spec.lua
 refuses "an existing spec alone" "scripts/spec/hello_spec.lua already exists" new tool hello
 rm scripts/spec/hello_spec.lua
+refuses "a name another script declares" \
+  "a tool named base64 is already declared at scripts/hash.lua:" new tool base64
 refuses "a name with a space" "invalid tool name 'a b'" new tool "a b"
 refuses "a name with a slash" "invalid tool name '../x'" new tool "../x"
 refuses "a hidden name" "invalid tool name '.x'" new tool .x
@@ -73,7 +81,14 @@ out=$("$BIN" new tool ok --scripts other-scripts --policies other-policies 2>&1)
 check "other folders: new tool writes there" test -f other-scripts/ok.lua -a -f \
   other-scripts/spec/ok_spec.lua -a -f other-policies/ok.lua
 check "the default scope is mcp:tools" grep -q '"mcp:tools"' other-policies/ok.lua
-"$BIN" new tool greet --scope greet:use >/dev/null 2>&1
+out=$("$BIN" new tool slash --scripts other-scripts/ --policies other-policies// 2>&1)
+check "folders given with a trailing slash: paths read as typed" \
+  contains "$out" "wrote other-scripts/slash.lua"
+rm other-scripts/slash.lua other-policies/slash.lua other-scripts/spec/slash_spec.lua
+echo 'this is not Lua' >scripts/broken.lua
+out=$("$BIN" new tool greet --scope greet:use 2>&1); rc=$?
+check "a scripts folder that does not load is no reason to refuse" test $rc -eq 0
+rm scripts/broken.lua
 
 # ---- luamcp test ----
 out=$("$BIN" test 2>&1); rc=$?
@@ -106,4 +121,18 @@ check "without busted: says how to install it" contains "$out" "busted is not in
 out=$(env LUA_CPATH="/nonexistent/?.so;;" LUA_CPATH_5_4="/nonexistent/?.so;;" "$BIN" test \
   --scripts other-scripts --policies other-policies 2>&1); rc=$?
 check "a LUA_CPATH of the user's does not hide the module" test $rc -eq 0
+
+# ---- an installed layout: bin/luamcp, lib/luamcp/mcp.so, share/luamcp/lua/ ----
+if [[ -n $BUILD ]]; then
+  "$CMAKE" --install "$BUILD" --prefix "$T/inst" >install.log 2>&1
+  check "cmake --install installs the kit" test -f inst/lib/luamcp/mcp.so -a \
+    -f inst/share/luamcp/lua/helper.lua -a -f inst/share/luamcp/lua/types/mcp.lua
+  out=$(inst/bin/luamcp test --scripts other-scripts --policies other-policies 2>&1); rc=$?
+  check "the installed luamcp test passes" test $rc -eq 0
+  check "with the installed module" contains "$out" "inst/bin/../lib/luamcp/mcp.so"
+  rm inst/share/luamcp/lua/helper.lua
+  out=$(inst/bin/luamcp test --scripts other-scripts --policies other-policies 2>&1); rc=$?
+  check "an installed layout without the helpers: exits 2" test $rc -eq 2
+  check "and says what is missing" contains "$out" "not share/luamcp/lua/helper.lua"
+fi
 kit_finish
