@@ -50,10 +50,21 @@ M.path = under_root
 -- The path of a file in the scripts folder: helper.script "greet.lua".
 function M.script(name) return scripts .. "/" .. name end
 
--- Loads one script file on its own and returns { [name] = definition } of its tools.
+-- Loads one script file on its own and returns { [name] = definition } of its tools. Its
+-- require finds the modules of its own folder's lib/ first, as in the server, and what it
+-- required is forgotten afterwards (another folder's lib may have a module of the same name).
 function M.load_tools(path)
+  path = M.path(path)
+  local saved_path, before = package.path, {}
+  for name in pairs(package.loaded) do before[name] = true end
+  package.path = (path:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. saved_path
   mcp._reset()
-  dofile(M.path(path))
+  local ok, err = pcall(dofile, path)
+  package.path = saved_path
+  for name in pairs(package.loaded) do
+    if not before[name] then package.loaded[name] = nil end
+  end
+  if not ok then error(err, 0) end
   return mcp._loaded_tools()
 end
 
