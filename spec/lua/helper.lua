@@ -59,12 +59,12 @@ function M.load_tools(path)
   for name in pairs(package.loaded) do before[name] = true end
   package.path = (path:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. saved_path
   mcp._reset()
-  local ok, err = pcall(dofile, path)
+  local loaded, err = pcall(dofile, path)
   package.path = saved_path
   for name in pairs(package.loaded) do
     if not before[name] then package.loaded[name] = nil end
   end
-  if not ok then error(err, 0) end
+  if not loaded then error(err, 0) end
   return mcp._loaded_tools()
 end
 
