@@ -56,3 +56,6 @@ files["spec/lua/*.lua"] = { std = "lua54+busted+luamcp", globals = { "mcp" } }
 
 -- The conformance fixture mirrors the suite's scenario names and texts, one per line.
 files["examples/conformance/**"] = { max_line_length = false }
+
+-- The LuaLS annotations declare what they describe; they never run.
+exclude_files = { "spec/lua/types/**" }

@@ -86,7 +86,8 @@ Policies.__index = Policies
 -- P.load(what [, opts]) -> policies. what: a policy file, a policies directory (its *.lua, in
 -- order), or a list of those. opts: tools (names), scripts (dir), dev (as --dev), lib (dir
 -- for require, default the scripts folder's lib/), limits ({ instructions, cpu_ms,
--- memory_mb }), quiet (no log lines from failing checks). Load errors raise, one "file:line: what" per line.
+-- memory_mb }), quiet (no log lines from failing checks). Load errors raise, one
+-- "file:line: what" per line.
 function P.load(what, opts)
   opts = opts or {}
   if type(what) == "string" then what = { what } end
