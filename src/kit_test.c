@@ -145,7 +145,14 @@ int kit_test(const kit_layout_t *k, const char *scripts_dir, const char *policie
     argv[n_args++] = helper_opt;
     argv[n_args++] = "--pattern=_spec";
     bool any = false;
+    size_t n_given = 0; /* paths, not busted options (after --: `luamcp test -- -o TAP`) */
+    for (size_t i = 0; i < n_paths; i++)
+        if (paths[i][0] == '-')
+            argv[n_args++] = paths[i];
     for (size_t i = 0; i < n_paths; i++) {
+        if (paths[i][0] == '-')
+            continue;
+        n_given++;
         if (access(paths[i], R_OK) != 0) {
             fprintf(stderr, "luamcp test: %s: no such file or folder\n", paths[i]);
             free(argv);
@@ -155,13 +162,13 @@ int kit_test(const kit_layout_t *k, const char *scripts_dir, const char *policie
         argv[n_args++] = paths[i];
     }
     const char *dirs[2] = {scripts_dir, policies_dir};
-    for (int i = 0; n_paths == 0 && i < 2; i++)
+    for (int i = 0; n_given == 0 && i < 2; i++)
         if (access(dirs[i], R_OK) == 0 && has_specs(dirs[i], 8)) {
             any = true;
             argv[n_args++] = (char *)dirs[i];
         }
     if (!any) {
-        if (n_paths)
+        if (n_given)
             fprintf(stderr, "luamcp test: no specs (*_spec.lua) in the paths given\n");
         else
             fprintf(stderr,
@@ -197,7 +204,7 @@ int kit_test(const kit_layout_t *k, const char *scripts_dir, const char *policie
         setenv("LD_PRELOAD", k->libasan, 1);
         setenv("ASAN_OPTIONS", "detect_leaks=0", 0);
     }
-    fprintf(stderr, "luamcp test: busted on");
+    fprintf(stderr, "luamcp test: busted");
     for (size_t i = 4; i < n_args; i++)
         fprintf(stderr, " %s", argv[i]);
     fprintf(stderr, " (module %s)\n", module);

@@ -93,11 +93,16 @@ rm scripts/broken.lua
 # ---- luamcp test ----
 out=$("$BIN" test 2>&1); rc=$?
 check "test passes on the new tool's spec" test $rc -eq 0
-check "test says what it ran" contains "$out" "busted on scripts policies"
+check "test says what it ran" contains "$out" "luamcp test: busted scripts policies"
 check "test ran the four examples" contains "$out" "4 successes / 0 failures"
 out=$("$BIN" test --scripts other-scripts --policies other-policies 2>&1); rc=$?
 check "test on another scripts folder passes" test $rc -eq 0
 check "its helpers load that folder's tools" contains "$out" "4 successes / 0 failures"
+out=$("$BIN" test -- --output=TAP 2>&1); rc=$?
+check "busted options after --: passed on" contains "$out" "ok 1 - greet is declared once"
+check "and the folders stay the default" test $rc -eq 0
+out=$("$BIN" test scripts/spec -- --filter=policy 2>&1); rc=$?
+check "a path and an option" contains "$out" "2 successes / 0 failures"
 sed -i 's/"Hello, "/"Howdy, "/' scripts/greet.lua
 out=$("$BIN" test 2>&1); rc=$?
 check "a failing spec: test exits non-zero" test $rc -ne 0

@@ -10,8 +10,8 @@ FAIL=0
 SERVER_PID=""
 
 kit_init() {
-  BIN=$1
-  SRC=$2
+  BIN=$(realpath "$1")
+  SRC=$(realpath "$2")
   [[ -x $BIN ]] || { echo "FATAL: $BIN is not an executable" >&2; exit 2; }
   T=$(mktemp -d "${TMPDIR:-/tmp}/luamcp-kit.XXXXXX")
   trap kit_cleanup EXIT
