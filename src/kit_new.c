@@ -226,6 +226,13 @@ int kit_new_tool(const char *scripts_arg, const char *policies_arg, const char *
                     "invalid scope '%.200s': one OAuth scope of at most %d characters, "
                     "printable ASCII without spaces, quotes or backslashes (RFC 6749)",
                     scope, MAX_SCOPE);
+    /* the folders are named in the files' comments: a line break would end a comment */
+    for (const char *p = scripts_dir; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return fail(err, "the scripts folder's name has a control character");
+    for (const char *p = policies_dir; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return fail(err, "the policies folder's name has a control character");
     if (!is_dir(scripts_dir))
         return fail(err, "the scripts folder %s does not exist (give --scripts DIR)", scripts_dir);
     if (!is_dir(policies_dir))
@@ -251,9 +258,13 @@ int kit_new_tool(const char *scripts_arg, const char *policies_arg, const char *
             fail(err, "%s/...: path too long", scripts_dir);
             goto done;
         }
-        if (lstat(f[i].path, &st) == 0 || errno != ENOENT) {
+        if (lstat(f[i].path, &st) == 0) {
             fail(err, "%s already exists: nothing written (choose another name, or remove it)",
                  f[i].path);
+            goto done;
+        }
+        if (errno != ENOENT) {
+            fail(err, "cannot write %s: %s: nothing written", f[i].path, strerror(errno));
             goto done;
         }
         f[i].text = expand(tpl[i], name, scope, scripts_dir, policies_dir);

@@ -65,11 +65,13 @@ refuses "a scripts folder that does not exist" "the scripts folder nowhere does 
   new tool ok --scripts nowhere
 refuses "a policies folder that does not exist" "the policies folder nowhere does not exist" \
   new tool ok --policies nowhere
-chmod a-w policies
-if [[ $(id -u) -ne 0 ]]; then
-  refuses "a policies folder it cannot write" "cannot write policies/" new tool ok
-fi
-chmod u+w policies
+mkdir -p $'nl\nos.exit()'
+refuses "a folder name with a line break" "the scripts folder's name has a control character" \
+  new tool ok --scripts $'nl\nos.exit()'
+rmdir $'nl\nos.exit()'
+mv scripts/spec scripts/spec.dir && echo "not a folder" >scripts/spec
+refuses "a spec/ that is a file" "cannot write scripts/spec/ok_spec.lua: Not a directory" new tool ok
+rm scripts/spec && mv scripts/spec.dir scripts/spec
 # a scripts folder without spec/ gets one, and loses it again when the rest fails
 mkdir other-scripts other-policies
 touch other-policies/ok.lua
