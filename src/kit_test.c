@@ -75,9 +75,10 @@ static const char *find_layout(const kit_layout_t *k, const char *bin, char *mod
 /* Whether dir holds a *_spec.lua file, at most depth folders down (busted recurses). */
 static bool has_specs(const char *dir, int depth)
 {
-    size_t n = strlen(dir);
-    if (n > 4 && strcmp(dir + n - 4, ".lua") == 0)
-        return is_file(dir);
+    if (is_file(dir)) { /* busted runs a file given only if its name matches the pattern */
+        const char *base = strrchr(dir, '/');
+        return strstr(base ? base + 1 : dir, "_spec") != NULL;
+    }
     DIR *d = depth > 0 ? opendir(dir) : NULL;
     if (!d)
         return false;
@@ -145,7 +146,7 @@ int kit_test(const kit_layout_t *k, const char *scripts_dir, const char *policie
     argv[n_args++] = helper_opt;
     argv[n_args++] = "--pattern=_spec";
     bool any = false;
-    size_t n_given = 0; /* paths, not busted options (after --: `luamcp test -- -o TAP`) */
+    size_t n_given = 0; /* paths, not busted options (after --: `luamcp test -- --output=TAP`) */
     for (size_t i = 0; i < n_paths; i++)
         if (paths[i][0] == '-')
             argv[n_args++] = paths[i];
@@ -188,14 +189,17 @@ int kit_test(const kit_layout_t *k, const char *scripts_dir, const char *policie
     char *slash = strrchr(module, '/');
     snprintf(cpath, sizeof cpath, "%.*s/?.so;%s", (int)(slash - module), module, was ? was : ";");
     char cwd[PATH_MAX];
-    if (setenv("LUA_CPATH_5_4", cpath, 1) != 0 || !getcwd(cwd, sizeof cwd) ||
-        setenv("LUAMCP_TEST_ROOT", cwd, 1) != 0 ||
-        !set_dir_env("LUAMCP_TEST_SCRIPTS", scripts_dir) ||
-        (access(policies_dir, F_OK) == 0 && !set_dir_env("LUAMCP_TEST_POLICIES", policies_dir))) {
-        fprintf(stderr,
-                "luamcp test: the scripts folder %s does not exist (give --scripts "
-                "DIR)\n",
+    if (!set_dir_env("LUAMCP_TEST_SCRIPTS", scripts_dir)) {
+        fprintf(stderr, "luamcp test: the scripts folder %s does not exist (give --scripts DIR)\n",
                 scripts_dir);
+        free(argv);
+        return 2;
+    }
+    if (!set_dir_env("LUAMCP_TEST_POLICIES", policies_dir))
+        unsetenv("LUAMCP_TEST_POLICIES"); /* the helper's default: policies/ */
+    if (setenv("LUA_CPATH_5_4", cpath, 1) != 0 || !getcwd(cwd, sizeof cwd) ||
+        setenv("LUAMCP_TEST_ROOT", cwd, 1) != 0) {
+        perror("luamcp test");
         free(argv);
         return 2;
     }

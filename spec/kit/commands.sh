@@ -95,7 +95,7 @@ rm scripts/broken.lua
 # ---- luamcp test ----
 out=$("$BIN" test 2>&1); rc=$?
 check "test passes on the new tool's spec" test $rc -eq 0
-check "test says what it ran" contains "$out" "luamcp test: busted scripts policies"
+check "test says what it ran (the folders with specs)" contains "$out" "luamcp test: busted scripts (module"
 check "test ran the four examples" contains "$out" "4 successes / 0 failures"
 out=$("$BIN" test --scripts other-scripts --policies other-policies 2>&1); rc=$?
 check "test on another scripts folder passes" test $rc -eq 0
@@ -118,6 +118,9 @@ check "test PATH on a passing folder exits 0" test $rc -eq 0
 out=$("$BIN" test nowhere 2>&1); rc=$?
 check "test on a missing path exits 2" test $rc -eq 2
 check "test on a missing path names it" contains "$out" "nowhere: no such file or folder"
+out=$("$BIN" test scripts/greet.lua 2>&1); rc=$?
+check "test on a file that is not a spec fails" test $rc -ne 0
+check "and says so (busted would run nothing)" contains "$out" "no specs (*_spec.lua) in the paths"
 mkdir empty
 out=$("$BIN" test empty 2>&1); rc=$?
 check "test on a folder without specs fails" test $rc -ne 0
