@@ -239,8 +239,8 @@ int kit_new_tool(const char *scripts_arg, const char *policies_arg, const char *
         return fail(err, "the policies folder %s does not exist (give --policies DIR)",
                     policies_dir);
 
-    /* In the order they appear: the policy before the tool, so a live server that reloads in
-     * between never serves the tool without its rule. */
+    /* Linked in this order: spec, policy, tool, so a live server that reloads in between never
+     * serves the tool without its rule (a rule matching no tool yet is only a warning). */
     struct planned f[3] = {{.text = NULL}};
     const char *tpl[3] = {spec_template, policy_template, tool_template};
     int n[3];
