@@ -17,9 +17,10 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
-# Serves scripts/ on 127.0.0.1:8080 in development mode and prints how to call it.
+# Serves scripts/ on 127.0.0.1:8080 in development mode and prints how to call it. Builds
+# mcp.so too, which `luamcp test` runs the specs with.
 run: configure
-	@cmake --build $(BUILD) -j$(JOBS) --target luamcp -- --no-print-directory
+	@cmake --build $(BUILD) -j$(JOBS) --target luamcp mcp_module -- --no-print-directory
 	./$(BUILD)/luamcp serve --dev $(ARGS)
 
 # Every test (unit, busted specs, integration with real clients), plain and under

@@ -1,14 +1,18 @@
-/* luamcp — command line: serve, check, --help, --version. */
+/* luamcp — command line: serve, check, token, explain, reload, status, new, test, --help,
+ * --version. */
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "luamcp/auth.h"
 #include "luamcp/bundle.h"
 #include "luamcp/jose.h"
+#include "luamcp/kit.h"
 #include "luamcp/policy.h"
 #include "luamcp/reload.h"
 #include "luamcp/secret.h"
@@ -26,6 +30,12 @@ static const char usage[] =
     "       luamcp explain --tool NAME (--token JWT | --claims FILE) [--args JSON]\n"
     "                                the policies' decision for that caller, without calling\n"
     "       luamcp reload | status       reload the running server / show its bundle\n"
+    "       luamcp new tool NAME [--scope SCOPE]\n"
+    "                                write a tool, its policy and its spec to start from\n"
+    "                                (SCOPE defaults to " KIT_DEFAULT_SCOPE ")\n"
+    "       luamcp test [PATH...] [-- BUSTED-OPTION...]\n"
+    "                                run the busted specs (*_spec.lua) of the scripts and\n"
+    "                                policies folders, or of PATH..., with the mcp module\n"
     "       luamcp --help | --version\n"
     "\n"
     "options (each overrides the config file):\n"
@@ -77,6 +87,8 @@ static const struct option options[] = {
     {"admin-socket", required_argument, NULL, OPT_ADMIN},
     {NULL, 0, NULL, 0}};
 
+static const char *progname = "luamcp";
+
 /* Options of `luamcp explain`. */
 static struct {
     const char *tool, *token, *claims, *args;
@@ -87,6 +99,11 @@ static struct {
     const char *scope, *sub, *client_id;
     long ttl, count;
 } mint_opts = {NULL, "dev-user", "dev-client", 3600, 1};
+
+/* The words after the command and its options: only `new` and `test` take any. */
+static bool takes_words;
+static char **words;
+static int n_words;
 
 static long number_arg(const char *flag, const char *v, long lo, long hi)
 {
@@ -186,10 +203,12 @@ static int parse_args(int argc, char **argv, config_t *c)
             return -1;
         }
     }
-    if (optind < argc) {
+    if (optind < argc && !takes_words) {
         fprintf(stderr, "luamcp: unexpected argument '%s'\n%s", argv[optind], usage);
         return -1;
     }
+    words = argv + optind;
+    n_words = argc - optind;
     if (config_validate(c, &err) != 0 || secret_load(c->secrets_file, &err) != 0) {
         fprintf(stderr, "luamcp: %s\n", err);
         free(err);
@@ -232,6 +251,57 @@ static int cmd_token(config_t *c)
         fprintf(stderr, "luamcp token: give --listen ADDR:PORT of the dev server\n");
     free(key_file);
     return key_file ? 0 : 2;
+}
+
+static int cmd_new(config_t *c)
+{
+    if (n_words != 2 || strcmp(words[0], "tool") != 0) {
+        fprintf(stderr, "luamcp new: give `new tool NAME [--scope SCOPE]` (options: --scripts "
+                        "DIR, --policies DIR)\n");
+        return 2;
+    }
+    /* A name another script declares would make the next load fail: say where it is now. A
+     * folder that does not load is no reason to refuse (its author may be mid-edit). */
+    char *err = NULL;
+    bundle_t *b = bundle_load(c, &err);
+    const tool_t *dup = b ? bundle_find(b, words[1]) : NULL;
+    char own[PATH_MAX];
+    snprintf(own, sizeof own, "%s/%s.lua", c->scripts_dir, words[1]);
+    if (dup && access(own, F_OK) == 0)
+        dup = NULL; /* its own file: kit_new_tool refuses that one */
+    if (dup)
+        fprintf(stderr, "luamcp new tool: a tool named %s is already declared at %s:%d: nothing "
+                        "written\n", words[1], dup->file, dup->line);
+    bundle_free(b);
+    free(err);
+    err = NULL;
+    if (dup)
+        return 1;
+    if (kit_new_tool(c->scripts_dir, c->policies_dir, words[1], mint_opts.scope, &err) != 0) {
+        fprintf(stderr, "luamcp new tool: %s\n", err ? err : "out of memory");
+        free(err);
+        return 1;
+    }
+    printf("next: edit them, run `%s test`, and call %s on `%s serve --dev` (it picks up new "
+           "files live)\n", progname, words[1], progname);
+    return 0;
+}
+
+/* Where this binary was built: CMake says (see CMakeLists.txt); a build without says nothing. */
+#ifndef LUAMCP_SOURCE_DIR
+#define LUAMCP_SOURCE_DIR NULL
+#endif
+#ifndef LUAMCP_VARIANT
+#define LUAMCP_VARIANT "plain"
+#endif
+#ifndef LUAMCP_LIBASAN
+#define LUAMCP_LIBASAN NULL
+#endif
+
+static int cmd_test(config_t *c)
+{
+    kit_layout_t k = {LUAMCP_SOURCE_DIR, LUAMCP_VARIANT, LUAMCP_LIBASAN};
+    return kit_test(&k, c->scripts_dir, c->policies_dir, words, (size_t)n_words);
 }
 
 /* One row of `luamcp check`'s table: target index i of b. */
@@ -347,8 +417,6 @@ static bool loopback_listen(const char *listen)
            strncmp(listen, "localhost:", 10) == 0;
 }
 
-static const char *progname = "luamcp";
-
 static void print_banner(const config_t *c, int port)
 {
     const char *host = strncmp(c->listen, "[::1]", 5) == 0 ? "[::1]" : "127.0.0.1";
@@ -359,10 +427,21 @@ static void print_banner(const config_t *c, int port)
              c->endpoint);
     fprintf(stderr, "\nluamcp %s is serving the tools in %s at %s%s\n", LUAMCP_VERSION,
             c->scripts_dir, url, c->stateless ? " (stateless)" : "");
+    /* The commands that find this server by its port must name the one bound (the configured
+     * may be 0, or not the default), and the config file when it set their paths. */
+    char where[PATH_MAX + 200];
+    snprintf(where, sizeof where, "%s%s --listen %s:%d", c->config_path ? " --config " : "",
+             c->config_path ? c->config_path : "", host, port);
+    char reload_where[sizeof where + 20];
+    if (c->admin_socket)
+        snprintf(reload_where, sizeof reload_where, " --admin-socket %s", c->admin_socket);
+    else
+        snprintf(reload_where, sizeof reload_where, "%s", where);
     const char *auth = "";
     if (c->dev) {
-        fprintf(stderr, "  a token: TOKEN=$(%s token)      (add --scope \"a b\" for scopes)\n",
-                progname);
+        fprintf(stderr, "  a token: TOKEN=$(%s token%s)\n"
+                        "           (every scope the policies name; add --scope \"a b\" for "
+                        "fewer)\n", progname, where);
         auth = " -H \"Authorization: Bearer $TOKEN\"";
     } else if (c->auth.enabled) {
         fprintf(stderr, "  tokens:  from your issuer; see %s://%s:%d/.well-known/"
@@ -381,9 +460,11 @@ static void print_banner(const config_t *c, int port)
             "             '{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
             "{\"name\":\"echo\",\"arguments\":{\"text\":\"hi\"}}}'\n"
             "  clients: any MCP client, Streamable HTTP transport, URL %s%s\n"
+            "  reload:  saving a file in %s or %s reloads them; or %s reload%s\n"
             "  stop:    Ctrl-C\n\n",
             url, auth, url, c->dev ? " (the dev issuer's client_credentials grant takes any "
-                                     "client id and secret)" : "");
+                                     "client id and secret)" : "",
+            c->scripts_dir, c->policies_dir, progname, reload_where);
 }
 
 static int cmd_serve(config_t *c)
@@ -442,11 +523,14 @@ int main(int argc, char **argv)
                              : strcmp(argv[1], "explain") == 0 ? cmd_explain
                              : strcmp(argv[1], "reload") == 0 ? cmd_reload
                              : strcmp(argv[1], "status") == 0 ? cmd_status
+                             : strcmp(argv[1], "new") == 0 ? cmd_new
+                             : strcmp(argv[1], "test") == 0 ? cmd_test
                                                              : NULL;
     if (!cmd) {
         fprintf(stderr, "luamcp: unknown command '%s'\n%s", argv[1], usage);
         return 2;
     }
+    takes_words = cmd == cmd_new || cmd == cmd_test;
     config_t c;
     config_defaults(&c);
     int rc = parse_args(argc, argv, &c) == 0 ? cmd(&c) : 2;

@@ -1,35 +1,70 @@
 -- Run by busted (--helper) once, before any spec. Makes the world a script sees: the global
--- `mcp` from build/mcp.so (found through LUA_CPATH), require of scripts/lib modules, and a
--- fake ctx. Specs get these functions with `local helper = require "helper"`.
+-- `mcp` from mcp.so, require of the scripts' lib/ modules, and a fake ctx. Specs get these
+-- functions with `local helper = require "helper"`.
+--
+-- `luamcp test` runs busted with this helper, mcp.so on the C path and the folders in
+-- LUAMCP_TEST_ROOT (where relative paths start: the directory it ran in), LUAMCP_TEST_SCRIPTS
+-- and LUAMCP_TEST_POLICIES. Without them (ctest's busted.*) they are this repository's.
 
 local luassert = require "luassert"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-local root = here .. "/../.."
 
-package.path = table.concat({ root .. "/scripts/lib/?.lua", here .. "/?.lua", package.path }, ";")
+local function from_env(name, default)
+  local v = os.getenv(name)
+  if v == nil or v == "" then return default end
+  return v
+end
+
+local root = from_env("LUAMCP_TEST_ROOT", here .. "/../..")
+
+-- A path under root, for paths that are not absolute.
+local function under_root(p)
+  if p:sub(1, 1) == "/" then return p end
+  return root .. "/" .. p
+end
+
+local scripts = under_root(from_env("LUAMCP_TEST_SCRIPTS", "scripts"))
+local policies = under_root(from_env("LUAMCP_TEST_POLICIES", "policies"))
+
+package.path = table.concat({ scripts .. "/lib/?.lua", here .. "/?.lua", package.path }, ";")
 
 local ok, mod = pcall(require, "mcp")
 if not ok then
-  error("cannot load the mcp module: build the mcp_module target and run the specs with "
-    .. "`ctest -R busted` (or set LUA_CPATH='build/?.so;;')\n" .. tostring(mod), 0)
+  error("cannot load the mcp module (mcp.so): run the specs with `luamcp test` (it finds the "
+    .. "module it was built with), or `ctest -R busted` in the build directory\n"
+    .. tostring(mod), 0)
 end
 mcp = mod -- luacheck: ignore (scripts see mcp as a global, as in the server)
 
 local M = {}
 
 M.root = root
+-- The scripts and policies folders the specs are about (absolute, or under root).
+M.scripts = scripts
+M.policies = policies
 
--- A path under the repository root, for paths that are not absolute.
-function M.path(p)
-  if p:sub(1, 1) == "/" then return p end
-  return root .. "/" .. p
-end
+-- A path under root, for paths that are not absolute.
+M.path = under_root
 
--- Loads one script file on its own and returns { [name] = definition } of its tools.
+-- The path of a file in the scripts folder: helper.script "greet.lua".
+function M.script(name) return scripts .. "/" .. name end
+
+-- Loads one script file on its own and returns { [name] = definition } of its tools. Its
+-- require finds the modules of its own folder's lib/ first, as in the server, and what it
+-- required is forgotten afterwards (another folder's lib may have a module of the same name).
 function M.load_tools(path)
+  path = M.path(path)
+  local saved_path, before = package.path, {}
+  for name in pairs(package.loaded) do before[name] = true end
+  package.path = (path:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. saved_path
   mcp._reset()
-  dofile(M.path(path))
+  local loaded, err = pcall(dofile, path)
+  package.path = saved_path
+  for name in pairs(package.loaded) do
+    if not before[name] then package.loaded[name] = nil end
+  end
+  if not loaded then error(err, 0) end
   return mcp._loaded_tools()
 end
 

@@ -16,9 +16,10 @@
 --   local policies = P.source([[ mcp.policy { tool = "get_*", scopes = "read" } ]],
 --                             { tools = { "get_a", "put_b" } })
 --
--- A caller of nil is a call with authentication off. Rules bind to the tools of scripts/
--- unless opts.tools (a list of names) or opts.scripts (another scripts directory) says
--- otherwise; a tool outside that list is "hidden", as the server answers an unknown tool.
+-- A caller of nil is a call with authentication off. Rules bind to the tools of the scripts
+-- folder (helper.scripts: scripts/, or the one `luamcp test --scripts DIR` was given) unless
+-- opts.tools (a list of names) or opts.scripts (another scripts directory) says otherwise; a
+-- tool outside that list is "hidden", as the server answers an unknown tool.
 
 local helper = require "helper"
 local lfs = require "lfs"
@@ -63,9 +64,9 @@ local function lua_files(dir)
   return names
 end
 
--- The sorted names of the tools the scripts of dir (default scripts/) declare.
+-- The sorted names of the tools the scripts of dir (default helper.scripts) declare.
 function P.tools_of(dir)
-  dir = P.path(dir or "scripts")
+  dir = P.path(dir or helper.scripts)
   local names = {}
   for _, file in ipairs(lua_files(dir)) do
     for name in pairs(helper.load_tools(file)) do names[#names + 1] = name end
@@ -84,8 +85,9 @@ Policies.__index = Policies
 
 -- P.load(what [, opts]) -> policies. what: a policy file, a policies directory (its *.lua, in
 -- order), or a list of those. opts: tools (names), scripts (dir), dev (as --dev), lib (dir
--- for require, default scripts/lib), limits ({ instructions, cpu_ms, memory_mb }), quiet (no
--- log lines from failing checks). Load errors raise, one "file:line: what" per line.
+-- for require, default the scripts folder's lib/), limits ({ instructions, cpu_ms,
+-- memory_mb }), quiet (no log lines from failing checks). Load errors raise, one
+-- "file:line: what" per line.
 function P.load(what, opts)
   opts = opts or {}
   if type(what) == "string" then what = { what } end
@@ -98,13 +100,14 @@ function P.load(what, opts)
       files[#files + 1] = p
     end
   end
-  local tools = opts.tools or P.tools_of(opts.scripts)
+  local scripts = opts.scripts and P.path(opts.scripts) or helper.scripts
+  local tools = opts.tools or P.tools_of(scripts)
   local set = mcp._load_policies {
     files = files,
     tools = tools,
     dev = opts.dev,
     quiet = opts.quiet,
-    lib = P.path(opts.lib or "scripts/lib"),
+    lib = P.path(opts.lib or scripts .. "/lib"),
     limits = opts.limits or P.limits,
   }
   return setmetatable({ set = set, tools = tools, files = files }, Policies)

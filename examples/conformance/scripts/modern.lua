@@ -127,7 +127,7 @@ mcp.tool {
   inputSchema = NONE,
   handler = function(_, ctx)
     ctx.set_state("signed")
-    local r = ctx.input("confirm", ask_name())
+    ctx.input("confirm", ask_name())
     return "state " .. tostring(ctx.state())
   end,
 }
