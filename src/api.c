@@ -390,20 +390,29 @@ static int l_monotonic_ms(lua_State *L)
     return 1;
 }
 
-static int mark(lua_State *L, const char *conv_mt)
+/* Gives the script's table at 1 the host metatable `mt`, as setmetatable would: a table whose
+ * metatable is protected (a read-only proxy of the shared libraries, ctx, a caller) keeps it,
+ * or mcp.object(string) would strip the proxy and let the next write reach every script. */
+static void set_host_mt(lua_State *L, const char *mt, const char *fn)
+{
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        luaL_error(L, "%s: cannot change a protected metatable (a read-only table)", fn);
+    luaL_setmetatable(L, mt);
+}
+
+static int mark(lua_State *L, const char *conv_mt, const char *fn)
 {
     if (lua_isnoneornil(L, 1))
         lua_newtable(L);
     else
         luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    luaL_getmetatable(L, conv_mt);
-    lua_setmetatable(L, 1);
+    set_host_mt(L, conv_mt, fn);
     return 1;
 }
 
-static int l_array(lua_State *L) { return mark(L, CONV_ARRAY_MT); }
-static int l_object(lua_State *L) { return mark(L, CONV_OBJECT_MT); }
+static int l_array(lua_State *L) { return mark(L, CONV_ARRAY_MT, "mcp.array"); }
+static int l_object(lua_State *L) { return mark(L, CONV_OBJECT_MT, "mcp.object"); }
 
 /* ---- content helpers -------------------------------------------------------------------- */
 
@@ -488,7 +497,7 @@ static int l_result(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    luaL_setmetatable(L, API_RESULT_MT);
+    set_host_mt(L, API_RESULT_MT, "mcp.result");
     return 1;
 }
 

@@ -184,6 +184,9 @@ static const char ATTACKER[] =
     "    local f = select(2, pcall(load, 'mcp.deny = mcp.allow')) f() end,\n"
     "  ipairs_mcp = function() for _, v in ipairs(mcp) do end\n"
     "    local _, t = ipairs(mcp) t.deny = allow end,\n"
+    "  mark_array = function() pcall(mcp.array, mcp.json) mcp.json.pwned = 1 end,\n"
+    "  mark_object = function() pcall(mcp.object, string) string.pwned = 1 end,\n"
+    "  mark_result = function() pcall(mcp.result, mcp) mcp.pwned = 1 end,\n"
     "  wrap_encode = function() local orig = mcp.json.encode\n"
     "    local _, j = pairs(mcp.json) j.encode = function(v) captured = v.secret\n"
     "      return orig(v) end end,\n"
@@ -221,7 +224,7 @@ static const char VICTIM[] =
     "  local arr = mcp.array({1})\n"
     "  return table.concat({string.upper('a'), ('b'):upper(), tostring(os.time() > 0),\n"
     "    mcp.json.encode({secret = 'caller-b-data'}), tostring(arr.anything),\n"
-    "    tostring(mcp.deny == mcp.allow), tostring(pwned or mcp.json.pwned or mcp[1])}, ' ')\n"
+    "    tostring(mcp.deny == mcp.allow), tostring(pwned or mcp.json.pwned or mcp[1] or mcp.pwned or string.pwned)}, ' ')\n"
     "end}\n"
     "mcp.tool{name='admin', description='d', inputSchema={type='object'}, handler=function()\n"
     "  return 'ADMIN DATA' end}\n";
