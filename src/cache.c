@@ -163,8 +163,8 @@ void cache_clear(void)
 /* The key at 1, checked and put in its namespace (replacing argument 1): "s:NAME\0key" for
  * the functions of mcp.cache.shared(NAME) (upvalue 1 holds "s:NAME"), else "f:FILE\0key" for
  * the script file calling, so one file's entries are out of every other file's reach. A name
- * or a path holds no NUL, so no key of one namespace spells one of another. Without a script
- * on the stack (mcp.so in specs) the key stays as it is. */
+ * or a path holds no NUL, so no key of one namespace spells one of another. In mcp.so (specs,
+ * no host) the key stays as it is; in the host, a call no script file owns is refused. */
 static const char *check_key(lua_State *L, size_t *n)
 {
     luaL_checklstring(L, 1, n);
@@ -176,7 +176,12 @@ static const char *check_key(lua_State *L, size_t *n)
         lua_pushliteral(L, "f:");
         lua_insert(L, -2);
         lua_concat(L, 2);
+    } else if (lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.vm") == LUA_TLIGHTUSERDATA) {
+        /* in the host, code no script file owns (too deep below one) has no namespace */
+        luaL_error(L, "mcp.cache: no script file is calling (use mcp.cache from a script's "
+                      "own functions, or name a namespace with mcp.cache.shared)");
     } else {
+        lua_pop(L, 1);
         return lua_tolstring(L, 1, n);
     }
     lua_pushlstring(L, "", 1);

@@ -428,9 +428,19 @@ static void test_cache_namespaces(void)
     write_file(scripts_dir, "a_cache.lua", text);
     snprintf(text, sizeof text, TOOLS, "b", "b", "b");
     write_file(scripts_dir, "b_cache.lua", text);
+    /* code that no file owns, far below the file's own frames, gets no namespace at all */
+    write_file(scripts_dir, "c_deep.lua",
+               "mcp.tool{name='deep', description='d', inputSchema={type='object'}, "
+               "handler=function()\n"
+               "  local f = load('local function r(n) if n == 0 then return mcp.cache.get(\"k\") "
+               "end return (r(n - 1)) end return r(300)', 'deep', 't', {mcp = mcp})\n"
+               "  local ok, err = pcall(f)\n"
+               "  return ok and ('read ' .. tostring(err)) or err\n"
+               "end}\n");
     bundle_t *b = LOAD();
     if (!b)
         return;
+    CHECK_CALL_HAS(b, "deep", NULL, "mcp.cache: no script file is calling");
     CHECK_CALL(b, "a_set", "{\"k\":\"k\",\"v\":\"A's secret\"}", "set");
     CHECK_CALL(b, "b_get", "{\"k\":\"k\"}", "nil 1");
     CHECK_CALL(b, "a_get", "{\"k\":\"k\"}", "A's secret 1");
