@@ -188,10 +188,10 @@ static bool is_proxy(lua_State *L, int idx)
     return ro;
 }
 
-/* stack: table -> a deep proxy: every table reachable from it through its fields (and keys
- * is replaced, in the hidden copy, by a proxy of its own, so no path from a
- * shared library leads to a writable table. seen (an absolute index) maps tables already
- * frozen to their proxies: shared and cyclic tables keep one proxy. */
+/* stack: table -> a deep proxy: every table reachable from it through its fields is replaced,
+ * in the hidden table, by a proxy of its own, so no path from a shared library leads to a
+ * writable table (the libraries have no tables as keys). seen (an absolute index) maps tables
+ * already frozen to their proxies: shared and cyclic tables keep one proxy. */
 static void freeze(lua_State *L, int seen)
 {
     int t = lua_gettop(L);
