@@ -101,16 +101,16 @@ static const char *call(bundle_t *b, const char *tool, const char *args_json)
     return out;
 }
 
-#define CHECK_CALL(b, tool, args, want)                                                      \
-    do {                                                                                     \
-        const char *got_ = call((b), (tool), (args));                                        \
-        CHECK_STR(got_, (want));                                                             \
+#define CHECK_CALL(b, tool, args, want)                                                            \
+    do {                                                                                           \
+        const char *got_ = call((b), (tool), (args));                                              \
+        CHECK_STR(got_, (want));                                                                   \
     } while (0)
-#define CHECK_CALL_HAS(b, tool, args, part)                                                  \
-    do {                                                                                     \
-        const char *got_ = call((b), (tool), (args));                                        \
-        if (!CHECK(strstr(got_, (part)) != NULL))                                            \
-            fprintf(stderr, "    got:  %s\n    want: ...%s...\n", got_, (part));             \
+#define CHECK_CALL_HAS(b, tool, args, part)                                                        \
+    do {                                                                                           \
+        const char *got_ = call((b), (tool), (args));                                              \
+        if (!CHECK(strstr(got_, (part)) != NULL))                                                  \
+            fprintf(stderr, "    got:  %s\n    want: ...%s...\n", got_, (part));                   \
     } while (0)
 
 static auth_caller_t *caller_with(const char *scope)
@@ -224,7 +224,8 @@ static const char VICTIM[] =
     "  local arr = mcp.array({1})\n"
     "  return table.concat({string.upper('a'), ('b'):upper(), tostring(os.time() > 0),\n"
     "    mcp.json.encode({secret = 'caller-b-data'}), tostring(arr.anything),\n"
-    "    tostring(mcp.deny == mcp.allow), tostring(pwned or mcp.json.pwned or mcp[1] or mcp.pwned or string.pwned)}, ' ')\n"
+    "    tostring(mcp.deny == mcp.allow), tostring(pwned or mcp.json.pwned or mcp[1] or mcp.pwned "
+    "or string.pwned)}, ' ')\n"
     "end}\n"
     "mcp.tool{name='admin', description='d', inputSchema={type='object'}, handler=function()\n"
     "  return 'ADMIN DATA' end}\n";
@@ -362,17 +363,18 @@ static void test_finalizers(void)
 static void test_switches(void)
 {
     reset();
-    write_file(scripts_dir, "a_owner.lua",
-               "mcp.tool{name='flag', description='d', inputSchema={type='object'}, "
-               "handler=function() return 'flag ran' end}\n"
-               "mcp.prompt{name='flag_prompt', description='d', handler=function() return 'p' end}\n"
-               "local function flip(kind, name)\n"
-               "  if mcp.enabled(kind, name) then mcp.disable(kind, name) else "
-               "mcp.enable(kind, name) end\n"
-               "  return tostring(mcp.enabled(kind, name))\n"
-               "end\n"
-               "mcp.tool{name='flip', description='d', inputSchema={type='object'}, "
-               "handler=function() return flip('tool', 'flag') end}\n");
+    write_file(
+        scripts_dir, "a_owner.lua",
+        "mcp.tool{name='flag', description='d', inputSchema={type='object'}, "
+        "handler=function() return 'flag ran' end}\n"
+        "mcp.prompt{name='flag_prompt', description='d', handler=function() return 'p' end}\n"
+        "local function flip(kind, name)\n"
+        "  if mcp.enabled(kind, name) then mcp.disable(kind, name) else "
+        "mcp.enable(kind, name) end\n"
+        "  return tostring(mcp.enabled(kind, name))\n"
+        "end\n"
+        "mcp.tool{name='flip', description='d', inputSchema={type='object'}, "
+        "handler=function() return flip('tool', 'flag') end}\n");
     write_file(scripts_dir, "b_rogue.lua",
                "mcp.tool{name='rogue', description='d', inputSchema={type='object', "
                "properties={kind={type='string'}, name={type='string'}, on={type='boolean'}}}, "
