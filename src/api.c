@@ -181,8 +181,6 @@ static avail_kind_t switch_args(lua_State *L, const char *fn, bool setting, cons
     return (avail_kind_t)kind;
 }
 
-/* mcp.disable(kind, name) / mcp.enable(kind, name): true when the switch moved (clients
- * listening for that kind's list are told), false when it already was so. */
 /* Raises unless the script calling fn declares (kind, name) in its own file: one author's
  * handler must not switch off another author's tool for everyone. */
 static void check_own_entry(lua_State *L, const char *fn, avail_kind_t kind, const char *name)
@@ -208,6 +206,8 @@ static void check_own_entry(lua_State *L, const char *fn, avail_kind_t kind, con
                name, owner);
 }
 
+/* mcp.disable(kind, name) / mcp.enable(kind, name): true when the switch moved (clients
+ * listening for that kind's list are told), false when it already was so. */
 static int set_switch(lua_State *L, bool on)
 {
     const char *fn = on ? "mcp.enable" : "mcp.disable", *name;
