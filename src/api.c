@@ -76,6 +76,26 @@ static void remember(lua_State *L, const char *list, const char *file, int line)
     remember_kind(L, list, file, line, "tool");
 }
 
+#define OWNERS "luamcp.owners" /* registry: { ["<kind> <name>"] = file that declares it } */
+
+/* Records that file declares the entry (kind, name): mcp.disable and mcp.enable switch only
+ * entries of the calling script's own file. Nothing without a file (mcp.so: no host). */
+static void remember_owner(lua_State *L, avail_kind_t kind, const char *name, const char *file)
+{
+    if (!file || !name)
+        return;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, OWNERS) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, OWNERS);
+    }
+    lua_pushfstring(L, "%d %s", (int)kind, name);
+    lua_pushstring(L, file);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
 /* mcp.tool, mcp.prompt, mcp.static_resource and mcp.resource_template: checked now, collected
  * by the host in the file's order (API_PENDING entries of their kind). Returns the definition. */
 static int declare(lua_State *L, const char *kind, const char *fn)
@@ -87,18 +107,25 @@ static int declare(lua_State *L, const char *kind, const char *fn)
     lua_settop(L, 1);
     char *err = NULL;
     int rc;
+    const char *file = vm ? vm_loading_file(vm) : NULL;
     if (strcmp(kind, "tool") == 0) {
         tool_t t;
-        if ((rc = tool_from_def(L, 1, &t, &err)) == 0)
+        if ((rc = tool_from_def(L, 1, &t, &err)) == 0) {
+            remember_owner(L, AVAIL_TOOL, t.name, file);
             tool_clear(&t);
+        }
     } else if (strcmp(kind, "prompt") == 0) {
         prompt_t p;
-        if ((rc = prompt_from_def(L, 1, &p, &err)) == 0)
+        if ((rc = prompt_from_def(L, 1, &p, &err)) == 0) {
+            remember_owner(L, AVAIL_PROMPT, p.name, file);
             prompt_clear(&p);
+        }
     } else {
         resource_t r;
-        if ((rc = resource_from_def(L, 1, strcmp(kind, "template") == 0, &r, &err)) == 0)
+        if ((rc = resource_from_def(L, 1, strcmp(kind, "template") == 0, &r, &err)) == 0) {
+            remember_owner(L, AVAIL_RESOURCE, r.key, file);
             resource_clear(&r);
+        }
     }
     if (rc != 0) {
         push_where(L);
@@ -154,12 +181,38 @@ static avail_kind_t switch_args(lua_State *L, const char *fn, bool setting, cons
     return (avail_kind_t)kind;
 }
 
+/* Raises unless the script calling fn declares (kind, name) in its own file: one author's
+ * handler must not switch off another author's tool for everyone. */
+static void check_own_entry(lua_State *L, const char *fn, avail_kind_t kind, const char *name)
+{
+    if (!host_vm(L))
+        return; /* mcp.so in specs: no host, no files */
+    static const char *const words[AVAIL_KINDS] = {"tool", "prompt", "resource"};
+    const char *owner = NULL, *caller = NULL;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, OWNERS) == LUA_TTABLE) {
+        lua_pushfstring(L, "%d %s", (int)kind, name);
+        lua_rawget(L, -2);
+        owner = lua_tostring(L, -1); /* stays on the stack until we return */
+    }
+    if (vm_push_owner_file(L))
+        caller = lua_tostring(L, -1);
+    if (owner && caller && strcmp(owner, caller) == 0)
+        return;
+    if (!owner)
+        luaL_error(L, "%s: no %s named '%s' is declared (a script may switch only the tools, "
+                      "prompts and resources its own file declares)", fn, words[kind], name);
+    luaL_error(L, "%s: %s '%s' is declared by another script (%s); a script may switch only "
+                  "the tools, prompts and resources its own file declares", fn, words[kind],
+               name, owner);
+}
+
 /* mcp.disable(kind, name) / mcp.enable(kind, name): true when the switch moved (clients
  * listening for that kind's list are told), false when it already was so. */
 static int set_switch(lua_State *L, bool on)
 {
     const char *fn = on ? "mcp.enable" : "mcp.disable", *name;
     avail_kind_t kind = switch_args(L, fn, true, &name);
+    check_own_entry(L, fn, kind, name);
     int rc = avail_set(kind, name, on);
     if (rc < 0)
         return luaL_error(L, "%s: %d entries are switched off already", fn, AVAIL_MAX);
@@ -337,20 +390,29 @@ static int l_monotonic_ms(lua_State *L)
     return 1;
 }
 
-static int mark(lua_State *L, const char *conv_mt)
+/* Gives the script's table at 1 the host metatable `mt`, as setmetatable would: a table whose
+ * metatable is protected (a read-only proxy of the shared libraries, ctx, a caller) keeps it,
+ * or mcp.object(string) would strip the proxy and let the next write reach every script. */
+static void set_host_mt(lua_State *L, const char *mt, const char *fn)
+{
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        luaL_error(L, "%s: cannot change a protected metatable (a read-only table)", fn);
+    luaL_setmetatable(L, mt);
+}
+
+static int mark(lua_State *L, const char *conv_mt, const char *fn)
 {
     if (lua_isnoneornil(L, 1))
         lua_newtable(L);
     else
         luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    luaL_getmetatable(L, conv_mt);
-    lua_setmetatable(L, 1);
+    set_host_mt(L, conv_mt, fn);
     return 1;
 }
 
-static int l_array(lua_State *L) { return mark(L, CONV_ARRAY_MT); }
-static int l_object(lua_State *L) { return mark(L, CONV_OBJECT_MT); }
+static int l_array(lua_State *L) { return mark(L, CONV_ARRAY_MT, "mcp.array"); }
+static int l_object(lua_State *L) { return mark(L, CONV_OBJECT_MT, "mcp.object"); }
 
 /* ---- content helpers -------------------------------------------------------------------- */
 
@@ -435,7 +497,7 @@ static int l_result(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    luaL_setmetatable(L, API_RESULT_MT);
+    set_host_mt(L, API_RESULT_MT, "mcp.result");
     return 1;
 }
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "luamcp/vm.h"
+
 #define SHARDS 16
 
 typedef enum { V_STRING, V_INTEGER, V_NUMBER, V_BOOLEAN } vtype_t;
@@ -158,12 +160,35 @@ void cache_clear(void)
 
 /* ---- Lua ---------------------------------------------------------------------------------- */
 
+/* The key at 1, checked and put in its namespace (replacing argument 1): "s:NAME\0key" for
+ * the functions of mcp.cache.shared(NAME) (upvalue 1 holds "s:NAME"), else "f:FILE\0key" for
+ * the script file calling, so one file's entries are out of every other file's reach. A name
+ * or a path holds no NUL, so no key of one namespace spells one of another. In mcp.so (specs,
+ * no host) the key stays as it is; in the host, a call no script file owns is refused. */
 static const char *check_key(lua_State *L, size_t *n)
 {
-    const char *k = luaL_checklstring(L, 1, n);
+    luaL_checklstring(L, 1, n);
     if (*n == 0 || *n > CACHE_MAX_KEY)
         luaL_error(L, "mcp.cache: a key is 1 to %d bytes", CACHE_MAX_KEY);
-    return k;
+    if (lua_type(L, lua_upvalueindex(1)) == LUA_TSTRING) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+    } else if (vm_push_owner_file(L)) {
+        lua_pushliteral(L, "f:");
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    } else if (lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.vm") == LUA_TLIGHTUSERDATA) {
+        /* in the host, code no script file owns (too deep below one) has no namespace */
+        luaL_error(L, "mcp.cache: no script file is calling (use mcp.cache from a script's "
+                      "own functions, or name a namespace with mcp.cache.shared)");
+    } else {
+        lua_pop(L, 1);
+        return lua_tolstring(L, 1, n);
+    }
+    lua_pushlstring(L, "", 1);
+    lua_pushvalue(L, 1);
+    lua_concat(L, 3);
+    lua_replace(L, 1);
+    return lua_tolstring(L, 1, n);
 }
 
 static long long check_ttl(lua_State *L, int idx)
@@ -382,12 +407,30 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
+static const luaL_Reg keyed_fns[] = {{"get", l_get},   {"set", l_set},       {"add", l_add},
+                                     {"incr", l_incr}, {"delete", l_delete}, {NULL, NULL}};
+
+/* mcp.cache.shared(name): get, set, add, incr and delete over the namespace `name`, which
+ * every script naming it shares (a declared meeting point: keep nothing private there). */
+static int l_shared(lua_State *L)
+{
+    size_t n;
+    const char *name = luaL_checklstring(L, 1, &n);
+    if (n == 0 || n > CACHE_MAX_KEY || strlen(name) != n)
+        return luaL_argerror(L, 1, "a namespace name of 1 to 256 bytes, without NUL");
+    lua_createtable(L, 0, 5);
+    lua_pushfstring(L, "s:%s", name);
+    luaL_setfuncs(L, keyed_fns, 1);
+    return 1;
+}
+
 void cache_push_api(lua_State *L)
 {
     pthread_once(&once, init);
-    static const luaL_Reg fns[] = {{"get", l_get},       {"set", l_set},
-                                   {"add", l_add},       {"incr", l_incr},
-                                   {"delete", l_delete}, {"stats", l_stats},
-                                   {NULL, NULL}};
-    luaL_newlib(L, fns);
+    lua_createtable(L, 0, 7);
+    luaL_setfuncs(L, keyed_fns, 0);
+    lua_pushcfunction(L, l_stats);
+    lua_setfield(L, -2, "stats");
+    lua_pushcfunction(L, l_shared);
+    lua_setfield(L, -2, "shared");
 }

@@ -101,25 +101,44 @@ void *vm_call(vm_t *vm, unsigned long long serial)
     return vm->call && vm->call_serial == serial ? vm->call : NULL;
 }
 
-static int lua_next_fn(lua_State *L)
+/* The proxy's hidden table, found through its metatable (raw: the metatable is protected). */
+static void push_hidden(lua_State *L, int proxy)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_istable(L, proxy) || !lua_getmetatable(L, proxy))
+        luaL_error(L, "expected a read-only table");
+    lua_rawgetp(L, -1, &vm_readonly_newindex);
+    if (lua_type(L, -1) != LUA_TTABLE)
+        luaL_error(L, "expected a read-only table");
+    lua_remove(L, -2); /* the metatable */
+}
+
+/* next for a proxy: walks the hidden table and hands out only its keys and values (the values
+ * that are tables are proxies themselves when the proxy is deep, see vm_freeze). */
+static int readonly_next(lua_State *L)
+{
     lua_settop(L, 2);
-    if (lua_next(L, 1))
+    push_hidden(L, 1);   /* stack: proxy, key, hidden */
+    lua_insert(L, 2);    /* stack: proxy, hidden, key */
+    if (lua_next(L, 2))
         return 2;
     lua_pushnil(L);
     return 1;
 }
 
-/* pairs(proxy) walks the table behind it */
+/* pairs(proxy) -> readonly_next, proxy, nil: the table behind it never reaches the script */
 static int readonly_pairs(lua_State *L)
 {
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "__index");
-    lua_pushcfunction(L, lua_next_fn);
-    lua_insert(L, -2);
+    lua_pushcfunction(L, readonly_next);
+    lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
+}
+
+static int readonly_len(lua_State *L)
+{
+    push_hidden(L, 1);
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
 }
 
 int vm_readonly_newindex(lua_State *L)
@@ -135,23 +154,79 @@ void *vm_current_call(vm_t *vm) { return vm->call; }
 void vm_host_begin(vm_t *vm) { vm->host_pushing++; }
 void vm_host_end(vm_t *vm) { vm->host_pushing--; }
 
-/* stack: table -> proxy whose reads reach the table and whose writes fail */
+/* stack: table -> proxy whose reads reach the table and whose writes fail. The table is kept
+ * at a key only C can name (the address of vm_readonly_newindex), so sandbox_rawset and
+ * readonly_next find it and no script can: getmetatable(proxy) is false, pairs(proxy) walks
+ * it through readonly_next, next/rawget/rawlen see an empty table, rawset and setmetatable
+ * are refused. */
 void vm_make_readonly(lua_State *L)
 {
     lua_newtable(L);             /* table, proxy */
-    lua_newtable(L);             /* table, proxy, mt */
+    lua_createtable(L, 0, 6);    /* table, proxy, mt */
     lua_pushvalue(L, -3);
     lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -3);
+    lua_rawsetp(L, -2, &vm_readonly_newindex);
     lua_pushcfunction(L, vm_readonly_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, readonly_pairs);
     lua_setfield(L, -2, "__pairs");
+    lua_pushcfunction(L, readonly_len);
+    lua_setfield(L, -2, "__len");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "__readonly"); /* sandbox_rawset refuses such proxies */
     lua_setmetatable(L, -2);     /* table, proxy */
     lua_remove(L, -2);           /* proxy */
+}
+
+static bool is_proxy(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return false;
+    bool ro = lua_rawgetp(L, -1, &vm_readonly_newindex) == LUA_TTABLE;
+    lua_pop(L, 2);
+    return ro;
+}
+
+/* stack: table -> a deep proxy: every table reachable from it through its fields is replaced,
+ * in the hidden table, by a proxy of its own, so no path from a shared library leads to a
+ * writable table (the libraries have no tables as keys). seen (an absolute index) maps tables
+ * already frozen to their proxies: shared and cyclic tables keep one proxy. */
+static void freeze(lua_State *L, int seen)
+{
+    int t = lua_gettop(L);
+    if (is_proxy(L, t))
+        return;
+    if (lua_rawgetp(L, seen, lua_topointer(L, t)) == LUA_TTABLE) {
+        lua_replace(L, t);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, t)) { /* stack: t, key, value */
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            freeze(L, seen);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, t); /* assigning an existing field during next is allowed */
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pushvalue(L, t);
+    vm_make_readonly(L); /* stack: t, proxy */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, seen, lua_topointer(L, t));
+    lua_replace(L, t);
+}
+
+/* stack: table -> its deep proxy (see freeze) */
+static void vm_freeze(lua_State *L)
+{
+    lua_newtable(L);
+    lua_insert(L, -2); /* stack: seen, table */
+    freeze(L, lua_gettop(L) - 1);
+    lua_remove(L, -2);
 }
 
 /* rawset(t, k, v), except on the read-only proxies: rawset bypasses __newindex, and the
@@ -161,14 +236,55 @@ static int sandbox_rawset(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checkany(L, 2);
     luaL_checkany(L, 3);
-    if (lua_getmetatable(L, 1)) {
-        bool ro = lua_getfield(L, -1, "__readonly") == LUA_TBOOLEAN;
-        lua_pop(L, 2);
-        if (ro)
-            return luaL_error(L, "attempt to modify a read-only table");
-    }
+    if (is_proxy(L, 1))
+        return luaL_error(L, "attempt to modify a read-only table");
     lua_settop(L, 3);
     lua_rawset(L, 1);
+    return 1;
+}
+
+/* getmetatable(v), except that the host's own metatables (those luaL_newmetatable made, found
+ * in the registry under their __name) read as false: they are shared by every script's
+ * objects of their kind (arrays, results, responses), so one script must not change them. */
+static int sandbox_getmetatable(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (!lua_getmetatable(L, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return 1; /* what a protected metatable says of itself */
+    if (lua_getfield(L, -1, "__name") == LUA_TSTRING) {
+        lua_rawget(L, LUA_REGISTRYINDEX);
+        bool host = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+        if (host) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+    } else {
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* setmetatable(t, mt), refusing a __gc field: Lua runs finalizers with the hooks off and
+ * whenever the collector gets to them (later, in another caller's call), so no budget would
+ * hold one. A __gc added to mt afterwards marks nothing (Lua decides at this call). */
+static int sandbox_setmetatable(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int t = lua_type(L, 2);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    lua_pushliteral(L, "__gc");
+    if (t == LUA_TTABLE && lua_rawget(L, 2) != LUA_TNIL) /* raw, as Lua's own test is */
+        return luaL_error(L, "setmetatable: __gc is not allowed in the sandbox (a finalizer "
+                             "would run outside every budget)");
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
     return 1;
 }
 
@@ -262,23 +378,112 @@ static bool module_name_ok(const char *name)
     return true;
 }
 
-/* require(name): "mcp", or a pure-Lua module NAME.lua (dots are folders) under the lib dir,
- * run once per state with its own environment and cached. */
+/* ---- script environments and their owners ---------------------------------------------- */
+
+/* The key, in a script environment's metatable, of its owner: { file = path, loaded = {} },
+ * the file the script is and the modules it has required. A lightuserdata no script can make,
+ * in a metatable no script can read (__metatable), so the owner cannot be forged or borrowed. */
+static const char owner_key;
+
+/* stack: owner -> env: a fresh global table whose writes stay in it and whose reads fall
+ * through to the base; its metatable is protected and carries the owner. */
+static void push_env(lua_State *L)
+{
+    lua_newtable(L);              /* owner, env */
+    lua_createtable(L, 0, 2);     /* owner, env, mt */
+    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.base");
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pushvalue(L, -3);
+    lua_rawsetp(L, -2, &owner_key);
+    lua_setmetatable(L, -2);      /* owner, env */
+    lua_remove(L, -2);            /* env */
+}
+
+void vm_push_script_env(lua_State *L, const char *file)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, file);
+    lua_setfield(L, -2, "file");
+    lua_newtable(L);
+    lua_setfield(L, -2, "loaded");
+    push_env(L);
+}
+
+/* Pushes the owner of the innermost script function running on L (a tool or policy file, or a
+ * module, which belongs to the file that required it); false, pushing nothing, when none is.
+ * A chunk given its own environment by load() belongs to whoever called it. */
+static bool push_owner(lua_State *L)
+{
+    lua_Debug ar;
+    for (int level = 1; level < 200 && lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "fS", &ar))
+            continue;
+        if (ar.what[0] == 'C') {
+            lua_pop(L, 1);
+            continue;
+        }
+        int fn = lua_gettop(L);
+        for (int i = 1;; i++) {
+            const char *name = lua_getupvalue(L, fn, i);
+            if (!name)
+                break;
+            if (strcmp(name, "_ENV") == 0 && lua_istable(L, -1) && lua_getmetatable(L, -1)) {
+                if (lua_rawgetp(L, -1, &owner_key) == LUA_TTABLE) {
+                    lua_replace(L, fn); /* stack: owner, env, mt */
+                    lua_settop(L, fn);
+                    return true;
+                }
+                lua_pop(L, 2);
+            }
+            lua_pop(L, 1);
+        }
+        lua_settop(L, fn - 1);
+    }
+    return false;
+}
+
+bool vm_push_owner_file(lua_State *L)
+{
+    if (!push_owner(L))
+        return false;
+    if (lua_getfield(L, -1, "file") != LUA_TSTRING) {
+        lua_pop(L, 2);
+        return false;
+    }
+    lua_remove(L, -2);
+    return true;
+}
+
+/* require(name): "mcp", or a pure-Lua module NAME.lua (dots are folders) under the lib dir.
+ * Each script file gets modules of its own: a module runs once per file that requires it,
+ * with its own globals, and the file's later requires return that copy. So no script can
+ * patch what another author's module returns to another file (a tool to a policy, or to
+ * another tool); a module stays shared among the functions of one file, as Lua's is. */
 static int sandbox_require(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     vm_t *vm = vm_of(L);
-    /* Policies get modules of their own: a tool must not be able to change what a policy's
-     * module returns (they share the Lua state, not their modules). */
-    bool policy = vm->phase == VM_PHASE_LOAD_POLICY || vm->phase == VM_PHASE_POLICY;
-    lua_getfield(L, LUA_REGISTRYINDEX, policy ? "luamcp.loaded_policy" : "luamcp.loaded");
-    if (lua_getfield(L, -1, name) != LUA_TNIL)
+    lua_settop(L, 1);
+    if (strcmp(name, "mcp") == 0) {
+        lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.base");
+        lua_getfield(L, -1, "mcp");
         return 1;
-    lua_pop(L, 1); /* stack: name, loaded */
+    }
     if (!module_name_ok(name))
         return luaL_error(L, "require: invalid module name '%s'", name);
     if (!vm->lib_dir)
         return luaL_error(L, "require: module '%s' not found (no lib directory)", name);
+    if (!push_owner(L)) { /* code the host runs with an environment of its own: a copy */
+        lua_createtable(L, 0, 1);
+        lua_newtable(L);
+        lua_setfield(L, -2, "loaded");
+    }
+    lua_getfield(L, -1, "loaded"); /* stack: name, owner, loaded */
+    if (lua_getfield(L, -1, name) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
     char path[4096];
     int n = snprintf(path, sizeof path, "%s/", vm->lib_dir);
     for (const char *p = name; *p && n < (int)sizeof path - 8; p++)
@@ -290,12 +495,9 @@ static int sandbox_require(lua_State *L)
             return luaL_error(L, "require: module '%s' not found in %s", name, vm->lib_dir);
         return lua_error(L);
     }
-    /* stack: name, loaded, chunk — give the module its own globals over the base */
-    lua_newtable(L);
-    lua_newtable(L);
-    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.base");
-    lua_setfield(L, -2, "__index");
-    lua_setmetatable(L, -2);
+    /* stack: name, owner, loaded, chunk — the module's own globals, owned by the file */
+    lua_pushvalue(L, 2);
+    push_env(L);
     lua_setupvalue(L, -2, 1);
     lua_pushstring(L, name);
     lua_call(L, 1, 1);
@@ -304,7 +506,7 @@ static int sandbox_require(lua_State *L)
         lua_pushboolean(L, 1);
     }
     lua_pushvalue(L, -1);
-    lua_setfield(L, -3, name); /* loaded[name] = result */
+    lua_setfield(L, 3, name); /* loaded[name] = result */
     return 1;
 }
 
@@ -312,8 +514,8 @@ static int sandbox_require(lua_State *L)
 static void build_base(lua_State *L)
 {
     static const char *const keep_base[] = {
-        "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawequal",
-        "rawget", "rawlen", "select", "setmetatable", "tonumber", "tostring", "type",
+        "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
+        "rawget", "rawlen", "select", "tonumber", "tostring", "type",
         "xpcall", "_VERSION", NULL};
     static const struct { const char *name; lua_CFunction open; } libs[] = {
         {"string", luaopen_string}, {"table", luaopen_table}, {"math", luaopen_math},
@@ -332,7 +534,7 @@ static void build_base(lua_State *L)
             lua_pushnil(L);
             lua_setfield(L, -2, "dump");
         }
-        vm_make_readonly(L);
+        vm_freeze(L);
         lua_setfield(L, -2, libs[i].name);
     }
     /* os: the clock only */
@@ -344,13 +546,17 @@ static void build_base(lua_State *L)
         lua_setfield(L, -2, keep_os[i]);
     }
     lua_remove(L, -2);
-    vm_make_readonly(L);
+    vm_freeze(L);
     lua_setfield(L, -2, "os");
 
     lua_pushcfunction(L, sandbox_print);
     lua_setfield(L, -2, "print");
     lua_pushcfunction(L, sandbox_rawset);
     lua_setfield(L, -2, "rawset");
+    lua_pushcfunction(L, sandbox_getmetatable);
+    lua_setfield(L, -2, "getmetatable");
+    lua_pushcfunction(L, sandbox_setmetatable);
+    lua_setfield(L, -2, "setmetatable");
     lua_pushcfunction(L, sandbox_load);
     lua_setfield(L, -2, "load");
     lua_pushcfunction(L, sandbox_collectgarbage);
@@ -358,20 +564,11 @@ static void build_base(lua_State *L)
     lua_pushcfunction(L, sandbox_require);
     lua_setfield(L, -2, "require");
 
-    api_push_mcp(L); /* the mcp module, shared by every script and so read-only */
-    vm_make_readonly(L);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "mcp");
-    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.loaded_policy");
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "mcp"); /* require "mcp" in policies too */
-    lua_pop(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.loaded");
-    lua_insert(L, -2);
+    api_push_mcp(L); /* the mcp module, shared by every script: deep read-only */
+    vm_freeze(L);
     lua_setfield(L, -2, "mcp");
-    lua_pop(L, 1); /* stack: G, base */
 
-    vm_make_readonly(L);
+    vm_freeze(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.base");
     /* Anything loaded without an explicit environment sees the base, never the real globals
@@ -392,10 +589,6 @@ static int build_state(lua_State *L)
 {
     lua_pushlightuserdata(L, vm_of(L));
     lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.vm");
-    lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.loaded_policy");
-    lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.loaded");
     build_base(L);
     return 0;
 }
@@ -527,11 +720,7 @@ int vm_load_file(vm_t *vm, const char *path, vm_phase_t phase, char **err)
         goto done;
     }
     /* stack: chunk — its own globals, reads falling through to the base */
-    lua_newtable(L);
-    lua_newtable(L);
-    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.base");
-    lua_setfield(L, -2, "__index");
-    lua_setmetatable(L, -2);
+    vm_push_script_env(L, path);
     lua_setupvalue(L, -2, 1);
 
     lua_State *co = lua_newthread(L);

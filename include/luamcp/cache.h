@@ -17,7 +17,9 @@ void cache_configure(size_t max_bytes);
 /* Drops every entry and zeroes the counters (tests). */
 void cache_clear(void);
 
-/* Pushes the mcp.cache table: get, set, add, incr, delete, stats. */
+/* Pushes the mcp.cache table: get, set, add, incr, delete, stats, shared. Keys live in the
+ * namespace of the script file that uses them; mcp.cache.shared(name) gives the same functions
+ * over a namespace every script naming it shares. */
 void cache_push_api(lua_State *L);
 
 #endif

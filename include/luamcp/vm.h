@@ -83,7 +83,18 @@ void vm_host_end(vm_t *vm);
 /* A __newindex that refuses: "attempt to modify a read-only table". */
 int vm_readonly_newindex(lua_State *L);
 
-/* stack: table -> a proxy that reads through to it and refuses writes (pops the table). */
+/* stack: table -> a proxy that reads through to it and refuses writes (pops the table); its
+ * iteration hands out the table's keys and values, never the table, and its metatable is
+ * protected. Shallow: table values stay as they are (the shared libraries are frozen deep). */
 void vm_make_readonly(lua_State *L);
+
+/* Pushes a fresh global table for the script file `file` (reads fall through to the base);
+ * its protected metatable records the file and the file's own module cache (see require). */
+void vm_push_script_env(lua_State *L, const char *file);
+
+/* Pushes the file of the script on whose behalf the running code acts (the innermost script
+ * function on L's stack: a tool or policy file, or a module required by one); returns false,
+ * pushing nothing, when no script is running (the host itself, or mcp.so in specs). */
+bool vm_push_owner_file(lua_State *L);
 
 #endif
