@@ -31,7 +31,7 @@ stds.luamcp = {
       "log", "monotonic_ms", "null", "object", "policy", "prompt", "resource",
       "resource_link", "resource_template", "resource_updated", "result", "secret", "sleep",
       "static_resource", "text", "time", "tool",
-      cache = { fields = { "add", "delete", "get", "incr", "set", "stats" } },
+      cache = { fields = { "add", "delete", "get", "incr", "set", "shared", "stats" } },
       crypto = { fields = { "digest", "hmac", "random" } },
       encoding = { fields = { "base64", "base64url", "hex", "unbase64", "unbase64url", "unhex" } },
       http = { fields = { "all", "get", "post", "request" } },

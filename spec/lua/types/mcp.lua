@@ -396,7 +396,8 @@ function mcp.encoding.base64url(data) end
 ---@return string? data, string? err
 function mcp.encoding.unbase64url(text) end
 
----One key/value store per server, shared by every worker and kept across reloads.
+---One key/value store per server, shared by every worker and kept across reloads. Keys live in
+---the calling script file's own namespace; `mcp.cache.shared(name)` is a declared meeting point.
 mcp.cache = {}
 ---@param key string
 ---@return mcp.CacheValue?
@@ -424,6 +425,17 @@ function mcp.cache.incr(key, delta, init, ttl_s) end
 function mcp.cache.delete(key) end
 ---@return mcp.CacheStats
 function mcp.cache.stats() end
+---The namespace `name`, shared by every script that names it (keep nothing private there).
+---@param name string 1 to 256 bytes
+---@return mcp.CacheNamespace
+function mcp.cache.shared(name) end
+
+---@class mcp.CacheNamespace
+---@field get fun(key: string): mcp.CacheValue?
+---@field set fun(key: string, value: mcp.CacheValue, ttl_s?: number): boolean, string?
+---@field add fun(key: string, value: mcp.CacheValue, ttl_s?: number): boolean, string?
+---@field incr fun(key: string, delta: number, init?: number, ttl_s?: number): number?, string?
+---@field delete fun(key: string): boolean
 
 ---Backends, without blocking the server (handlers only; not while loading, not in a policy).
 mcp.http = {}
