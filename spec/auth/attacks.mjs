@@ -1,4 +1,4 @@
-// attacks.mjs — luamcp's bearer-token check under attack (README "Authentication", and
+// attacks.mjs — luamcp's bearer-token check under attack (docs/authentication.md, and
 // /tmp/brief/http.md for the transport). Real servers on free loopback ports, keys made here
 // with node:crypto, every token signed by hand (harness.mjs) so each byte is ours.
 //

@@ -13,6 +13,9 @@
 #                           scripts/… is a tool file, policies/… a policy file, spec/… a busted
 #                           spec, anything else a configuration file
 #   ```lua tool|policy|config|spec   the same, in a file of its own that no other block sees
+#   ```lua written=PATH     checked in page order, after the examples before it ran: the block
+#                           is the file PATH of the checkout (one a command wrote), or a run of
+#                           its consecutive lines (an excerpt), as the text shows it
 #   ```js                   an ES module run by node in the scratch checkout, with NODE_MODULES
 #                           (spec/integration/sdk's: the MCP TypeScript SDK) as its node_modules
 #                           and TOKEN set to a fresh `luamcp token`; 8080 replaced as for sh
@@ -59,11 +62,13 @@ trap cleanup EXIT
 trap 'echo "# interrupted" >&2; exit 130' INT TERM
 
 # The scratch checkout: what a reader has after `make build`, with the shipped scripts and
-# policies, the spec helpers, ./build/luamcp and build/plain/mcp.so; `luamcp` is on PATH too.
+# policies, the spec helpers and editor types, the kit's .luarc.json and .luacheckrc,
+# ./build/luamcp and build/plain/mcp.so; `luamcp` is on PATH too.
 CO=$T/repo
 mkdir -p "$CO/build/plain" "$CO/spec/lua" "$T/bin"
-cp -r "$SRC/scripts" "$SRC/policies" "$CO/"
+cp -r "$SRC/scripts" "$SRC/policies" "$SRC/.luarc.json" "$SRC/.luacheckrc" "$CO/"
 cp "$SRC/spec/lua/helper.lua" "$SRC/spec/lua/policy_helper.lua" "$CO/spec/lua/"
+cp -r "$SRC/spec/lua/types" "$CO/spec/lua/"
 ln -s "$BIN" "$CO/build/luamcp"
 ln -s "$BIN" "$T/bin/luamcp"
 ln -s "$MCP_SO" "$CO/build/plain/mcp.so"
@@ -153,6 +158,15 @@ while IFS=$'\t' read -r i where info; do
         ARG[i]=$path
       fi
       ;;
+    written=*)
+      path=${rest#written=}
+      if [[ $lang != lua || $path == /* || $path == *..* || $path == *" "* ]]; then
+        not_ok "$where: bad '$info' (lua written=RELATIVE_PATH)"
+      else
+        KIND[i]=written
+        ARG[i]=$path
+      fi
+      ;;
     tool | policy | config | spec)
       if [[ $lang == lua ]]; then KIND[i]=$rest; else not_ok "$where: '$info' is not a kind of shell example"; fi
       ;;
@@ -163,7 +177,7 @@ done <"$T/index"
 # The files blocks name go into the checkout first: the server serves them, later examples
 # call them.
 for i in "${!KIND[@]}"; do
-  if [[ -n ${ARG[i]:-} && ${KIND[i]} != no-test ]]; then
+  if [[ -n ${ARG[i]:-} && ${KIND[i]} != no-test && ${KIND[i]} != written ]]; then
     mkdir -p "$(dirname "$CO/${ARG[i]}")"
     cp "$T/blocks/$i" "$CO/${ARG[i]}"
   fi
@@ -239,14 +253,33 @@ run_node() {
   fi
 }
 
+# A reader pauses between two commands; the test does not. When a block changed a file the
+# server watches, wait (up to 5 s) for the reload that change starts on its own, so the next
+# block sees what a reader would. No reload in time is no failure here: the next example
+# that needs it fails instead.
+watched() { find "$CO/scripts" "$CO/policies" -printf '%p %i %s %T@\n' | sort; }
+settle() {
+  local before=$1 stamp=$2 k
+  watched | cmp -s - "$stamp" && return 0
+  for ((k = 0; k < 50; k++)); do
+    (($(grep -c 'reload (files changed)' "$T/server.log") > before)) && return 0
+    sleep 0.1
+  done
+  echo "# no reload (files changed) within 5 s of ${WHERE[i]}"
+}
+
 run_sh() {
   local i=$1 body=$T/run-$1.sh out=$T/out-$1 rc
   {
     echo "set -euo pipefail"
     sed "s/127\.0\.0\.1:8080/127.0.0.1:$PORT/g; s/localhost:8080/localhost:$PORT/g" "$T/blocks/$i"
   } >"$body"
+  local reloads stamp=$T/watched-$1
+  reloads=$(grep -c 'reload (files changed)' "$T/server.log")
+  watched >"$stamp"
   (cd "$CO" && timeout 60 bash "$body") >"$out" 2>&1
   rc=$?
+  settle "$reloads" "$stamp"
   : >"$out.why"
   if ((rc != 0)); then
     echo "exit status $rc" >>"$out.why"
@@ -274,6 +307,32 @@ check_dirs() {
   fi
 }
 
+# A `lua written=PATH` block: the file PATH as a command wrote it, whole or a run of its lines.
+check_written() {
+  local i=$1 file=$CO/${ARG[$1]} out=$T/out-$1
+  local where="${WHERE[i]} lua written=${ARG[i]}"
+  if [[ ! -s $T/blocks/$i ]]; then
+    echo "an empty block shows nothing of ${ARG[i]}" >"$out"
+    not_ok "$where" "$out"
+  elif [[ ! -f $file ]]; then
+    echo "no file ${ARG[i]} in the checkout (the examples before this one should write it)" >"$out"
+    not_ok "$where" "$out"
+  elif awk 'NR == FNR { want[++n] = $0; next }
+            { have[++m] = $0 }
+            END {
+              for (s = 0; s + n <= m; s++) {
+                for (k = 1; k <= n && have[s + k] == want[k]; k++) {}
+                if (k > n) exit 0
+              }
+              exit 1
+            }' "$T/blocks/$i" "$file"; then
+    ok "$where"
+  else
+    { echo "the block is not ${ARG[i]} (nor a run of its lines); the file is:"; cat "$file"; } >"$out"
+    not_ok "$where" "$out"
+  fi
+}
+
 run_lua() {
   local i=$1 kind=${KIND[$1]} dir=$T/lua-$1 out=$T/out-$1
   local where="${WHERE[i]} lua $kind"
@@ -297,8 +356,8 @@ run_lua() {
     spec)
       local file=${ARG[i]:-spec/lua/docs_example_${i}_spec.lua}
       [[ -n ${ARG[i]:-} ]] || cp "$T/blocks/$i" "$CO/$file"
-      if (cd "$CO" && LUA_CPATH="build/plain/?.so;;" timeout 60 busted --lua=lua5.4 \
-        --helper=spec/lua/helper.lua "$file") >"$out" 2>&1 &&
+      # as the docs say to run one: `luamcp test FILE` (busted with this build's mcp module)
+      if (cd "$CO" && timeout 60 luamcp test "$file") >"$out" 2>&1 &&
         grep -qE '(^|[^0-9])[1-9][0-9]* success' "$out"; then
         ok "$where" # a spec that ran no test at all proves nothing
       else
@@ -316,6 +375,7 @@ for ((i = 1; i <= n; i++)); do
       echo "# not run: ${WHERE[i]} ${BLANG[i]}: ${ARG[i]}"
       ;;
     run) run_sh "$i" ;;
+    written) check_written "$i" ;;
     node) run_node "$i" ;;
     *) run_lua "$i" ;;
   esac
