@@ -25,6 +25,7 @@
 #include "luamcp/clock.h"
 #include "luamcp/log.h"
 #include "luamcp/server.h"
+#include "luamcp/treefile.h"
 #include "server_int.h"
 
 #define DEBOUNCE_MS 20
@@ -74,18 +75,21 @@ static void digest_dir(EVP_MD_CTX *md, const char *dir, int depth)
         snprintf(path, sizeof path, "%s/%s", dir, name);
         struct stat st;
         size_t len = strlen(name);
-        if (name[0] != '.' && stat(path, &st) == 0) {
+        /* lstat and treefile_open: a symlink is not followed and a FIFO named x.lua is not
+         * opened for reading (that would wait for a writer, holding the reload thread) */
+        if (name[0] != '.' && lstat(path, &st) == 0) {
+            const char *why = NULL;
+            int fd = -1;
             if (S_ISDIR(st.st_mode)) {
                 digest_dir(md, path, depth + 1);
-            } else if (len > 4 && strcmp(name + len - 4, ".lua") == 0 && st.st_size < (1 << 24)) {
+            } else if (len > 4 && strcmp(name + len - 4, ".lua") == 0 &&
+                       (fd = treefile_open(dir, name, &why)) >= 0) {
                 EVP_DigestUpdate(md, path, strlen(path) + 1);
-                FILE *f = fopen(path, "rb");
                 char buf[8192];
-                size_t k;
-                while (f && (k = fread(buf, 1, sizeof buf, f)) > 0)
-                    EVP_DigestUpdate(md, buf, k);
-                if (f)
-                    fclose(f);
+                ssize_t k;
+                while ((k = read(fd, buf, sizeof buf)) > 0)
+                    EVP_DigestUpdate(md, buf, (size_t)k);
+                close(fd);
             }
         }
         free(names[i]);
