@@ -11,6 +11,7 @@
 #include "luamcp/api.h"
 #include "luamcp/avail.h"
 #include "luamcp/log.h"
+#include "luamcp/secret.h"
 #include "luamcp/treefile.h"
 
 #define MAX_SCRIPTS 4096
@@ -28,12 +29,21 @@ static void add_err(errs_t *e, const char *fmt, ...)
         return;
     if (e->len + 2 >= MAX_ERRORS_TEXT)
         return;
+    /* formatted whole, redacted, then cut: a script's message may quote a secret, and one
+     * across the cut would leave its prefix */
+    char *one = malloc(MAX_ERRORS_TEXT * 2);
+    if (!one)
+        return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(e->text + e->len, MAX_ERRORS_TEXT - e->len - 1, fmt, ap);
+    int n = vsnprintf(one, MAX_ERRORS_TEXT * 2, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        e->len += (size_t)n < MAX_ERRORS_TEXT - e->len - 1 ? (size_t)n : MAX_ERRORS_TEXT - e->len - 2;
+    size_t len = n > 0 ? secret_redact_cut(one, MAX_ERRORS_TEXT - e->len - 2,
+                                           (size_t)n >= MAX_ERRORS_TEXT * 2)
+                       : 0;
+    memcpy(e->text + e->len, one, len);
+    free(one);
+    e->len += len;
     e->text[e->len++] = '\n';
     e->text[e->len] = '\0';
 }

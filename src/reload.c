@@ -24,6 +24,7 @@
 #include "luamcp/avail.h"
 #include "luamcp/clock.h"
 #include "luamcp/log.h"
+#include "luamcp/secret.h"
 #include "luamcp/server.h"
 #include "luamcp/treefile.h"
 #include "server_int.h"
@@ -159,6 +160,8 @@ static void record_failure(reloader_t *r, const char *why, const char *err)
     r->failures++;
     free(r->last_error);
     r->last_error = strdup(err ? err : "unknown error");
+    if (r->last_error)
+        secret_redact(r->last_error); /* luamcp status shows it */
     pthread_mutex_unlock(&r->mu);
     log_error("reload (%s) refused, the running version stays:\n%s", why, err ? err : "?");
 }

@@ -869,11 +869,15 @@ static json_t *text_content(json_t *text, bool error)
 
 json_t *tool_error_result(const char *msg)
 {
-    char clean[4096];
-    snprintf(clean, sizeof clean, "%s", msg);
-    secret_redact(clean); /* a script's error text must not carry a secret to the client */
+    /* a script's error text must not carry a secret to the client: redacted whole, then cut
+     * to 4,095 bytes (a value across the cut would leave its prefix) */
+    char *clean = strndup(msg, 1u << 20);
+    if (!clean)
+        return text_content(json_string("out of memory"), true);
+    secret_redact_cut(clean, 4095, strlen(msg) > (1u << 20));
     text_utf8_trim(clean);
     json_t *text = json_string(clean);
+    free(clean);
     if (!text)
         text = json_string("tool failed with a message that is not valid UTF-8");
     return text_content(text, true);
@@ -1089,6 +1093,9 @@ static void scrub_call(tool_call_t *call, json_t *res)
         scrub(res, json_string_value(sec));
         scrub(call->notifications, json_string_value(sec));
     }
+    /* nor a secret value: results, ctx.log's notifications/message, ctx.progress */
+    secret_scrub_json(res, 0);
+    secret_scrub_json(call->notifications, 0);
 }
 
 static json_t *finish(tool_call_t *call, json_t *res)

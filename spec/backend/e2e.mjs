@@ -1129,6 +1129,21 @@ describe('secrets', () => {
     await main.good();
   });
 
+  it('in a result (value and key): the client sees "[secret]"', async () => {
+    const res = await call(main, 'secret_out', { mode: 'result' });
+    assert.ok(!res.text.includes(SECRET), `the result carries the secret: ${res.text.slice(0, 300)}`);
+    assert.deepEqual(ok(res), { text: 'the key is [secret]', '[secret]': 1, list: ['[secret]'] });
+  });
+
+  it('in a progress message: the notification says "[secret]"', async () => {
+    const t = tag('secret-progress');
+    const r = await rpc(main, 'tools/call', { name: 'secret_out', arguments: { mode: 'progress' }, _meta: { progressToken: t } });
+    assert.ok(!r.text.includes(SECRET), `the answer carries the secret: ${r.text.slice(0, 300)}`);
+    const notes = r.messages.filter((m) => m.method === 'notifications/progress');
+    assert.deepEqual(notes.map((n) => n.params.message), ['working with [secret]']);
+    assert.deepEqual(r.body.result.structuredContent, { done: true });
+  });
+
   it('a raised error holding it: the log says "[secret]"', async () => {
     const mark = main.err.length;
     const res = await call(main, 'secret_raise', {});
