@@ -96,6 +96,24 @@ static int list_scripts(const char *dir, char ***out, size_t *n, errs_t *warn)
     return names ? 0 : -1;
 }
 
+/* A file that reads secrets while none of its tools is granted one: every read is refused
+ * now (tools list them in `secrets`), so say so before it fails at call time. A text search,
+ * so a mention in a comment counts too: it is a warning, not an error. */
+static void note_ungranted(const bundle_t *b, size_t first, const char *dir, const char *name,
+                           errs_t *warn)
+{
+    for (size_t i = first; i < b->n_tools; i++)
+        if (b->tools[i].n_secrets)
+            return;
+    size_t len = 0;
+    const char *why = NULL;
+    char *text = treefile_read(dir, name, &len, &why);
+    if (text && memmem(text, len, "mcp.secret", 10))
+        add_err(warn, "%s/%s: reads mcp.secret but no tool of it lists 'secrets': each read "
+                      "is refused (add secrets = { \"NAME\" } to the tool)", dir, name);
+    free(text);
+}
+
 static int cmp_prompt(const void *a, const void *b)
 {
     return strcmp(((const prompt_t *)a)->name, ((const prompt_t *)b)->name);
@@ -420,7 +438,9 @@ bundle_t *bundle_load(const config_t *cfg, char **err)
             lua_setfield(vm_lua(b->vm), LUA_REGISTRYINDEX, API_PENDING);
             continue;
         }
+        size_t first = b->n_tools;
         collect(b, &cap, caps, &e);
+        note_ungranted(b, first, cfg->scripts_dir, names[i], &warn);
     }
     if (b->n_tools)
         qsort(b->tools, b->n_tools, sizeof *b->tools, cmp_tool);

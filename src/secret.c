@@ -273,10 +273,38 @@ void secret_scrub_json(json_t *v, int depth)
     }
 }
 
-/* mcp.secret(name) -> value | nil, "unknown secret NAME" */
+bool secret_name_valid(const char *name) { return name_ok(name, strlen(name)); }
+
+static _Thread_local char *const *granted; /* the running handler's `secrets`; borrowed */
+static _Thread_local size_t n_granted;
+static _Thread_local bool granted_all;     /* mcp.so under busted: no handler runs there */
+
+void secret_grant(char *const *names, size_t n)
+{
+    granted = names;
+    n_granted = names ? n : 0;
+}
+
+void secret_grant_all(void) { granted_all = true; }
+
+static bool is_granted(const char *name)
+{
+    for (size_t i = 0; i < n_granted; i++)
+        if (strcmp(granted[i], name) == 0)
+            return true;
+    return granted_all;
+}
+
+/* mcp.secret(name) -> value | nil, "unknown secret NAME". Only a granted name is read: a
+ * tool's handler lists what it needs in `secrets`; a policy, a prompt, a resource or a script
+ * loading gets none. */
 static int l_secret(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
+    if (!is_granted(name))
+        return luaL_error(L, "mcp.secret: secret '%s' is not granted: a tool reads only the "
+                             "secrets it lists in 'secrets' (tools only, from the handler)",
+                          name);
     const char *v = secret_get(name);
     if (!v) {
         luaL_pushfail(L);

@@ -120,6 +120,18 @@ static char *read_all(int fd, size_t *len)
     return buf;
 }
 
+char *treefile_read(const char *root, const char *rel, size_t *len, const char **why)
+{
+    int fd = treefile_open(root, rel, why);
+    if (fd < 0)
+        return NULL;
+    char *text = read_all(fd, len);
+    close(fd);
+    if (!text)
+        *why = "cannot be read";
+    return text;
+}
+
 /* Loads root/rel as chunk `name` (stack: + chunk or message). */
 static int load_named(lua_State *L, const char *root, const char *rel, const char *name)
 {

@@ -34,6 +34,16 @@ void secret_scrub_json(struct json_t *v, int depth);
  * the credentials of the tool call running now. */
 void secret_scope(const struct json_t *values);
 
+/* Whether name is a valid secret name (1 to 64 of A-Z a-z 0-9 _). */
+bool secret_name_valid(const char *name);
+/* Sets the names mcp.secret may read on this thread (borrowed, n of them), for the handler
+ * about to run; secret_grant(NULL, 0) after it. Outside a grant (loading, policies, prompts,
+ * resources) mcp.secret reads nothing. */
+void secret_grant(char *const *names, size_t n);
+/* Every secret readable on this thread: only for mcp.so, the module busted specs load (there
+ * is no handler run to grant from). Never called by the server. */
+void secret_grant_all(void);
+
 /* Pushes the mcp.secret function. */
 void secret_push_api(lua_State *L);
 

@@ -17,6 +17,9 @@
  * static reason ("a symlink", "not a regular file", …). rel is '/'-separated, relative, with
  * no empty, "." or ".." component. */
 int treefile_open(const char *root, const char *rel, const char **why);
+/* The whole text of root/rel through treefile_open (caller frees; *len its length), or NULL
+ * with *why. */
+char *treefile_read(const char *root, const char *rel, size_t *len, const char **why);
 /* Like luaL_loadfilex(L, "root/rel", "t") but through treefile_open: pushes the chunk and
  * returns LUA_OK, or pushes a message and returns LUA_ERRFILE (refused or unreadable) or the
  * parser's status. The chunk is named "@root/rel". */

@@ -1129,6 +1129,17 @@ describe('secrets', () => {
     await main.good();
   });
 
+  it('a secret the tool does not list in secrets: refused, with a clear error', async () => {
+    const r = ok(await call(main, 'secret_ungranted', {}));
+    assert.equal(r.ok, false);
+    assert.match(r.err, /mcp\.secret: secret 'API_KEY' is not granted: a tool reads only the secrets it lists in 'secrets'/);
+    assert.ok(!JSON.stringify(r).includes(SECRET));
+  });
+
+  it('any secret while a file loads: refused', async () => {
+    assert.deepEqual(ok(await call(main, 'secret_at_load', {})), { ok: false });
+  });
+
   it('in a result (value and key): the client sees "[secret]"', async () => {
     const res = await call(main, 'secret_out', { mode: 'result' });
     assert.ok(!res.text.includes(SECRET), `the result carries the secret: ${res.text.slice(0, 300)}`);

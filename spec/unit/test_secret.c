@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "luamcp/bundle.h"
 #include "luamcp/log.h"
 #include "luamcp/secret.h"
 #include "luamcp/tool.h"
@@ -101,6 +102,55 @@ static void test_json(void)
     json_decref(v);
 }
 
+/* Loads a folder holding t.lua = text: the error (caller frees) or NULL, and the warnings. */
+static char *load_script(const char *text, char **warnings)
+{
+    char dir[] = "/tmp/luamcp-test-grant-XXXXXX", path[64];
+    if (!mkdtemp(dir))
+        return strdup("mkdtemp");
+    snprintf(path, sizeof path, "%s/t.lua", dir);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    config_t cfg;
+    config_defaults(&cfg);
+    config_set_str(&cfg.scripts_dir, dir);
+    char *err = NULL;
+    bundle_t *b = bundle_load(&cfg, &err);
+    *warnings = b && b->warnings ? strdup(b->warnings) : NULL;
+    bundle_free(b);
+    config_free(&cfg);
+    unlink(path);
+    rmdir(dir);
+    return b ? NULL : err;
+}
+
+/* `secrets` in a tool: checked names; a file reading secrets with no grant gets a warning */
+static void test_grants(void)
+{
+    char *w = NULL;
+    char *err = load_script("mcp.tool{name='a', description='d', inputSchema={type='object'}, "
+                            "secrets={'not a name'}, handler=function() end}",
+                            &w);
+    CHECK(err && strstr(err, "tool 'a': 'secrets' entry 'not a name' is not a secret name"));
+    free(err);
+    free(w);
+    err = load_script("mcp.tool{name='a', description='d', inputSchema={type='object'}, "
+                      "handler=function() return mcp.secret('T') end}",
+                      &w);
+    CHECK_STR(err, NULL);
+    CHECK(w && strstr(w, "t.lua: reads mcp.secret but no tool of it lists 'secrets'"));
+    free(err);
+    free(w);
+    err = load_script("mcp.tool{name='a', description='d', inputSchema={type='object'}, "
+                      "secrets={'T'}, handler=function() return mcp.secret('T') end}",
+                      &w);
+    CHECK_STR(err, NULL);
+    CHECK(!w || !strstr(w, "reads mcp.secret"));
+    free(err);
+    free(w);
+}
+
 int main(void)
 {
     setenv("LUAMCP_SECRET_T", VALUE, 1);
@@ -111,5 +161,6 @@ int main(void)
     test_error_result();
     test_log();
     test_json();
+    test_grants();
     return check_report();
 }
