@@ -22,6 +22,7 @@
 #include "luamcp/clock.h"
 #include "luamcp/conv.h"
 #include "luamcp/decl.h"
+#include "luamcp/credscrub.h"
 #include "luamcp/fetch.h"
 #include "luamcp/jsonio.h"
 #include "luamcp/secret.h"
@@ -409,38 +410,56 @@ static int response_json(lua_State *L)
     return api_json_decode(L);
 }
 
+/* Pushes s (n bytes) with every form of the call's credentials replaced (credscrub.h): a
+ * backend that echoes one must not give the script its value. */
+static void push_scrubbed(lua_State *L, const credscrub_t *cs, const char *s, size_t n)
+{
+    size_t len = 0;
+    char *clean = cs ? credscrub_apply(cs, s, n, &len) : NULL;
+    if (clean)
+        lua_pushlstring(L, clean, len);
+    else if (len == SIZE_MAX)
+        lua_pushliteral(L, "[credential]"); /* out of memory: nothing of it rather than all */
+    else
+        lua_pushlstring(L, s, n);
+    free(clean);
+}
+
 /* Pushes one outcome: the response table, or nil and the error (list: {error = ...}). */
-static int push_outcome(lua_State *L, const fetch_t *f, bool list)
+static int push_outcome(lua_State *L, const fetch_t *f, bool list, const credscrub_t *cs)
 {
     if (!f->status) {
         if (list) {
             lua_createtable(L, 0, 1);
-            lua_pushstring(L, f->error);
+            push_scrubbed(L, cs, f->error, strlen(f->error));
             lua_setfield(L, -2, "error");
             return 1;
         }
         luaL_pushfail(L);
-        lua_pushstring(L, f->error);
+        push_scrubbed(L, cs, f->error, strlen(f->error));
         return 2;
     }
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, f->status);
     lua_setfield(L, -2, "status");
-    lua_pushlstring(L, f->resp ? f->resp : "", f->resp_len);
+    push_scrubbed(L, cs, f->resp ? f->resp : "", f->resp_len);
     lua_setfield(L, -2, "body");
     lua_createtable(L, 0, (int)f->n_resp_headers);
     for (size_t i = 0; i < f->n_resp_headers; i++) {
         const char *k = f->resp_headers[i];
         const char *v = k + strlen(k) + 1;
-        if (lua_getfield(L, -1, k) == LUA_TSTRING) { /* repeated: joined, as HTTP allows */
+        push_scrubbed(L, cs, k, strlen(k)); /* stack: headers, name */
+        if (lua_rawget(L, -2) == LUA_TSTRING) { /* repeated: joined, as HTTP allows */
             lua_pushliteral(L, ", ");
-            lua_pushstring(L, v);
+            push_scrubbed(L, cs, v, strlen(v));
             lua_concat(L, 3);
         } else {
             lua_pop(L, 1);
-            lua_pushstring(L, v);
+            push_scrubbed(L, cs, v, strlen(v));
         }
-        lua_setfield(L, -2, k);
+        push_scrubbed(L, cs, k, strlen(k));
+        lua_insert(L, -2); /* stack: headers, name, value */
+        lua_rawset(L, -3);
     }
     lua_setfield(L, -2, "headers");
     if (luaL_newmetatable(L, RESPONSE_MT)) {
@@ -471,19 +490,32 @@ void api_http_cancel(http_batch_t *b)
 /* Pushes every outcome of b and frees it. */
 static int push_batch(lua_State *L, http_batch_t *b)
 {
+    /* the credentials of the call (and the caller's token sent as mcp.oauth.SUBJECT) */
+    const json_t *secrets = b->call ? b->call->secrets : NULL;
+    size_t n_values = json_array_size(secrets);
+    const char **values = n_values ? calloc(n_values, sizeof *values) : NULL;
+    for (size_t i = 0; values && i < n_values; i++)
+        values[i] = json_string_value(json_array_get(secrets, i));
+    credscrub_t *cs = values ? credscrub_new(values, n_values) : NULL;
+    free(values);
+    if (n_values && !cs) { /* cannot scrub: hand back nothing of the responses */
+        for (size_t i = 0; i < b->n; i++)
+            b->f[i]->status = 0, snprintf(b->f[i]->error, sizeof b->f[i]->error, "out of memory");
+    }
     int n;
     if (b->n == 0) { /* mcp.sleep */
         n = 0;
     } else if (b->list) {
         lua_createtable(L, (int)b->n, 0);
         for (size_t i = 0; i < b->n; i++) {
-            push_outcome(L, b->f[i], true);
+            push_outcome(L, b->f[i], true, cs);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         n = 1;
     } else {
-        n = push_outcome(L, b->f[0], false);
+        n = push_outcome(L, b->f[0], false, cs);
     }
+    credscrub_free(cs);
     return n;
 }
 

@@ -62,6 +62,17 @@ const token = () => {
   TOKENS.add(t);
   return t;
 };
+// A token in the forms a backend or a script cheaply makes of it: as is, reversed, hex, percent-
+// and JSON-escaped, base64 and base64url inside longer encoded texts (each alignment).
+const credForms = (tok) => {
+  const b = Buffer.from(tok);
+  return [
+    tok, [...tok].reverse().join(''), b.toString('hex'), b.toString('hex').toUpperCase(),
+    encodeURIComponent(tok), encodeURIComponent(tok).toLowerCase(), tok.replace(/\//g, '\\/'),
+    Buffer.from(`Bearer ${tok}`).toString('base64'), Buffer.from(`{"t":"${tok}"}`).toString('base64'),
+    Buffer.from(`xx${tok}`).toString('base64url'), b.toString('base64'),
+  ];
+};
 let tagSeq = 0;
 const TAGS = new Set(); // every tag sent in a query string: none may show up in an egress log line
 const tag = (what) => {
@@ -195,6 +206,11 @@ function mockHandler(scheme) {
           const tok = String(rec.headers.authorization).replace(/^Bearer /, '');
           res.writeHead(200, { 'Content-Type': 'application/json' });
           return res.end(JSON.stringify({ active: true, tokens: { [tok]: { scope: 'read' } }, tag: q.tag }));
+        }
+        case '/forms': { // the bearer token echoed in every form a backend cheaply produces
+          const tok = String(rec.headers.authorization).replace(/^Bearer /, '');
+          res.writeHead(200, { 'Content-Type': 'text/plain', 'X-Echo': Buffer.from(tok).toString('base64') });
+          return res.end(credForms(tok).join('\n'));
         }
         case '/gzip': // N zero bytes, gzip-encoded (a few KiB on the wire)
           res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Encoding': 'gzip' });
@@ -1008,6 +1024,21 @@ describe('credentials', () => {
       `structuredContent carries the token (as an object key): ${JSON.stringify(res.structuredContent.echo)}`);
     assert.ok(!res.text.includes(tok), `the token is in the answer: ${res.text}`);
     ok(res);
+  });
+
+  it('echoed by a backend in other forms (reversed, hex, base64, url-encoded): Lua never gets it', async () => {
+    const tok = `tok/${crypto.randomBytes(12).toString('hex')}+x=y`;
+    TOKENS.add(tok);
+    const res = await call(main, 'cred_forms', { url: `${A()}/forms`, token: tok });
+    const r = ok(res);
+    const leaked = (text) => credForms(tok).filter((f) => text.includes(f))
+      .concat(text.includes(Buffer.from(tok).toString('base64').slice(4, -4)) ? ['base64 core'] : []);
+    assert.deepEqual(leaked(res.text), [], `the result carries the token: ${res.text.slice(0, 600)}`);
+    // and what the script made of the body (reversed, decoded) holds none of it either
+    for (const line of r.body.split('\n')) assert.match(line, /\[credential\]/, `a form passed: ${line}`);
+    assert.match(r.hdr, /^\[credential\][A-Za-z0-9+/=]{0,4}$/); // a last partial group may stay
+    assert.deepEqual(leaked(r.rev), []);
+    await main.good();
   });
 
   it('echoed into progress notifications: scrubbed from every one', async () => {
