@@ -1143,6 +1143,47 @@ describe('credentials', () => {
   });
 });
 
+// ================================================================== request headers and methods
+
+describe('headers and methods a script may not send', () => {
+  const cases = {
+    'Host (domain fronting)': [{ headers: { Host: 'evil.test' } }, 'header Host cannot be set by a script \\(the host comes from the URL\\)'],
+    'host in lower case': [{ headers: { host: 'evil.test' } }, 'header host cannot be set by a script'],
+    Connection: [{ headers: { Connection: 'close' } }, 'header Connection is hop-by-hop: the host manages the connection'],
+    'Keep-Alive': [{ headers: { 'Keep-Alive': 'timeout=5' } }, 'header Keep-Alive is hop-by-hop'],
+    'Proxy-Authorization': [{ headers: { 'Proxy-Authorization': 'Basic eA==' } }, 'header Proxy-Authorization is hop-by-hop'],
+    TE: [{ headers: { TE: 'trailers' } }, 'header TE is hop-by-hop'],
+    Trailer: [{ headers: { Trailer: 'X-T' } }, 'header Trailer is hop-by-hop'],
+    'Transfer-Encoding': [{ headers: { 'Transfer-Encoding': 'chunked' } }, 'header Transfer-Encoding is hop-by-hop'],
+    Upgrade: [{ headers: { Upgrade: 'websocket' } }, 'header Upgrade is hop-by-hop'],
+    'Content-Length': [{ headers: { 'Content-Length': '5' } }, 'header Content-Length cannot be set by a script'],
+    'a name with a space': [{ headers: { 'X A': 'v' } }, "header name 'X A' is not a token"],
+    'CR LF in a value': [{ headers: { 'X-A': 'v\r\nX-Injected: 1' } }, 'header X-A: a value cannot hold NUL, CR or LF'],
+    'LF alone in a value': [{ headers: { 'X-A': 'v\nX-Injected: 1' } }, 'header X-A: a value cannot hold NUL, CR or LF'],
+    'NUL in a value': [{}, 'header Mcp-Name: a value cannot hold NUL, CR or LF', { nul: 'Mcp-Name' }],
+    'NUL in a name': [{}, "header name 'X-A' is not a token", { nul_name: true }],
+    CONNECT: [{ method: 'CONNECT' }, 'method CONNECT is not allowed'],
+    TRACE: [{ method: 'TRACE' }, 'method TRACE is not allowed'],
+  };
+  for (const [what, [req, want, extra]] of Object.entries(cases)) {
+    it(what, async () => {
+      const t = tag(`hdr-${what}`);
+      const r = ok(await call(main, 'request_refused', { req: { url: `${A()}/echo?tag=${t}`, ...req }, ...extra }), what);
+      assert.equal(r.ok, false, JSON.stringify(r));
+      assert.match(r.err, new RegExp(`^mcp\\.http: ${want}`));
+      assert.equal(mock.byTag(t).length, 0, 'nothing was sent');
+    });
+  }
+
+  it('an ordinary header and method still go out, and the server goes on', async () => {
+    const t = tag('hdr-ok');
+    const r = ok(await call(main, 'request', { req: { method: 'PATCH', url: `${A()}/echo?tag=${t}`, headers: { 'X-Fine': 'yes' } } }));
+    assert.equal(r.json.method, 'PATCH');
+    assert.equal(mock.byTag(t)[0].headers['x-fine'], 'yes');
+    await main.good();
+  });
+});
+
 // ================================================================== secrets
 
 describe('secrets', () => {
