@@ -285,6 +285,12 @@ void secret_grant(char *const *names, size_t n)
     n_granted = names ? n : 0;
 }
 
+size_t secret_granted(char *const **names)
+{
+    *names = granted;
+    return n_granted;
+}
+
 void secret_grant_all(void) { granted_all = true; }
 
 static bool is_granted(const char *name)

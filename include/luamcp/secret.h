@@ -40,6 +40,8 @@ bool secret_name_valid(const char *name);
  * about to run; secret_grant(NULL, 0) after it. Outside a grant (loading, policies, prompts,
  * resources) mcp.secret reads nothing. */
 void secret_grant(char *const *names, size_t n);
+/* What is granted now (to restore it after a nested grant): the count, the names in *names. */
+size_t secret_granted(char *const **names);
 /* Every secret readable on this thread: only for mcp.so, the module busted specs load (there
  * is no handler run to grant from). Never called by the server. */
 void secret_grant_all(void);

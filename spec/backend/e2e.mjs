@@ -1208,6 +1208,14 @@ describe('secrets', () => {
     assert.ok(!JSON.stringify(r).includes(SECRET));
   });
 
+  it('a policy reads only the secrets its rule lists', async () => {
+    const granted = await call(main, 'secret_policy_granted', {});
+    assert.equal(failed(granted), `Access denied: read ${SECRET.length} bytes`);
+    const denied = await call(main, 'secret_policy_denied', {});
+    assert.match(failed(denied), /^Access denied: mcp\.secret: secret 'API_KEY' is not granted/);
+    assert.ok(!granted.text.includes(SECRET) && !denied.text.includes(SECRET));
+  });
+
   it('any secret while a file loads: refused', async () => {
     assert.deepEqual(ok(await call(main, 'secret_at_load', {})), { ok: false });
   });
