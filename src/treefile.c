@@ -34,7 +34,7 @@ int treefile_open(const char *root, const char *rel, const char **why)
         *why = "not a relative path";
         return -1;
     }
-    int dir = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
     if (dir < 0) {
         *why = open_reason(errno);
         return -1;
