@@ -22,6 +22,7 @@
 #include "luamcp/clock.h"
 #include "luamcp/conv.h"
 #include "luamcp/decl.h"
+#include "luamcp/credscrub.h"
 #include "luamcp/fetch.h"
 #include "luamcp/jsonio.h"
 #include "luamcp/secret.h"
@@ -255,6 +256,56 @@ static const char *subject_for(lua_State *L, int idx, fetch_t *f, tool_call_t *c
     return call->subject_token;
 }
 
+/* A header a script may not set: Host (it would front another name past the egress
+ * allowlist: the host comes from the URL), the hop-by-hop ones (RFC 9110 7.6.1: the host owns
+ * the connection) and Content-Length (the body's length is the body's). */
+static const char *forbidden_header(const char *name)
+{
+    static const char *const hop[] = {"Connection", "Keep-Alive", "TE", "Trailer",
+                                      "Transfer-Encoding", "Upgrade", NULL};
+    if (strcasecmp(name, "Host") == 0)
+        return "cannot be set by a script (the host comes from the URL)";
+    if (strcasecmp(name, "Content-Length") == 0)
+        return "cannot be set by a script (it is the body's length)";
+    if (strncasecmp(name, "Proxy-", 6) == 0)
+        return "is hop-by-hop: the host manages the connection";
+    for (int i = 0; hop[i]; i++)
+        if (strcasecmp(name, hop[i]) == 0)
+            return "is hop-by-hop: the host manages the connection";
+    return NULL;
+}
+
+/* A header name is an RFC 9110 token: no NUL, no CR or LF, no space or separator. */
+static bool token_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 256)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Raises unless the header (name at -2, value at -1, borrowed) may be sent as the script
+ * wrote it: a NUL would cut it silently, CR or LF would start another header. */
+static void check_header(lua_State *L, const char *value, size_t vlen)
+{
+    size_t nlen;
+    const char *name = lua_tolstring(L, -2, &nlen);
+    if (!token_ok(name, nlen))
+        luaL_error(L, "mcp.http: header name '%s' is not a token (letters, digits and "
+                      "!#$%%&'*+-.^_`|~; no NUL, CR, LF or space)", name);
+    const char *why = forbidden_header(name);
+    if (why)
+        luaL_error(L, "mcp.http: header %s %s", name, why);
+    if (memchr(value, '\0', vlen) || memchr(value, '\r', vlen) || memchr(value, '\n', vlen))
+        luaL_error(L, "mcp.http: header %s: a value cannot hold NUL, CR or LF", name);
+}
+
 /* Fills f from the request table at idx. Raises on a malformed request. */
 static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, long left_ms,
                   tool_call_t *call)
@@ -346,6 +397,10 @@ static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, 
             ok = method[i] >= 'A' && method[i] <= 'Z';
         if (!ok)
             luaL_error(L, "mcp.http: method must be an upper-case word such as GET or POST");
+        if (strcmp(method, "CONNECT") == 0 || strcmp(method, "TRACE") == 0 ||
+            strcmp(method, "TRACK") == 0)
+            luaL_error(L, "mcp.http: method %s is not allowed (CONNECT would tunnel past the "
+                          "egress checks; TRACE echoes the request's headers)", method);
     }
     snprintf(f->method, sizeof f->method, "%s", method);
     lua_pop(L, 1);
@@ -359,9 +414,11 @@ static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, 
             const char *name = lua_tostring(L, -2);
             const char *cred = api_credential_value(L, -1);
             bool text = lua_type(L, -1) == LUA_TSTRING; /* before lua_tostring converts it */
-            const char *value = cred ? cred : text ? lua_tostring(L, -1) : NULL;
+            size_t vlen = 0;
+            const char *value = cred ? cred : text ? lua_tolstring(L, -1, &vlen) : NULL;
             if (!value)
                 luaL_error(L, "mcp.http: header %s must be a string or a credential", name);
+            check_header(L, value, cred ? strlen(cred) : vlen);
             if (fetch_add_header(f, name, value, cred != NULL) != 0)
                 luaL_error(L, "mcp.http: header %s is invalid (a name without ':' and values "
                               "without CR or LF; at most %d headers)", name, FETCH_MAX_HEADERS);
@@ -375,6 +432,9 @@ static void build(lua_State *L, int idx, fetch_t *f, const config_egress_t *eg, 
                                                                        : NULL;
         if (!tok)
             luaL_error(L, "mcp.http: bearer must be a string or a credential");
+        size_t tlen = 0;
+        if (!cred && (lua_tolstring(L, -1, &tlen), tlen != strlen(tok)))
+            luaL_error(L, "mcp.http: bearer cannot hold NUL");
         if (has_header(f, "Authorization"))
             luaL_error(L, "mcp.http: give bearer or an Authorization header, not both");
         char *v = malloc(strlen(tok) + 8);
@@ -409,38 +469,56 @@ static int response_json(lua_State *L)
     return api_json_decode(L);
 }
 
+/* Pushes s (n bytes) with every form of the call's credentials replaced (credscrub.h): a
+ * backend that echoes one must not give the script its value. */
+static void push_scrubbed(lua_State *L, const credscrub_t *cs, const char *s, size_t n)
+{
+    size_t len = 0;
+    char *clean = cs ? credscrub_apply(cs, s, n, &len) : NULL;
+    if (clean)
+        lua_pushlstring(L, clean, len);
+    else if (len == SIZE_MAX)
+        lua_pushliteral(L, "[credential]"); /* out of memory: nothing of it rather than all */
+    else
+        lua_pushlstring(L, s, n);
+    free(clean);
+}
+
 /* Pushes one outcome: the response table, or nil and the error (list: {error = ...}). */
-static int push_outcome(lua_State *L, const fetch_t *f, bool list)
+static int push_outcome(lua_State *L, const fetch_t *f, bool list, const credscrub_t *cs)
 {
     if (!f->status) {
         if (list) {
             lua_createtable(L, 0, 1);
-            lua_pushstring(L, f->error);
+            push_scrubbed(L, cs, f->error, strlen(f->error));
             lua_setfield(L, -2, "error");
             return 1;
         }
         luaL_pushfail(L);
-        lua_pushstring(L, f->error);
+        push_scrubbed(L, cs, f->error, strlen(f->error));
         return 2;
     }
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, f->status);
     lua_setfield(L, -2, "status");
-    lua_pushlstring(L, f->resp ? f->resp : "", f->resp_len);
+    push_scrubbed(L, cs, f->resp ? f->resp : "", f->resp_len);
     lua_setfield(L, -2, "body");
     lua_createtable(L, 0, (int)f->n_resp_headers);
     for (size_t i = 0; i < f->n_resp_headers; i++) {
         const char *k = f->resp_headers[i];
         const char *v = k + strlen(k) + 1;
-        if (lua_getfield(L, -1, k) == LUA_TSTRING) { /* repeated: joined, as HTTP allows */
+        push_scrubbed(L, cs, k, strlen(k)); /* stack: headers, name */
+        if (lua_rawget(L, -2) == LUA_TSTRING) { /* repeated: joined, as HTTP allows */
             lua_pushliteral(L, ", ");
-            lua_pushstring(L, v);
+            push_scrubbed(L, cs, v, strlen(v));
             lua_concat(L, 3);
         } else {
             lua_pop(L, 1);
-            lua_pushstring(L, v);
+            push_scrubbed(L, cs, v, strlen(v));
         }
-        lua_setfield(L, -2, k);
+        push_scrubbed(L, cs, k, strlen(k));
+        lua_insert(L, -2); /* stack: headers, name, value */
+        lua_rawset(L, -3);
     }
     lua_setfield(L, -2, "headers");
     if (luaL_newmetatable(L, RESPONSE_MT)) {
@@ -471,19 +549,32 @@ void api_http_cancel(http_batch_t *b)
 /* Pushes every outcome of b and frees it. */
 static int push_batch(lua_State *L, http_batch_t *b)
 {
+    /* the credentials of the call (and the caller's token sent as mcp.oauth.SUBJECT) */
+    const json_t *secrets = b->call ? b->call->secrets : NULL;
+    size_t n_values = json_array_size(secrets);
+    const char **values = n_values ? calloc(n_values, sizeof *values) : NULL;
+    for (size_t i = 0; values && i < n_values; i++)
+        values[i] = json_string_value(json_array_get(secrets, i));
+    credscrub_t *cs = values ? credscrub_new(values, n_values) : NULL;
+    free(values);
+    if (n_values && !cs) { /* cannot scrub: hand back nothing of the responses */
+        for (size_t i = 0; i < b->n; i++)
+            b->f[i]->status = 0, snprintf(b->f[i]->error, sizeof b->f[i]->error, "out of memory");
+    }
     int n;
     if (b->n == 0) { /* mcp.sleep */
         n = 0;
     } else if (b->list) {
         lua_createtable(L, (int)b->n, 0);
         for (size_t i = 0; i < b->n; i++) {
-            push_outcome(L, b->f[i], true);
+            push_outcome(L, b->f[i], true, cs);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         n = 1;
     } else {
-        n = push_outcome(L, b->f[0], false);
+        n = push_outcome(L, b->f[0], false, cs);
     }
+    credscrub_free(cs);
     return n;
 }
 

@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "luamcp/api.h"
 #include "luamcp/avail.h"
 #include "luamcp/log.h"
+#include "luamcp/secret.h"
+#include "luamcp/treefile.h"
 
 #define MAX_SCRIPTS 4096
 #define MAX_ERRORS_TEXT 16384
@@ -26,12 +29,21 @@ static void add_err(errs_t *e, const char *fmt, ...)
         return;
     if (e->len + 2 >= MAX_ERRORS_TEXT)
         return;
+    /* formatted whole, redacted, then cut: a script's message may quote a secret, and one
+     * across the cut would leave its prefix */
+    char *one = malloc(MAX_ERRORS_TEXT * 2);
+    if (!one)
+        return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(e->text + e->len, MAX_ERRORS_TEXT - e->len - 1, fmt, ap);
+    int n = vsnprintf(one, MAX_ERRORS_TEXT * 2, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        e->len += (size_t)n < MAX_ERRORS_TEXT - e->len - 1 ? (size_t)n : MAX_ERRORS_TEXT - e->len - 2;
+    size_t len = n > 0 ? secret_redact_cut(one, MAX_ERRORS_TEXT - e->len - 2,
+                                           (size_t)n >= MAX_ERRORS_TEXT * 2)
+                       : 0;
+    memcpy(e->text + e->len, one, len);
+    free(one);
+    e->len += len;
     e->text[e->len++] = '\n';
     e->text[e->len] = '\0';
 }
@@ -46,8 +58,10 @@ static int cmp_tool(const void *a, const void *b)
     return strcmp(((const tool_t *)a)->name, ((const tool_t *)b)->name);
 }
 
-/* Sorted *.lua names in dir; caller frees each and the array. -1 when dir can't be read. */
-static int list_scripts(const char *dir, char ***out, size_t *n)
+/* Sorted *.lua names in dir; caller frees each and the array. -1 when dir can't be read.
+ * A name that is not a regular file inside dir (a symlink, a FIFO, a device, a directory) is
+ * left out with a warning in *warn: it must neither load nor hold up the load. */
+static int list_scripts(const char *dir, char ***out, size_t *n, errs_t *warn)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -60,6 +74,13 @@ static int list_scripts(const char *dir, char ***out, size_t *n)
         size_t len = strlen(de->d_name);
         if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0)
             continue;
+        const char *why = NULL;
+        int fd = treefile_open(dir, de->d_name, &why);
+        if (fd < 0) {
+            add_err(warn, "%s/%s: skipped: %s", dir, de->d_name, why);
+            continue;
+        }
+        close(fd);
         if (*n == cap) {
             char **grown = realloc(names, (cap *= 2) * sizeof *names);
             if (!grown)
@@ -73,6 +94,24 @@ static int list_scripts(const char *dir, char ***out, size_t *n)
         qsort(names, *n, sizeof *names, cmp_str);
     *out = names;
     return names ? 0 : -1;
+}
+
+/* A file that reads secrets while none of its tools is granted one: every read is refused
+ * now (tools list them in `secrets`), so say so before it fails at call time. A text search,
+ * so a mention in a comment counts too: it is a warning, not an error. */
+static void note_ungranted(const bundle_t *b, size_t first, const char *dir, const char *name,
+                           errs_t *warn)
+{
+    for (size_t i = first; i < b->n_tools; i++)
+        if (b->tools[i].n_secrets)
+            return;
+    size_t len = 0;
+    const char *why = NULL;
+    char *text = treefile_read(dir, name, &len, &why);
+    if (text && memmem(text, len, "mcp.secret", 10))
+        add_err(warn, "%s/%s: reads mcp.secret but no tool of it lists 'secrets': each read "
+                      "is refused (add secrets = { \"NAME\" } to the tool)", dir, name);
+    free(text);
 }
 
 static int cmp_prompt(const void *a, const void *b)
@@ -289,14 +328,15 @@ static void free_targets(char **v, size_t n)
     free(v);
 }
 
-static policy_set_t *load_policies(bundle_t *b, const char *dir, bool shadow, errs_t *e)
+static policy_set_t *load_policies(bundle_t *b, const char *dir, bool shadow, errs_t *e,
+                                   errs_t *warn)
 {
     policy_set_t *ps = policy_set_new();
     char **names = NULL;
     size_t n = 0;
     if (!ps)
         return NULL;
-    if (list_scripts(dir, &names, &n) != 0) {
+    if (list_scripts(dir, &names, &n, warn) != 0) {
         if (shadow)
             add_err(e, "%s: cannot read the shadow policies directory", dir);
         else
@@ -325,13 +365,14 @@ static policy_set_t *load_policies(bundle_t *b, const char *dir, bool shadow, er
 
 /* Warnings an operator wants before going live: tools no rule covers (deny by default makes
  * them uncallable) and rules that match no tool (a typo, usually). */
-static void note_coverage(bundle_t *b, const config_t *cfg)
+static void note_coverage(bundle_t *b, const config_t *cfg, errs_t *warn)
 {
     char **t = targets(b);
     size_t n = n_targets(b);
     char *unused = NULL;
     size_t n_unused = policy_set_bind(b->policies, t, n, &unused);
-    errs_t w = {0};
+    errs_t w = *warn; /* the files skipped come first */
+    *warn = (errs_t){0};
     const char *what = cfg->dev ? "allowed only because of --dev" : "nobody can call it";
     for (size_t i = 0; i < b->n_tools; i++)
         if (policy_rules_for(b->policies, i) == 0)
@@ -363,7 +404,7 @@ static void note_coverage(bundle_t *b, const config_t *cfg)
 
 bundle_t *bundle_load(const config_t *cfg, char **err)
 {
-    errs_t e = {0};
+    errs_t e = {0}, warn = {0};
     char **names = NULL;
     size_t n_names = 0, cap = 0, caps[2] = {0, 0};
     char lib[4096];
@@ -383,7 +424,7 @@ bundle_t *bundle_load(const config_t *cfg, char **err)
         free(why);
         goto done;
     }
-    if (list_scripts(cfg->scripts_dir, &names, &n_names) != 0) {
+    if (list_scripts(cfg->scripts_dir, &names, &n_names, &warn) != 0) {
         add_err(&e, "%s: cannot read the scripts directory", cfg->scripts_dir);
         goto done;
     }
@@ -397,19 +438,26 @@ bundle_t *bundle_load(const config_t *cfg, char **err)
             lua_setfield(vm_lua(b->vm), LUA_REGISTRYINDEX, API_PENDING);
             continue;
         }
+        size_t first = b->n_tools;
         collect(b, &cap, caps, &e);
+        note_ungranted(b, first, cfg->scripts_dir, names[i], &warn);
     }
     if (b->n_tools)
         qsort(b->tools, b->n_tools, sizeof *b->tools, cmp_tool);
     if (b->n_prompts)
         qsort(b->prompts, b->n_prompts, sizeof *b->prompts, cmp_prompt);
     b->version = 1; /* reloads (a later issue) will count up from here */
-    b->policies = load_policies(b, cfg->policies_dir, false, &e);
+    b->policies = load_policies(b, cfg->policies_dir, false, &e, &warn);
     if (cfg->shadow_policies)
-        b->shadow = load_policies(b, cfg->shadow_policies, true, &e);
+        b->shadow = load_policies(b, cfg->shadow_policies, true, &e, &warn);
     if (!e.text)
-        note_coverage(b, cfg);
+        note_coverage(b, cfg, &warn);
 done:
+    if (e.text && warn.text) { /* the files skipped, after the errors that stopped the load */
+        warn.text[warn.len ? warn.len - 1 : 0] = '\0';
+        add_err(&e, "%s", warn.text);
+    }
+    free(warn.text);
     for (size_t i = 0; i < n_names; i++)
         free(names[i]);
     free(names);

@@ -10,6 +10,8 @@
 #include "luamcp/conv.h"
 #include "luamcp/decl.h"
 #include "luamcp/log.h"
+#include "luamcp/secret.h"
+#include "luamcp/text.h"
 
 #define MAX_URI 2048
 
@@ -375,10 +377,16 @@ bool resource_template_match(const char *tmpl, const char *uri, json_t **vars)
 
 static json_t *fail_with(tool_call_t *call, int code, const char *fmt_, ...)
 {
+    /* the message may quote a handler's text: formatted whole, redacted, then cut (a secret
+     * across the cut would leave its prefix) */
+    char whole[8192];
     va_list ap;
     va_start(ap, fmt_);
-    vsnprintf(call->rpc_message, sizeof call->rpc_message, fmt_, ap);
+    int n = vsnprintf(whole, sizeof whole, fmt_, ap);
     va_end(ap);
+    secret_redact_cut(whole, sizeof call->rpc_message - 1, n < 0 || (size_t)n >= sizeof whole);
+    memcpy(call->rpc_message, whole, strlen(whole) + 1); /* fits: cut to its size above */
+    text_utf8_trim(call->rpc_message);
     call->rpc_error = code;
     return json_null();
 }

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,11 +30,14 @@ int log_level_parse(const char *name)
     return lv <= LOG_ERROR ? lv : -1;
 }
 
+#define LOG_LINE 2048
+#define LOG_FORMAT_MAX (64u << 10) /* formatted whole up to this, then redacted, then cut */
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     if (level < min_level)
         return;
-    char line[2048];
+    char line[LOG_LINE];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -41,16 +45,25 @@ void log_msg(enum log_level level, const char *fmt, ...)
     int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
     n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ %s ", ts.tv_nsec / 1000000,
                   log_mcp_levels[level]);
-    va_list ap;
+    /* The message is redacted whole and cut after: a secret across the cut would otherwise
+     * leave its first bytes in the line. */
+    va_list ap, again;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_copy(again, ap);
+    int m = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2; /* truncated: a log line is bounded like everything else */
-    line[len] = '\0';
-    secret_redact(line + n); /* no secret value ever reaches the log */
-    len = strlen(line);
+    size_t room = m < 0 ? 1 : (size_t)m + 1 > LOG_FORMAT_MAX ? LOG_FORMAT_MAX : (size_t)m + 1;
+    char *msg = malloc(room);
+    if (msg) {
+        vsnprintf(msg, room, fmt, again);
+        secret_redact_cut(msg, sizeof line - 2 - (size_t)n, m < 0 || (size_t)m >= room);
+        memcpy(line + n, msg, strlen(msg) + 1);
+        free(msg);
+    } else {
+        snprintf(line + n, sizeof line - (size_t)n, "(a log message lost: out of memory)");
+    }
+    va_end(again);
+    size_t len = strlen(line);
     /* Control characters from untrusted text cannot forge extra log lines. */
     for (size_t i = (size_t)n; i < len; i++)
         if ((unsigned char)line[i] < 0x20 && line[i] != '\t')

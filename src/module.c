@@ -20,6 +20,7 @@
 #include "luamcp/decl.h"
 #include "luamcp/log.h"
 #include "luamcp/policy.h"
+#include "luamcp/secret.h"
 #include "luamcp/vm.h"
 
 #define POLICIES_MT "mcp.policies"
@@ -688,6 +689,7 @@ static int l_cache_reset(lua_State *L)
 
 int luaopen_mcp(lua_State *L)
 {
+    secret_grant_all(); /* specs call handlers as plain functions: no grant to take */
     register_policies(L);
     api_push_mcp(L);
     lua_pushcfunction(L, l_loaded_tools);

@@ -10,6 +10,7 @@
 #include "luamcp/api.h"
 #include "luamcp/conv.h"
 #include "luamcp/log.h"
+#include "luamcp/secret.h"
 #include "luamcp/text.h"
 
 #define MAX_LIST 256
@@ -33,6 +34,7 @@ struct policy_rule {
     claim_cond_t *claims;
     size_t n_claims;
     strlist_t log_args;
+    strlist_t secrets;    /* what its check may read with mcp.secret (`secrets`) */
     int check_ref;        /* LUA_NOREF without a check */
     char where[300];      /* "file:line" */
 };
@@ -200,12 +202,12 @@ static int check_keys(lua_State *L, int idx, char **err)
     static const char *const known[] = {"tool", "tools", "prompt", "prompts", "resource",
                                         "resources", "scopes", "any_scopes", "issuers",
                                         "client_ids", "claims", "check", "log_args",
-                                        "description", NULL};
+                                        "secrets", "description", NULL};
     const char *k = decl_unknown_key(L, idx, known);
     if (!k)
         return 0;
     *err = decl_fmt("unknown field '%.40s' (fields: tool or tools, scopes, any_scopes, issuers, "
-                    "client_ids, claims, check, log_args, description; prompt(s) and "
+                    "client_ids, claims, check, log_args, secrets, description; prompt(s) and "
                     "resource(s) for those)", k);
     return -1;
 }
@@ -269,8 +271,14 @@ int policy_rule_from_def(lua_State *L, int idx, const char *file, int line,
         invalid_scope(&r->scopes, err) || invalid_scope(&r->any_scopes, err) ||
         read_strings(L, idx, "issuers", &r->issuers, err) ||
         read_strings(L, idx, "client_ids", &r->client_ids, err) ||
-        read_strings(L, idx, "log_args", &r->log_args, err) || read_claims(L, idx, r, err))
+        read_strings(L, idx, "log_args", &r->log_args, err) || read_claims(L, idx, r, err) ||
+        read_strings(L, idx, "secrets", &r->secrets, err))
         goto fail;
+    for (size_t i = 0; i < r->secrets.n; i++)
+        if (!secret_name_valid(r->secrets.v[i])) {
+            *err = decl_fmt("'secrets' entry '%.70s' is not a secret name", r->secrets.v[i]);
+            goto fail;
+        }
     if (lua_getfield(L, idx, "description") > LUA_TNIL && !lua_isstring(L, -1)) {
         lua_pop(L, 1);
         *err = strdup("'description' must be a string");
@@ -312,6 +320,7 @@ void policy_rule_free(policy_rule_t *r)
     strlist_free(&r->issuers);
     strlist_free(&r->client_ids);
     strlist_free(&r->log_args);
+    strlist_free(&r->secrets);
     for (size_t i = 0; i < r->n_claims; i++) {
         free(r->claims[i].name);
         json_decref(r->claims[i].values);
@@ -690,7 +699,12 @@ static void run_check(const policy_rule_t *r, vm_t *vm, const char *tool_name,
     vm_set_phase(vm, VM_PHASE_POLICY);
     int nres = 0;
     char *msg = NULL, *trace = NULL;
+    /* the check reads only the secrets its rule lists; whatever was granted before, after */
+    char *const *held = NULL;
+    size_t n_held = secret_granted(&held);
+    secret_grant(r->secrets.v, r->secrets.n);
     vm_status_t st = vm_resume(vm, co, 4, &nres, &msg, &trace);
+    secret_grant(held, n_held);
     vm_set_phase(vm, was);
     if (st == VM_OK) {
         read_verdict(co, nres, r, d);

@@ -24,7 +24,9 @@
 #include "luamcp/avail.h"
 #include "luamcp/clock.h"
 #include "luamcp/log.h"
+#include "luamcp/secret.h"
 #include "luamcp/server.h"
+#include "luamcp/treefile.h"
 #include "server_int.h"
 
 #define DEBOUNCE_MS 20
@@ -54,6 +56,7 @@ struct reloader {
     pthread_mutex_t mu;     /* status below */
     unsigned long long reloads, failures;
     char *last_error;
+    char *warnings; /* the live bundle's (files skipped, tools uncovered): luamcp status */
     time_t loaded_at;
     bool restart_needed;
     unsigned char digest[3][32]; /* of the tools, prompts and resources as listed, with what
@@ -74,18 +77,21 @@ static void digest_dir(EVP_MD_CTX *md, const char *dir, int depth)
         snprintf(path, sizeof path, "%s/%s", dir, name);
         struct stat st;
         size_t len = strlen(name);
-        if (name[0] != '.' && stat(path, &st) == 0) {
+        /* lstat and treefile_open: a symlink is not followed and a FIFO named x.lua is not
+         * opened for reading (that would wait for a writer, holding the reload thread) */
+        if (name[0] != '.' && lstat(path, &st) == 0) {
+            const char *why = NULL;
+            int fd = -1;
             if (S_ISDIR(st.st_mode)) {
                 digest_dir(md, path, depth + 1);
-            } else if (len > 4 && strcmp(name + len - 4, ".lua") == 0 && st.st_size < (1 << 24)) {
+            } else if (len > 4 && strcmp(name + len - 4, ".lua") == 0 &&
+                       (fd = treefile_open(dir, name, &why)) >= 0) {
                 EVP_DigestUpdate(md, path, strlen(path) + 1);
-                FILE *f = fopen(path, "rb");
                 char buf[8192];
-                size_t k;
-                while (f && (k = fread(buf, 1, sizeof buf, f)) > 0)
-                    EVP_DigestUpdate(md, buf, k);
-                if (f)
-                    fclose(f);
+                ssize_t k;
+                while ((k = read(fd, buf, sizeof buf)) > 0)
+                    EVP_DigestUpdate(md, buf, (size_t)k);
+                close(fd);
             }
         }
         free(names[i]);
@@ -155,6 +161,8 @@ static void record_failure(reloader_t *r, const char *why, const char *err)
     r->failures++;
     free(r->last_error);
     r->last_error = strdup(err ? err : "unknown error");
+    if (r->last_error)
+        secret_redact(r->last_error); /* luamcp status shows it */
     pthread_mutex_unlock(&r->mu);
     log_error("reload (%s) refused, the running version stays:\n%s", why, err ? err : "?");
 }
@@ -215,6 +223,7 @@ bool reloader_reload(reloader_t *r, const char *why)
         bundle_digest(fresh[0], policies, k, digest[k]);
     if (fresh[0]->warnings)
         log_warn("%s", fresh[0]->warnings);
+    char *warnings = fresh[0]->warnings ? strdup(fresh[0]->warnings) : NULL;
     size_t n_tools = fresh[0]->n_tools, n_rules = policy_set_size(fresh[0]->policies);
     json_t *scopes = policy_scopes(fresh[0]->policies); /* before fresh[0] is handed over */
     for (int i = 0; i < n; i++) {
@@ -237,6 +246,8 @@ bool reloader_reload(reloader_t *r, const char *why)
     r->loaded_at = time(NULL);
     free(r->last_error);
     r->last_error = NULL;
+    free(r->warnings);
+    r->warnings = warnings;
     pthread_mutex_unlock(&r->mu);
     log_notice("reload (%s): version %llu, %zu tools, %zu policy rules%s", why, version, n_tools,
                n_rules, changed ? ", the tool list changed" : "");
@@ -470,6 +481,10 @@ static void admin_serve(reloader_t *r)
         reply = reloader_status(r);
         /* here, not in /healthz: the names of what is switched off are for operators */
         json_object_set_new(reply, "switched_off", avail_status());
+        pthread_mutex_lock(&r->mu); /* files skipped (symlinks, FIFOs …), tools uncovered */
+        json_object_set_new(reply, "warnings", r->warnings ? json_string(r->warnings)
+                                                           : json_null());
+        pthread_mutex_unlock(&r->mu);
         unsigned held, live;
         task_table_counts(r->srv->tasks, &held, &live);
         json_object_set_new(reply, "tasks", json_pack("{s:i, s:i}", "held", (int)held,
@@ -537,6 +552,8 @@ reloader_t *reloader_new(server_t *srv, char **err)
     r->ino = r->admin = -1;
     pthread_mutex_init(&r->mu, NULL);
     r->loaded_at = time(NULL);
+    const char *w0 = srv->workers[0].bundle->warnings;
+    r->warnings = w0 ? strdup(w0) : NULL;
     unsigned char tree[32];
     tree_digest(srv->cfg, false, tree);
     for (int k = 0; k < 3; k++)
@@ -600,6 +617,7 @@ void reloader_free(reloader_t *r)
     }
     free(r->admin_path);
     free(r->config_name);
+    free(r->warnings);
     free(r->last_error);
     pthread_mutex_destroy(&r->mu);
     free(r);

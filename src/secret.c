@@ -166,10 +166,153 @@ void secret_redact(char *text)
     }
 }
 
-/* mcp.secret(name) -> value | nil, "unknown secret NAME" */
+/* The length of the longest k < vlen such that text (tlen bytes) ends with value's first k
+ * bytes: what is left of a value the cut went through. */
+static size_t tail_prefix(const char *text, size_t tlen, const char *value, size_t vlen)
+{
+    for (size_t k = vlen - 1 < tlen ? vlen - 1 : tlen; k > 0; k--)
+        if (memcmp(text + tlen - k, value, k) == 0)
+            return k;
+    return 0;
+}
+
+size_t secret_redact_cut(char *text, size_t max, bool cut_before)
+{
+    secret_redact(text);
+    size_t len = strlen(text);
+    if (len <= max && !cut_before)
+        return len;
+    if (len > max)
+        len = max;
+    /* Drop any tail that starts a value: the longest first, until none is left (a shorter
+     * cut may expose the start of another value). Bounded: each round shortens the text. */
+    for (bool again = true; again && len;) {
+        again = false;
+        size_t k;
+        const json_t *v;
+        json_array_foreach(scoped, k, v) {
+            size_t d = json_string_length(v) >= 4
+                           ? tail_prefix(text, len, json_string_value(v), json_string_length(v))
+                           : 0;
+            if (d) {
+                len -= d;
+                again = true;
+            }
+        }
+        for (size_t i = 0; i < n_secrets; i++) {
+            size_t d = tail_prefix(text, len, secrets[i].value, secrets[i].len);
+            if (d) {
+                len -= d;
+                again = true;
+            }
+        }
+    }
+    text[len] = '\0';
+    return len;
+}
+
+/* Redacts one JSON string in place (a copy redacted and set back when it carried a value). */
+static void scrub_string(json_t *v)
+{
+    char *copy = strdup(json_string_value(v));
+    if (!copy) {
+        json_string_set(v, SECRET_MASK);
+        return;
+    }
+    size_t before = strlen(copy);
+    secret_redact(copy);
+    if (strlen(copy) != before && json_string_set(v, copy) != 0)
+        json_string_set(v, SECRET_MASK);
+    free(copy);
+}
+
+static bool carries_value(const char *s)
+{
+    size_t k;
+    const json_t *v;
+    json_array_foreach(scoped, k, v)
+        if (json_string_length(v) >= 4 && strstr(s, json_string_value(v)))
+            return true;
+    for (size_t i = 0; i < n_secrets; i++)
+        if (strstr(s, secrets[i].value))
+            return true;
+    return false;
+}
+
+void secret_scrub_json(json_t *v, int depth)
+{
+    /* results and notifications are built from Lua by conv, at most CONV_MAX_DEPTH (64)
+     * containers deep, wrapped in a few more: 256 is never reached */
+    if (!v || depth > 256)
+        return;
+    if (json_is_string(v)) {
+        if (carries_value(json_string_value(v)))
+            scrub_string(v);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+            secret_scrub_json(x, depth + 1);
+    } else if (json_is_object(v)) {
+        const char *key;
+        void *tmp;
+        json_t *x;
+        json_object_foreach_safe(v, tmp, key, x) {
+            secret_scrub_json(x, depth + 1);
+            if (carries_value(key)) { /* the key too: moved under its redacted name */
+                char *name = strdup(key);
+                json_t *keep = json_incref(x);
+                json_object_del(v, key);
+                if (name) {
+                    secret_redact(name);
+                    json_object_set_new(v, name, keep);
+                    free(name);
+                } else {
+                    json_decref(keep);
+                }
+            }
+        }
+    }
+}
+
+bool secret_name_valid(const char *name) { return name_ok(name, strlen(name)); }
+
+static _Thread_local char *const *granted; /* the running handler's `secrets`; borrowed */
+static _Thread_local size_t n_granted;
+static _Thread_local bool granted_all;     /* mcp.so under busted: no handler runs there */
+
+void secret_grant(char *const *names, size_t n)
+{
+    granted = names;
+    n_granted = names ? n : 0;
+}
+
+size_t secret_granted(char *const **names)
+{
+    *names = granted;
+    return n_granted;
+}
+
+void secret_grant_all(void) { granted_all = true; }
+
+static bool is_granted(const char *name)
+{
+    for (size_t i = 0; i < n_granted; i++)
+        if (strcmp(granted[i], name) == 0)
+            return true;
+    return granted_all;
+}
+
+/* mcp.secret(name) -> value | nil, "unknown secret NAME". Only a granted name is read: a
+ * tool's handler lists what it needs in `secrets`; a policy, a prompt, a resource or a script
+ * loading gets none. */
 static int l_secret(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
+    if (!is_granted(name))
+        return luaL_error(L, "mcp.secret: secret '%s' is not granted: a tool reads only the "
+                             "secrets it lists in 'secrets' (tools only, from the handler)",
+                          name);
     const char *v = secret_get(name);
     if (!v) {
         luaL_pushfail(L);

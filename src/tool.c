@@ -83,14 +83,14 @@ static int check_keys(lua_State *L, int idx, char **err)
 {
     static const char *const known[] = {"name", "title", "description", "inputSchema",
                                         "outputSchema", "annotations", "handler", "icons",
-                                        "_meta", "egress", "credentials", "requires", "task",
-                                        NULL};
+                                        "_meta", "egress", "credentials", "secrets",
+                                        "requires", "task", NULL};
     const char *k = decl_unknown_key(L, idx, known);
     if (!k)
         return 0;
     *err = decl_fmt("unknown field '%.60s' (fields: name, title, description, inputSchema, "
                "outputSchema, annotations, handler, icons, _meta, egress, credentials, "
-               "requires, task)", k);
+               "secrets, requires, task)", k);
     return -1;
 }
 
@@ -137,6 +137,18 @@ static int check_egress(const tool_t *t, char **err)
         if (!egress_pattern_valid(t->egress[i])) {
             *err = decl_fmt("'egress' entry '%.100s' is not a host pattern (api.example.com, "
                             "*.example.com, host:port, [v6]:port)", t->egress[i]);
+            return -1;
+        }
+    return 0;
+}
+
+/* Secrets granted: names as the secrets file takes them. */
+static int check_secrets(const tool_t *t, char **err)
+{
+    for (size_t i = 0; i < t->n_secrets; i++)
+        if (!secret_name_valid(t->secrets[i])) {
+            *err = decl_fmt("'secrets' entry '%.70s' is not a secret name (1 to 64 of A-Z a-z "
+                            "0-9 _)", t->secrets[i]);
             return -1;
         }
     return 0;
@@ -255,7 +267,8 @@ int tool_from_def(lua_State *L, int idx, tool_t *out, char **err)
         decl_json_field(L, idx, "_meta", out->descriptor, err) ||
         list_field(L, idx, "egress", &out->egress, &out->n_egress, err) ||
         list_field(L, idx, "credentials", &out->credentials, &out->n_credentials, err) ||
-        check_egress(out, err) || check_credentials(out, err) ||
+        list_field(L, idx, "secrets", &out->secrets, &out->n_secrets, err) ||
+        check_egress(out, err) || check_credentials(out, err) || check_secrets(out, err) ||
         requires_field(L, idx, out, err) || task_field(L, idx, out, err))
         goto fail;
     if (lua_getfield(L, idx, "handler") != LUA_TFUNCTION) {
@@ -288,6 +301,7 @@ void tool_clear(tool_t *t)
 {
     free_list(t->egress, t->n_egress);
     free_list(t->credentials, t->n_credentials);
+    free_list(t->secrets, t->n_secrets);
     free(t->name);
     free(t->file);
     json_decref(t->descriptor);
@@ -869,11 +883,15 @@ static json_t *text_content(json_t *text, bool error)
 
 json_t *tool_error_result(const char *msg)
 {
-    char clean[4096];
-    snprintf(clean, sizeof clean, "%s", msg);
-    secret_redact(clean); /* a script's error text must not carry a secret to the client */
+    /* a script's error text must not carry a secret to the client: redacted whole, then cut
+     * to 4,095 bytes (a value across the cut would leave its prefix) */
+    char *clean = strndup(msg, 1u << 20);
+    if (!clean)
+        return text_content(json_string("out of memory"), true);
+    secret_redact_cut(clean, 4095, strlen(msg) > (1u << 20));
     text_utf8_trim(clean);
     json_t *text = json_string(clean);
+    free(clean);
     if (!text)
         text = json_string("tool failed with a message that is not valid UTF-8");
     return text_content(text, true);
@@ -1089,6 +1107,9 @@ static void scrub_call(tool_call_t *call, json_t *res)
         scrub(res, json_string_value(sec));
         scrub(call->notifications, json_string_value(sec));
     }
+    /* nor a secret value: results, ctx.log's notifications/message, ctx.progress */
+    secret_scrub_json(res, 0);
+    secret_scrub_json(call->notifications, 0);
 }
 
 static json_t *finish(tool_call_t *call, json_t *res)
@@ -1188,9 +1209,12 @@ static json_t *step(tool_call_t *call, int nargs)
     vm_set_call(vm, call, call->serial);
     vm_set_phase(vm, VM_PHASE_TOOL);
     secret_scope(call->secrets); /* log lines and error texts of this step redact them */
+    /* mcp.secret reads only what the tool lists in `secrets` (prompts, resources: nothing) */
+    secret_grant(call->tool ? call->tool->secrets : NULL, call->tool ? call->tool->n_secrets : 0);
     int nres = 0;
     char *msg = NULL, *trace = NULL;
     vm_status_t st = vm_resume_budget(vm, co, nargs, &nres, &msg, &trace, &call->budget);
+    secret_grant(NULL, 0);
     vm_set_phase(vm, VM_PHASE_IDLE);
     vm_set_call(vm, NULL, 0);
     switch (st) {

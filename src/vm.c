@@ -10,6 +10,7 @@
 #include "luamcp/api.h"
 #include "luamcp/log.h"
 #include "luamcp/smallmem.h"
+#include "luamcp/treefile.h"
 
 #define HOOK_EVERY 1000 /* instructions between budget checks */
 #define MAX_MODULE_NAME 128
@@ -484,15 +485,24 @@ static int sandbox_require(lua_State *L)
     if (lua_getfield(L, -1, name) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/", vm->lib_dir);
-    for (const char *p = name; *p && n < (int)sizeof path - 8; p++)
-        path[n++] = *p == '.' ? '/' : *p;
-    snprintf(path + n, sizeof path - (size_t)n, ".lua");
-    int lrc = luaL_loadfilex(L, path, "t");
+    /* The lib folder is below the scripts folder and opened from it, so neither lib nor
+     * anything in it may be a symlink out of the tree (see treefile.h). */
+    char root[4096], rel[4096];
+    const char *slash = strrchr(vm->lib_dir, '/');
+    snprintf(root, sizeof root, "%.*s", slash ? (int)(slash - vm->lib_dir) : 1,
+             slash ? vm->lib_dir : ".");
+    int n = snprintf(rel, sizeof rel, "%s/", slash ? slash + 1 : vm->lib_dir);
+    for (const char *p = name; *p && n < (int)sizeof rel - 8; p++)
+        rel[n++] = *p == '.' ? '/' : *p;
+    snprintf(rel + n, sizeof rel - (size_t)n, ".lua");
+    int lrc = treefile_load(L, root[0] ? root : "/", rel);
     if (lrc != LUA_OK) {
-        if (lrc == LUA_ERRFILE)
-            return luaL_error(L, "require: module '%s' not found in %s", name, vm->lib_dir);
+        if (lrc == LUA_ERRFILE) {
+            bool absent = strstr(lua_tostring(L, -1), ": not found") != NULL;
+            return luaL_error(L, "require: module '%s' %s in %s", name,
+                              absent ? "not found" : "refused (not a regular file inside the tree)",
+                              vm->lib_dir);
+        }
         return lua_error(L);
     }
     /* stack: name, owner, loaded, chunk — the module's own globals, owned by the file */
@@ -715,7 +725,7 @@ int vm_load_file(vm_t *vm, const char *path, vm_phase_t phase, char **err)
     lua_State *L = vm->L;
     int top = lua_gettop(L);
     int rc = -1;
-    if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+    if (treefile_load_path(L, path) != LUA_OK) {
         *err = dup_msg(L);
         goto done;
     }

@@ -30,6 +30,8 @@ typedef struct tool {
     size_t n_egress;
     char **credentials;  /* names of arguments that are caller credentials; NULL-ended */
     size_t n_credentials;
+    char **secrets;      /* names of the secrets its handler may read (`secrets`); NULL-ended */
+    size_t n_secrets;
     unsigned requires_caps; /* SESSION_CAP_* the client must have declared (`requires`) */
     xheaders_t headers;  /* arguments mirrored in Mcp-Param-* headers (x-mcp-header) */
     tool_task_t task;

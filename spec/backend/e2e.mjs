@@ -62,6 +62,17 @@ const token = () => {
   TOKENS.add(t);
   return t;
 };
+// A token in the forms a backend or a script cheaply makes of it: as is, reversed, hex, percent-
+// and JSON-escaped, base64 and base64url inside longer encoded texts (each alignment).
+const credForms = (tok) => {
+  const b = Buffer.from(tok);
+  return [
+    tok, [...tok].reverse().join(''), b.toString('hex'), b.toString('hex').toUpperCase(),
+    encodeURIComponent(tok), encodeURIComponent(tok).toLowerCase(), tok.replace(/\//g, '\\/'),
+    Buffer.from(`Bearer ${tok}`).toString('base64'), Buffer.from(`{"t":"${tok}"}`).toString('base64'),
+    Buffer.from(`xx${tok}`).toString('base64url'), b.toString('base64'),
+  ];
+};
 let tagSeq = 0;
 const TAGS = new Set(); // every tag sent in a query string: none may show up in an egress log line
 const tag = (what) => {
@@ -195,6 +206,11 @@ function mockHandler(scheme) {
           const tok = String(rec.headers.authorization).replace(/^Bearer /, '');
           res.writeHead(200, { 'Content-Type': 'application/json' });
           return res.end(JSON.stringify({ active: true, tokens: { [tok]: { scope: 'read' } }, tag: q.tag }));
+        }
+        case '/forms': { // the bearer token echoed in every form a backend cheaply produces
+          const tok = String(rec.headers.authorization).replace(/^Bearer /, '');
+          res.writeHead(200, { 'Content-Type': 'text/plain', 'X-Echo': Buffer.from(tok).toString('base64') });
+          return res.end(credForms(tok).join('\n'));
         }
         case '/gzip': // N zero bytes, gzip-encoded (a few KiB on the wire)
           res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Encoding': 'gzip' });
@@ -979,7 +995,7 @@ describe('credentials', () => {
       assert.equal(msg, "tool 'cred_call' failed (see server log)");
       await waitFor('the failure in the log', () => main.err.slice(mark).includes('tool cred_call failed: '));
       assert.match(main.err.slice(mark), header
-        ? /tool cred_call failed: \S*credentials\.lua:\d+: mcp\.http: header X-Token is invalid \(a name without ':' and values without CR or LF; at most 64 headers\)/
+        ? /tool cred_call failed: \S*credentials\.lua:\d+: mcp\.http: header X-Token: a value cannot hold NUL, CR or LF/
         : /tool cred_call failed: \S*credentials\.lua:\d+: mcp\.http: bearer is invalid/);
     }
     assert.equal(mock.byTag(t).length, 0);
@@ -1008,6 +1024,21 @@ describe('credentials', () => {
       `structuredContent carries the token (as an object key): ${JSON.stringify(res.structuredContent.echo)}`);
     assert.ok(!res.text.includes(tok), `the token is in the answer: ${res.text}`);
     ok(res);
+  });
+
+  it('echoed by a backend in other forms (reversed, hex, base64, url-encoded): Lua never gets it', async () => {
+    const tok = `tok/${crypto.randomBytes(12).toString('hex')}+x=y`;
+    TOKENS.add(tok);
+    const res = await call(main, 'cred_forms', { url: `${A()}/forms`, token: tok });
+    const r = ok(res);
+    const leaked = (text) => credForms(tok).filter((f) => text.includes(f))
+      .concat(text.includes(Buffer.from(tok).toString('base64').slice(4, -4)) ? ['base64 core'] : []);
+    assert.deepEqual(leaked(res.text), [], `the result carries the token: ${res.text.slice(0, 600)}`);
+    // and what the script made of the body (reversed, decoded) holds none of it either
+    for (const line of r.body.split('\n')) assert.match(line, /\[credential\]/, `a form passed: ${line}`);
+    assert.match(r.hdr, /^\[credential\][A-Za-z0-9+/=]{0,4}$/); // a last partial group may stay
+    assert.deepEqual(leaked(r.rev), []);
+    await main.good();
   });
 
   it('echoed into progress notifications: scrubbed from every one', async () => {
@@ -1112,6 +1143,47 @@ describe('credentials', () => {
   });
 });
 
+// ================================================================== request headers and methods
+
+describe('headers and methods a script may not send', () => {
+  const cases = {
+    'Host (domain fronting)': [{ headers: { Host: 'evil.test' } }, 'header Host cannot be set by a script \\(the host comes from the URL\\)'],
+    'host in lower case': [{ headers: { host: 'evil.test' } }, 'header host cannot be set by a script'],
+    Connection: [{ headers: { Connection: 'close' } }, 'header Connection is hop-by-hop: the host manages the connection'],
+    'Keep-Alive': [{ headers: { 'Keep-Alive': 'timeout=5' } }, 'header Keep-Alive is hop-by-hop'],
+    'Proxy-Authorization': [{ headers: { 'Proxy-Authorization': 'Basic eA==' } }, 'header Proxy-Authorization is hop-by-hop'],
+    TE: [{ headers: { TE: 'trailers' } }, 'header TE is hop-by-hop'],
+    Trailer: [{ headers: { Trailer: 'X-T' } }, 'header Trailer is hop-by-hop'],
+    'Transfer-Encoding': [{ headers: { 'Transfer-Encoding': 'chunked' } }, 'header Transfer-Encoding is hop-by-hop'],
+    Upgrade: [{ headers: { Upgrade: 'websocket' } }, 'header Upgrade is hop-by-hop'],
+    'Content-Length': [{ headers: { 'Content-Length': '5' } }, 'header Content-Length cannot be set by a script'],
+    'a name with a space': [{ headers: { 'X A': 'v' } }, "header name 'X A' is not a token"],
+    'CR LF in a value': [{ headers: { 'X-A': 'v\r\nX-Injected: 1' } }, 'header X-A: a value cannot hold NUL, CR or LF'],
+    'LF alone in a value': [{ headers: { 'X-A': 'v\nX-Injected: 1' } }, 'header X-A: a value cannot hold NUL, CR or LF'],
+    'NUL in a value': [{}, 'header Mcp-Name: a value cannot hold NUL, CR or LF', { nul: 'Mcp-Name' }],
+    'NUL in a name': [{}, "header name 'X-A' is not a token", { nul_name: true }],
+    CONNECT: [{ method: 'CONNECT' }, 'method CONNECT is not allowed'],
+    TRACE: [{ method: 'TRACE' }, 'method TRACE is not allowed'],
+  };
+  for (const [what, [req, want, extra]] of Object.entries(cases)) {
+    it(what, async () => {
+      const t = tag(`hdr-${what}`);
+      const r = ok(await call(main, 'request_refused', { req: { url: `${A()}/echo?tag=${t}`, ...req }, ...extra }), what);
+      assert.equal(r.ok, false, JSON.stringify(r));
+      assert.match(r.err, new RegExp(`^mcp\\.http: ${want}`));
+      assert.equal(mock.byTag(t).length, 0, 'nothing was sent');
+    });
+  }
+
+  it('an ordinary header and method still go out, and the server goes on', async () => {
+    const t = tag('hdr-ok');
+    const r = ok(await call(main, 'request', { req: { method: 'PATCH', url: `${A()}/echo?tag=${t}`, headers: { 'X-Fine': 'yes' } } }));
+    assert.equal(r.json.method, 'PATCH');
+    assert.equal(mock.byTag(t)[0].headers['x-fine'], 'yes');
+    await main.good();
+  });
+});
+
 // ================================================================== secrets
 
 describe('secrets', () => {
@@ -1127,6 +1199,40 @@ describe('secrets', () => {
     assert.equal(failed(res), 'the backend refused key [secret]');
     assert.ok(!res.text.includes(SECRET));
     await main.good();
+  });
+
+  it('a secret the tool does not list in secrets: refused, with a clear error', async () => {
+    const r = ok(await call(main, 'secret_ungranted', {}));
+    assert.equal(r.ok, false);
+    assert.match(r.err, /mcp\.secret: secret 'API_KEY' is not granted: a tool reads only the secrets it lists in 'secrets'/);
+    assert.ok(!JSON.stringify(r).includes(SECRET));
+  });
+
+  it('a policy reads only the secrets its rule lists', async () => {
+    const granted = await call(main, 'secret_policy_granted', {});
+    assert.equal(failed(granted), `Access denied: read ${SECRET.length} bytes`);
+    const denied = await call(main, 'secret_policy_denied', {});
+    assert.match(failed(denied), /^Access denied: mcp\.secret: secret 'API_KEY' is not granted/);
+    assert.ok(!granted.text.includes(SECRET) && !denied.text.includes(SECRET));
+  });
+
+  it('any secret while a file loads: refused', async () => {
+    assert.deepEqual(ok(await call(main, 'secret_at_load', {})), { ok: false });
+  });
+
+  it('in a result (value and key): the client sees "[secret]"', async () => {
+    const res = await call(main, 'secret_out', { mode: 'result' });
+    assert.ok(!res.text.includes(SECRET), `the result carries the secret: ${res.text.slice(0, 300)}`);
+    assert.deepEqual(ok(res), { text: 'the key is [secret]', '[secret]': 1, list: ['[secret]'] });
+  });
+
+  it('in a progress message: the notification says "[secret]"', async () => {
+    const t = tag('secret-progress');
+    const r = await rpc(main, 'tools/call', { name: 'secret_out', arguments: { mode: 'progress' }, _meta: { progressToken: t } });
+    assert.ok(!r.text.includes(SECRET), `the answer carries the secret: ${r.text.slice(0, 300)}`);
+    const notes = r.messages.filter((m) => m.method === 'notifications/progress');
+    assert.deepEqual(notes.map((n) => n.params.message), ['working with [secret]']);
+    assert.deepEqual(r.body.result.structuredContent, { done: true });
   });
 
   it('a raised error holding it: the log says "[secret]"', async () => {

@@ -282,6 +282,18 @@ check "the log has [secret] where the value was" grep -q "the key is \[secret\]"
 check "the traceback in the log is redacted too" grep -q "failed with \[secret\]" "$t/secrets.log"
 check "the log never has the value" test "$(grep -c 'sk-live-0123456789abcdef' "$t/secrets.log")" = 0
 kill "$pid"; wait "$pid" 2>/dev/null
+# ctx.log to a client that asked for log messages: notifications/message carries [secret]
+start secrets_session --config "$t/secrets.lua" || exit 1
+sid=$(rpc "http://127.0.0.1:$port/mcp" '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"sh","version":"1"}}}' -D - |
+    tr -d '\r' | sed -n 's/^[Mm]cp-[Ss]ession-[Ii]d: //p')
+srpc() { rpc "http://127.0.0.1:$port/mcp" "$1" -H "Mcp-Session-Id: $sid" -H 'MCP-Protocol-Version: 2025-11-25'; }
+srpc '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
+srpc '{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"debug"}}' >/dev/null
+body=$(srpc '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"leak","arguments":{"how":"log"}}}')
+check "ctx.log reaches the client as notifications/message" contains "$body" '"method":"notifications/message"'
+check "the notification carries [secret], not the value" contains "$body" 'again [secret]'
+check "no notification carries the value" test "${body/sk-live-0123456789abcdef/}" = "$body"
+kill "$pid"; wait "$pid" 2>/dev/null
 LUAMCP_SECRET_API_KEY=from-the-environment-1 start secrets_env --stateless || exit 1
 check "mcp.secret reads the environment" contains "$(leak length)" '"text":"22"'
 kill "$pid"; wait "$pid" 2>/dev/null

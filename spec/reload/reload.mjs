@@ -19,6 +19,7 @@
 
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -491,7 +492,8 @@ describe('e. SIGHUP, luamcp reload, luamcp status', () => {
     const health = await bundle(s);
     assert.equal(health.switched_off, undefined);
     assert.equal(health.tasks, undefined);
-    assert.deepEqual({ ...health, ok: true, switched_off: {}, tasks: st.tasks }, st);
+    assert.equal(health.warnings, undefined, 'the warnings name files: for operators only');
+    assert.deepEqual({ ...health, ok: true, switched_off: {}, tasks: st.tasks, warnings: st.warnings }, st);
 
     // SIGHUP
     fs.writeFileSync(path.join(home.scripts, 'ver.lua'), toolSource('ver', 'e-2')); // inotify too: wait for it
@@ -632,6 +634,40 @@ describe('g. memory across reloads (stateless)', () => {
 // -------------------------------------------------------------------------------------------
 // Reload bugs this suite found, each kept fixed by its reproducer.
 describe('reload edge cases', () => {
+  it('a FIFO, a symlink to /dev/zero or out of the tree, a directory named x.lua: skipped with a warning, nothing blocks', async () => {
+    const home = makeHome('tree', { scripts: { 'ver.lua': toolSource('ver', 't-0') }, policies: { 'all.lua': ALLOW_ALL } });
+    const s = await serve(home, { stateless: true });
+    try {
+      const outside = path.join(home.dir, 'outside.lua');
+      fs.writeFileSync(outside, toolSource('outside', 'read from outside the tree'));
+      spawnSync('mkfifo', [path.join(home.scripts, 'fifo.lua')]);
+      assert.ok(fs.statSync(path.join(home.scripts, 'fifo.lua')).isFIFO());
+      fs.symlinkSync('/dev/zero', path.join(home.scripts, 'zero.lua'));
+      fs.symlinkSync(outside, path.join(home.scripts, 'out.lua'));
+      fs.mkdirSync(path.join(home.scripts, 'dir.lua'));
+      fs.symlinkSync(outside, path.join(home.policies, 'out.lua'));
+      save(path.join(home.scripts, 'ver.lua'), toolSource('ver', 't-1'));
+      // the reload goes through (before the fix it hung on the FIFO: reload, the admin socket
+      // and SIGTERM with it)
+      await waitFor(async () => (await freshCall(s)).text, (t) => t === 't-1', 'the reload past the FIFO', 10000);
+      const st = await admin(home.admin, 'status');
+      assert.equal(st.ok, true);
+      assert.equal(st.last_error, null);
+      for (const f of ['scripts/fifo.lua: skipped: not a regular file', 'scripts/zero.lua: skipped: a symlink',
+        'scripts/out.lua: skipped: a symlink', 'scripts/dir.lua: skipped: a directory', 'policies/out.lua: skipped: a symlink']) {
+        assert.ok(st.warnings?.includes(f), `status warns "${f}": ${st.warnings}`);
+      }
+      assert.equal((await freshCall(s, 'outside')).doc?.error?.code !== undefined || (await freshCall(s, 'outside')).doc?.result?.isError, true,
+        'the tool outside the tree is not served');
+      const r = await run(['reload', '--config', home.conf], { cwd: home.dir });
+      assert.equal(r.code, 0, r.stderr);
+      const chk = await run(['check', '--config', home.conf], { cwd: home.dir });
+      assert.match(chk.stderr, /scripts\/fifo\.lua: skipped: not a regular file/);
+    } finally {
+      await s.stopClean();
+    }
+  });
+
   it('a save made just after a reload went live is seen', async () => {
     const home = makeHome('lost', { scripts: { 'ver.lua': toolSource('ver', 'l-0') }, policies: { 'all.lua': ALLOW_ALL } });
     const s = await serve(home, { stateless: true });

@@ -69,6 +69,7 @@ mcp.tool { name = "ask", description = "asks inside its task", task = "optional"
   end }
 mcp.tool { name = "says", description = "a long progress message", task = "optional",
   inputSchema = { type = "object", properties = { pad = { type = "integer" }, tail = { type = "string" } } },
+  secrets = { "TASK_TOKEN" },
   handler = function(a, ctx)
     ctx.task()
     ctx.progress(0, 1, ("a"):rep(a.pad) .. (a.tail or mcp.secret("TASK_TOKEN")))

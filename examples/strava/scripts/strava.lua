@@ -90,6 +90,7 @@ mcp.tool {
   }),
   annotations = ANNOTATIONS,
   egress = STRAVA,
+  secrets = { "STRAVA_API_BASE" }, -- read by strava_api.base() (the mock's URL in tests)
   credentials = { "strava_token" },
   handler = function(args)
     local a, err = api.get(args.strava_token, "/athlete", nil, "the athlete")
@@ -150,6 +151,7 @@ mcp.tool {
   }),
   annotations = ANNOTATIONS,
   egress = STRAVA,
+  secrets = { "STRAVA_API_BASE" }, -- read by strava_api.base() (the mock's URL in tests)
   credentials = { "strava_token" },
   handler = function(args)
     local athlete = math.tointeger(args.athlete_id)
@@ -204,6 +206,7 @@ mcp.tool {
   }),
   annotations = ANNOTATIONS,
   egress = STRAVA,
+  secrets = { "STRAVA_API_BASE" }, -- read by strava_api.base() (the mock's URL in tests)
   credentials = { "strava_token" },
   handler = function(args)
     if args.before and args.after and args.after >= args.before then
@@ -283,6 +286,7 @@ mcp.tool {
   outputSchema = { type = "object", required = { "id" }, properties = DETAIL },
   annotations = ANNOTATIONS,
   egress = STRAVA,
+  secrets = { "STRAVA_API_BASE" }, -- read by strava_api.base() (the mock's URL in tests)
   credentials = { "strava_token" },
   handler = function(args)
     local aid = math.tointeger(args.activity_id)
@@ -358,6 +362,7 @@ mcp.tool {
   }),
   annotations = ANNOTATIONS,
   egress = STRAVA,
+  secrets = { "STRAVA_API_BASE" }, -- read by strava_api.base() (the mock's URL in tests)
   credentials = { "strava_token" },
   handler = function(args)
     local aid = math.tointeger(args.activity_id)
@@ -419,6 +424,7 @@ mcp.tool {
   }),
   annotations = ANNOTATIONS,
   egress = STRAVA,
+  secrets = { "STRAVA_API_BASE" }, -- read by strava_api.base() (the mock's URL in tests)
   credentials = { "strava_token" },
   handler = function(args)
     local sid = math.tointeger(args.segment_id)

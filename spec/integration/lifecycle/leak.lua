@@ -4,6 +4,7 @@ mcp.tool {
   description = "Puts a secret into a log line, an error or an error result.",
   inputSchema = { type = "object", properties = { how = { enum = { "log", "error", "result", "length" } } },
                   required = { "how" } },
+  secrets = { "API_KEY" },
   handler = function(args, ctx)
     local key = assert(mcp.secret("API_KEY"))
     if args.how == "log" then
