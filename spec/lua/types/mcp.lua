@@ -151,6 +151,7 @@ function Ctx.can(capability) end
 ---@field icons? table[]
 ---@field _meta? table
 ---@field egress? string[] the hosts this tool may reach (within egress.allow)
+---@field secrets? string[] the secrets its handler may read with mcp.secret (none otherwise)
 ---@field credentials? string[] string arguments given to the handler as opaque credentials
 ---@field requires? ("sampling"|"elicitation")[] client capabilities the tool needs
 ---@field task? "optional"|"required" may run as a task (2026-07-28 tasks extension)
@@ -207,6 +208,7 @@ function Ctx.can(capability) end
 ---@field client_ids? string[]
 ---@field claims? table<string, any> the claim (or an element of it) equals the value or one of a list
 ---@field check? mcp.Check
+---@field secrets? string[] the secrets `check` may read with mcp.secret (none otherwise)
 ---@field log_args? string[] arguments safe to write to the audit log
 ---@field description? string
 
