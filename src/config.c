@@ -574,7 +574,7 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     if (strcmp(k, "auth") == 0) return each_field(r, "auth", c, auth_field);
     if (strcmp(k, "egress") == 0) return each_field(r, "egress", c, egress_field);
     if (strcmp(k, "tasks") == 0) return each_field(r, "tasks", c, tasks_field);
-    return fail(r, k, "unknown key (see README.md, Configuration)");
+    return fail(r, k, "unknown key (see docs/configuration.md)");
 }
 
 /* The file runs with no libraries at all and a small instruction budget: it can compute

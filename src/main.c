@@ -39,7 +39,7 @@ static const char usage[] =
     "       luamcp --help | --version\n"
     "\n"
     "options (each overrides the config file):\n"
-    "  --config FILE       configuration file (a Lua table; see README.md)\n"
+    "  --config FILE       configuration file (a Lua table; see docs/configuration.md)\n"
     "  --listen ADDR:PORT  address to bind (default 127.0.0.1:8080; [::1]:8080 for IPv6)\n"
     "  --scripts DIR       tool scripts (default scripts)\n"
     "  --policies DIR      access policies (default policies)\n"
