@@ -1613,7 +1613,6 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
                              const char *method, const char *http_version, const char *upload,
                              size_t *upload_size, void **req_cls)
 {
-    (void)http_version;
     worker_t *w = cls;
     req_t *r = *req_cls;
     bool mcp = strcmp(url, w->srv->cfg->endpoint) == 0;
@@ -1626,6 +1625,12 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         w->inflight++;
         *req_cls = r;
         read_headers(conn, &r->h);
+        const char *bad = strict_head(conn, conn_of(conn), method, http_version);
+        if (bad) {
+            log_info("http: refused a request head (%s)", bad);
+            r->refused = (refusal_t){MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, bad, NULL, NULL};
+            return refuse(r, conn); /* now, and the connection closes: nothing after it runs */
+        }
         if (mcp && origin_checks(r, conn, &r->refused) &&
             authenticate(r, conn, true, &r->refused) &&
             !method_checks(r, conn, method, &r->refused) &&

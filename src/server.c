@@ -191,6 +191,7 @@ static int start_daemon(server_t *srv, worker_t *w, char **err)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_MEMORY_PER_CONN,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, w,
         MHD_OPTION_NOTIFY_CONNECTION, http_connection, w,
+        MHD_OPTION_URI_LOG_CALLBACK, strict_target, w,
         MHD_OPTION_ARRAY, srv->tls_cert_pem ? tls : &tls[2],
         MHD_OPTION_END);
     if (!w->daemon) {

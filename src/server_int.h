@@ -82,6 +82,9 @@ typedef struct conn {
     long long since_ms;     /* when the current request's clock started */
     bool answering;         /* the request is complete (or parked by us): no deadline */
     auth_memo_t memo;       /* the last token verified on this connection */
+    const char *target;     /* the current request's target as received (strict_target) */
+    size_t target_len;
+    bool target_ok;         /* it is in canonical origin-form */
     struct conn *prev, *next;
 } conn_t;
 
@@ -141,6 +144,14 @@ struct server {
     bool loopback;          /* bound to a loopback address */
     char *tls_cert_pem, *tls_key_pem;
 };
+
+/* strict.c: the request head read one way only (RFC 9112) */
+/* Why the head of conn's request (c: its connection) is refused, a static string; NULL when
+ * fine. On the handler's first call, with its method and version. */
+const char *strict_head(struct MHD_Connection *conn, const conn_t *c, const char *method,
+                        const char *version);
+/* MHD_OPTION_URI_LOG_CALLBACK: records the target as received, before it is decoded. */
+void *strict_target(void *cls, const char *uri, struct MHD_Connection *conn);
 
 /* http.c */
 enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char *url,
