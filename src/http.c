@@ -1463,6 +1463,10 @@ void http_connection(void *cls, struct MHD_Connection *conn, void **socket_conte
         w->conns = c;
         *socket_context = c;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+        /* libmicrohttpd closes the socket right after this: drain it first if the client
+         * may still be sending (not while stopping: the daemon's stop frees the slots) */
+        if (!atomic_load(&w->srv->stopping) && linger_wanted(c->fd, c->linger))
+            linger_start(w, c->fd);
         if (c->prev)
             c->prev->next = c->next;
         else
@@ -1567,6 +1571,16 @@ static enum MHD_Result refuse(req_t *r, struct MHD_Connection *conn)
     return fail(r, conn, no->status, no->code, no->message, no->h1, no->v1);
 }
 
+/* Refused on the first call, before the body is read: libmicrohttpd then closes the
+ * connection, which lingers so the client can read the answer (linger.c). */
+static enum MHD_Result refuse_early(req_t *r, struct MHD_Connection *conn)
+{
+    conn_t *c = conn_of(conn);
+    if (c)
+        c->linger = true;
+    return refuse(r, conn);
+}
+
 static enum MHD_Result health(req_t *r, struct MHD_Connection *conn, const char *method)
 {
     r->answered = true;
@@ -1629,13 +1643,13 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         if (bad) {
             log_info("http: refused a request head (%s)", bad);
             r->refused = (refusal_t){MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, bad, NULL, NULL};
-            return refuse(r, conn); /* now, and the connection closes: nothing after it runs */
+            return refuse_early(r, conn); /* the connection closes: nothing after it runs */
         }
         if (mcp && origin_checks(r, conn, &r->refused) &&
             authenticate(r, conn, true, &r->refused) &&
             !method_checks(r, conn, method, &r->refused) &&
             r->refused.status == MHD_HTTP_CONTENT_TOO_LARGE)
-            return refuse(r, conn); /* now, before reading it (the connection then closes) */
+            return refuse_early(r, conn); /* now, before reading it */
         return MHD_YES;
     }
     if (r->auth_waiting) {

@@ -262,6 +262,8 @@ static void *worker_main(void *arg)
                 woken = read(w->wakefd, &v, sizeof v) > 0 || woken;
             } else if (tag == EV_FETCH) {
                 fetch_engine_socket(w->fetch, fd, evs[i].events); /* may finish tool calls */
+            } else if (tag == EV_LINGER) {
+                linger_event(w, (unsigned)fd);
             }
         }
         fetch_engine_timeout(w->fetch, now);
@@ -281,6 +283,7 @@ static void *worker_main(void *arg)
         MHD_run(w->daemon);
         if (now >= w->next_conn_check_ms) {
             http_close_slow(w, now);
+            linger_sweep(w, now, false);
             w->next_conn_check_ms = now + 250;
         }
         if (audit_due_in(w->audit, now) == 0)
@@ -398,6 +401,7 @@ void server_free(server_t *srv)
         worker_t *w = &srv->workers[i];
         if (w->daemon)
             MHD_stop_daemon(w->daemon); /* after http_abort_waiting: nothing is suspended */
+        linger_sweep(w, 0, true);       /* after the daemon: none is added now */
         fetch_engine_free(w->fetch);    /* after every call holding a transfer is gone */
         if (w->epfd >= 0)
             close(w->epfd);

@@ -85,6 +85,7 @@ typedef struct conn {
     const char *target;     /* the current request's target as received (strict_target) */
     size_t target_len;
     bool target_ok;         /* it is in canonical origin-form */
+    bool linger;            /* answered early (400, 413): drain before the socket is closed */
     struct conn *prev, *next;
 } conn_t;
 
@@ -117,6 +118,8 @@ struct worker {
     atomic_bool auth_kick;  /* a key refetch ended: resume auth_waiters */
     struct running *tasks;  /* task rounds it runs, detached from any request (http.c) */
     atomic_bool task_kick;  /* a task it runs was cancelled: drop its round */
+    struct lingering *lingering; /* LINGER_SLOTS sockets being drained before close (linger.c) */
+    unsigned n_lingering;
 };
 
 struct server {
@@ -153,6 +156,18 @@ const char *strict_head(struct MHD_Connection *conn, const conn_t *c, const char
 /* MHD_OPTION_URI_LOG_CALLBACK: records the target as received, before it is decoded. */
 void *strict_target(void *cls, const char *uri, struct MHD_Connection *conn);
 
+/* linger.c: lingering close (worker thread) */
+#define LINGER_SLOTS 1024
+/* Whether libmicrohttpd's socket fd, about to be closed, should be drained first: we answered
+ * its request early, or bytes it sent are still unread. */
+bool linger_wanted(int fd, bool refused_early);
+/* Takes a duplicate of fd, shuts it down for writing and drains it from the worker's loop. */
+void linger_start(worker_t *w, int fd);
+/* EV_LINGER for slot: reads what is there; closes at the end of stream or the byte bound. */
+void linger_event(worker_t *w, unsigned slot);
+/* Closes the sockets past their time (all of them with all, and frees the slots). */
+void linger_sweep(worker_t *w, long long now_ms, bool all);
+
 /* http.c */
 enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char *url,
                              const char *method, const char *version, const char *upload,
@@ -179,6 +194,7 @@ void http_broadcast(server_t *srv, const char *json);
 #define EV_MHD (1ULL << 32)
 #define EV_WAKE (2ULL << 32)
 #define EV_FETCH (3ULL << 32)
+#define EV_LINGER (4ULL << 32)
 
 /* sse.c */
 stream_t *sse_stream_new(worker_t *w, struct MHD_Connection *conn, const char *session);
