@@ -349,13 +349,14 @@ server_t *server_new(const config_t *cfg, char **err)
         !(srv->audit = audit_open(cfg->audit_file, err)))
         goto fail;
     auth_wait_ready(srv->auth, (int)cfg->auth.jwks_timeout_ms);
+    srv->peers = peers_new(cfg->max_connections_per_address, cfg->per_address_exempt_loopback);
     srv->sessions =
         session_store_new(cfg->max_sessions, cfg->max_sessions_per_caller, cfg->session_idle_s);
     srv->workers = calloc((size_t)srv->n_workers, sizeof *srv->workers);
     srv->tasks = task_table_new(&cfg->tasks, task_kick, srv);
     if (srv->tasks)
         task_table_on_change(srv->tasks, task_changed, srv, &srv->task_listeners);
-    if (!srv->sessions || !srv->workers || !srv->tasks) {
+    if (!srv->sessions || !srv->workers || !srv->tasks || !srv->peers) {
         *err = strdup("out of memory");
         goto fail;
     }
@@ -427,6 +428,7 @@ void server_free(server_t *srv)
     }
     pthread_mutex_destroy(&srv->asks_mu);
     session_store_free(srv->sessions, drop_stream);
+    peers_free(srv->peers); /* after the daemons: every connection gave its count back */
     task_table_free(srv->tasks);
     auth_free(srv->auth);
     audit_close(srv->audit);

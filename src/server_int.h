@@ -23,6 +23,9 @@ typedef struct stream stream_t;
 typedef struct req req_t;
 typedef struct chan chan_t;
 typedef struct worker worker_t;
+typedef struct peers peers_t;
+
+#define PEER_KEY_LEN 9 /* family, then the IPv4 address or the IPv6 /64 */
 
 /* One SSE response (sse.c): fed from any thread under mu, read by libmicrohttpd. */
 struct stream {
@@ -86,6 +89,9 @@ typedef struct conn {
     size_t target_len;
     bool target_ok;         /* it is in canonical origin-form */
     bool linger;            /* answered early (400, 413): drain before the socket is closed */
+    bool head_done;         /* the current request's head arrived (the handler ran) */
+    bool fresh;             /* no request answered on it yet (header_timeout_s applies) */
+    unsigned char peer[PEER_KEY_LEN]; /* its count in srv->peers (peer[0] 0: not counted) */
     struct conn *prev, *next;
 } conn_t;
 
@@ -146,6 +152,7 @@ struct server {
     struct sockaddr_storage addr;
     bool loopback;          /* bound to a loopback address */
     char *tls_cert_pem, *tls_key_pem;
+    peers_t *peers;         /* connections per client address (peers.c) */
 };
 
 /* strict.c: the request head read one way only (RFC 9112) */
@@ -155,6 +162,15 @@ const char *strict_head(struct MHD_Connection *conn, const conn_t *c, const char
                         const char *version);
 /* MHD_OPTION_URI_LOG_CALLBACK: records the target as received, before it is decoded. */
 void *strict_target(void *cls, const char *uri, struct MHD_Connection *conn);
+
+/* peers.c: connections per client address, any thread */
+peers_t *peers_new(unsigned max, bool exempt_loopback);
+void peers_free(peers_t *p);
+/* Counts a new connection from addr in key (PEER_KEY_LEN bytes); false when addr holds its
+ * max already (then nothing is counted). */
+bool peers_enter(peers_t *p, const struct sockaddr *addr, unsigned char *key);
+/* Gives back what peers_enter counted in key. */
+void peers_leave(peers_t *p, const unsigned char *key);
 
 /* linger.c: lingering close (worker thread) */
 #define LINGER_SLOTS 1024
