@@ -95,6 +95,7 @@ before(async () => {
   server = await startLuamcp(BIN, TMP, 'listen', {
     scripts: path.join(dir, 'scripts'),
     policies: path.join(dir, 'policies'),
+    max_connections_per_address: 0, // 500 listeners at once, all from 127.0.0.1
     auth: { resource: RESOURCE, leeway_s: 1, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
   }, { args: ['--admin-socket', path.join(TMP, 'admin.sock')] });
 });
