@@ -96,11 +96,14 @@ static const char *line_end(const conn_t *c, const char *method, const char *ver
 const char *strict_head(struct MHD_Connection *conn, const conn_t *c, const char *method,
                         const char *version)
 {
-    if (!c || !c->target)
+    if (!c)
+        return "Bad Request: the request could not be checked"; /* untracked: no memory */
+    if (!c->target)
         return "Bad Request: missing request target";
     if (!c->target_ok)
         return "Bad Request: the request target is not in canonical form";
-    bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+    /* HTTP/1.0 is the only older one libmicrohttpd takes; anything newer follows 1.1's rules */
+    bool http11 = strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
     scan_t s = {0};
 #if MHD_VERSION == 0x00097500
     /* the layout checks rely on how this version parses (see above); another version gets

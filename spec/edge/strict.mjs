@@ -84,7 +84,9 @@ describe('strict request heads', () => {
     assert.ok(await good(server));
     for (const request of [
       withBody(['Host: 127.0.0.1'], { target: '/mcp?x=%41' }), // a query may carry escapes
-      withBody(['Host: 127.0.0.1', 'X-Empty:', 'X-Tab:\tv\t']),
+      withBody(['Host: 127.0.0.1', 'X-Empty:', 'X-Blank:   ', 'X-Tab:\tv\t', 'X-Tight:v', 'X-Obs: caf\xe9']),
+      withBody(['Host: 127.0.0.1', 'Cookie: a=1; b="2"', 'Authorization: Basic eDp5']),
+      withBody(['Host: 127.0.0.1', `X-Big: ${'a'.repeat(6000)}`, `X-Big2: ${'b'.repeat(3000)}`]), // the read buffer grows
       `POST /mcp HTTP/1.0\r\n${common}Content-Length: ${LEN}\r\n\r\n${body}`, // HTTP/1.0: no Host
       `${head(['Host: 127.0.0.1', 'Transfer-Encoding: Chunked'])}\r\n${LEN.toString(16)}\r\n${body}\r\n0\r\n\r\n`,
     ]) {
