@@ -82,6 +82,7 @@ static bool all_digits(const char *v, size_t n)
     return true;
 }
 
+#if MHD_VERSION == 0x00097500
 /* The request line as libmicrohttpd left it: method NUL target NUL version NUL NUL, with the
  * target (as received, recorded by strict_target) one run of bytes without a NUL. Returns
  * where the first field name must start, or NULL. */
@@ -92,6 +93,7 @@ static const char *line_end(const conn_t *c, const char *method, const char *ver
         return NULL;
     return version + strlen(version) + 2;
 }
+#endif
 
 const char *strict_head(struct MHD_Connection *conn, const conn_t *c, const char *method,
                         const char *version)
