@@ -151,6 +151,7 @@ mcp.tool {
   writeFileSync(path.join(tmp, 'policies', 'open.lua'), 'mcp.policy { tool = "*", description = "bench" }\n');
   writeFileSync(path.join(tmp, 'conf.lua'), `return {
   auth = { enabled = false }, stateless = true, log_level = "warning", max_connections = ${4 * N + 64},
+  max_connections_per_address = 0, -- N calls at once, all from 127.0.0.1
   scripts = "${tmp}/scripts", policies = "${tmp}/policies", audit_file = "${tmp}/audit.jsonl",
   egress = { allow = { "127.0.0.1" }, allow_http = true, allow_private = { "127.0.0.1/32" } },
 }

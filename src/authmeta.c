@@ -295,3 +295,9 @@ bool auth_route(auth_t *a, const char *url, const char *method, const char *form
     return a->dev && dev_issuer_route(a->dev, a, url, method, form_body, form_len, basic_auth,
                                       status, body);
 }
+
+bool auth_route_takes_body(const auth_t *a, const char *url, const char *method)
+{
+    return a && a->enabled && a->dev && strcmp(method, "POST") == 0 &&
+           strcmp(url, "/dev/token") == 0;
+}

@@ -32,6 +32,8 @@ void config_defaults(config_t *c)
     c->page_size = 100;
     c->max_connections = 1024;
     c->idle_timeout_s = 30;
+    c->header_timeout_s = 10;
+    c->max_connections_per_address = 64;
     c->session_idle_s = 1800;
     c->max_sessions = 10000;
     c->max_sessions_per_caller = 1000;
@@ -547,6 +549,8 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     INT_KEY("page_size", 1, 10000, page_size)
     INT_KEY("max_connections", 1, 1000000, max_connections)
     INT_KEY("idle_timeout_s", 1, 86400, idle_timeout_s)
+    INT_KEY("header_timeout_s", 1, 86400, header_timeout_s)
+    INT_KEY("max_connections_per_address", 0, 1000000, max_connections_per_address)
     INT_KEY("session_idle_s", 1, 7 * 86400, session_idle_s)
     INT_KEY("max_sessions", 1, 10000000, max_sessions)
     INT_KEY("max_sessions_per_caller", 0, 10000000, max_sessions_per_caller)
@@ -565,6 +569,8 @@ static int read_key(reader_t *r, config_t *c, const char *k)
     if (strcmp(k, "log_level") == 0) return get_string(r, k, &c->log_level, 0);
     if (strcmp(k, "stateless") == 0) return get_bool(r, k, &c->stateless);
     if (strcmp(k, "dev") == 0) return get_bool(r, k, &c->dev);
+    if (strcmp(k, "per_address_exempt_loopback") == 0)
+        return get_bool(r, k, &c->per_address_exempt_loopback);
     if (strcmp(k, "allowed_origins") == 0)
         return get_list(r, k, &c->allowed_origins, &c->n_allowed_origins);
     if (strcmp(k, "allowed_hosts") == 0)

@@ -109,3 +109,76 @@ bool hdr_is_json(const char *ct)
     return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
 }
 
+
+/* tchar (RFC 9110 section 5.6.2) */
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+bool hdr_is_token(const char *s, size_t n)
+{
+    if (!s || !n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+bool hdr_value_clean(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* pchar without pct-encoded: unreserved, sub-delims, ':' and '@' (RFC 3986 section 3.3) */
+static bool is_path_char(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("-._~!$&'()*+,;=:@", ch));
+}
+
+bool hdr_target_canonical(const char *t)
+{
+    if (!t || t[0] != '/')
+        return false; /* origin-form only: no "*", no absolute-form */
+    const char *p = t;
+    while (*p && *p != '?') {
+        /* at a '/': the segment after it */
+        const char *seg = ++p;
+        while (*p && *p != '/' && *p != '?') {
+            if (!is_path_char((unsigned char)*p))
+                return false;
+            p++;
+        }
+        size_t len = (size_t)(p - seg);
+        bool last = *p != '/';
+        if ((len == 0 && !last) || (len == 1 && seg[0] == '.') ||
+            (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return false;
+    }
+    if (*p == '?')
+        for (p++; *p; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (ch <= 0x20 || ch >= 0x7f || ch == '#')
+                return false;
+        }
+    return true;
+}
+
+bool hdr_authority_ok(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        bool ok = (is_path_char(ch) && ch != '@') || ch == '[' || ch == ']' || ch == '%';
+        if (!ok)
+            return false;
+    }
+    return true;
+}

@@ -1485,18 +1485,35 @@ void http_connection(void *cls, struct MHD_Connection *conn, void **socket_conte
             return; /* untracked: only libmicrohttpd's own timeout applies */
         c->fd = ci->connect_fd;
         c->since_ms = now_ms();
+        c->fresh = true;
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!peers_enter(w->srv->peers, ai ? ai->client_addr : NULL, c->peer)) {
+            static _Atomic unsigned refused;
+            if (atomic_fetch_add(&refused, 1) % 1000 == 0)
+                log_warn("http: a client address holds max_connections_per_address (%u) "
+                         "connections: its next ones are closed at once",
+                         w->srv->cfg->max_connections_per_address);
+            shutdown(c->fd, SHUT_RDWR); /* libmicrohttpd sees the end and closes it */
+            c->fd = -1;
+        }
         c->next = w->conns;
         if (w->conns)
             w->conns->prev = c;
         w->conns = c;
         *socket_context = c;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+        /* libmicrohttpd closes the socket right after this: drain it first if the client
+         * may still be sending (not while stopping: the daemon's stop frees the slots) */
+        if (!atomic_load(&w->srv->stopping) && linger_wanted(c->fd, c->linger))
+            linger_start(w, c->fd);
         if (c->prev)
             c->prev->next = c->next;
         else
             w->conns = c->next;
         if (c->next)
             c->next->prev = c->prev;
+        peers_leave(w->srv->peers, c->peer);
         auth_memo_clear(&c->memo);
         free(c);
         *socket_context = NULL;
@@ -1512,15 +1529,28 @@ static conn_t *conn_of(struct MHD_Connection *conn)
 
 void http_close_slow(worker_t *w, long long now)
 {
-    long long limit = (long long)w->srv->cfg->idle_timeout_s * 1000;
-    for (conn_t *c = w->conns; c; c = c->next)
-        if (!c->answering && now - c->since_ms > limit && c->fd >= 0) {
-            /* libmicrohttpd notices the end of the stream and closes it as usual */
-            shutdown(c->fd, SHUT_RDWR);
-            c->fd = -1;
+    const config_t *cfg = w->srv->cfg;
+    long long idle = (long long)cfg->idle_timeout_s * 1000;
+    long long head = (long long)cfg->header_timeout_s * 1000;
+    if (head > idle)
+        head = idle;
+    for (conn_t *c = w->conns; c; c = c->next) {
+        if (c->answering || c->fd < 0)
+            continue;
+        /* a new connection must send its first head soon; later ones (keep-alive) may idle */
+        bool first_head = c->fresh && !c->head_done;
+        if (now - c->since_ms <= (first_head ? head : idle))
+            continue;
+        /* libmicrohttpd notices the end of the stream and closes it as usual */
+        shutdown(c->fd, SHUT_RDWR);
+        c->fd = -1;
+        if (first_head)
+            log_info("http: closed a new connection whose request head was not whole after "
+                     "header_timeout_s (%us)", cfg->header_timeout_s);
+        else
             log_info("http: closed a connection whose request was not whole after "
-                     "idle_timeout_s (%us)", w->srv->cfg->idle_timeout_s);
-        }
+                     "idle_timeout_s (%us)", cfg->idle_timeout_s);
+    }
 }
 
 /* The bearer token, before anything else is looked at. False when refused (*no) or parked
@@ -1595,6 +1625,16 @@ static enum MHD_Result refuse(req_t *r, struct MHD_Connection *conn)
     return fail(r, conn, no->status, no->code, no->message, no->h1, no->v1);
 }
 
+/* Refused on the first call, before the body is read: libmicrohttpd then closes the
+ * connection, which lingers so the client can read the answer (linger.c). */
+static enum MHD_Result refuse_early(req_t *r, struct MHD_Connection *conn)
+{
+    conn_t *c = conn_of(conn);
+    if (c)
+        c->linger = true;
+    return refuse(r, conn);
+}
+
 static enum MHD_Result health(req_t *r, struct MHD_Connection *conn, const char *method)
 {
     r->answered = true;
@@ -1612,6 +1652,14 @@ static enum MHD_Result health(req_t *r, struct MHD_Connection *conn, const char 
     json_t *doc = json_pack("{s:s, s:s, s:I, s:o}", "status", "ok", "version", LUAMCP_VERSION,
                             "tools", (json_int_t)r->w->bundle->n_tools, "bundle", bundle);
     return queue_json(conn, MHD_HTTP_OK, doc, NULL, NULL);
+}
+
+/* Only POSTs to the endpoint and to the issuer's token route carry a body worth keeping. */
+static bool takes_body(worker_t *w, const char *url, const char *method, bool mcp)
+{
+    if (strcmp(method, "POST") != 0)
+        return false;
+    return mcp || auth_route_takes_body(w->srv->auth, url, method);
 }
 
 static bool append_body(req_t *r, const char *data, size_t n, size_t max)
@@ -1641,7 +1689,6 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
                              const char *method, const char *http_version, const char *upload,
                              size_t *upload_size, void **req_cls)
 {
-    (void)http_version;
     worker_t *w = cls;
     req_t *r = *req_cls;
     bool mcp = strcmp(url, w->srv->cfg->endpoint) == 0;
@@ -1654,11 +1701,20 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
         w->inflight++;
         *req_cls = r;
         read_headers(conn, &r->h);
+        conn_t *c = conn_of(conn);
+        if (c)
+            c->head_done = true;
+        const char *bad = strict_head(conn, c, method, http_version);
+        if (bad) {
+            log_info("http: refused a request head (%s)", bad);
+            r->refused = (refusal_t){MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST, bad, NULL, NULL};
+            return refuse_early(r, conn); /* the connection closes: nothing after it runs */
+        }
         if (mcp && origin_checks(r, conn, &r->refused) &&
             authenticate(r, conn, true, &r->refused) &&
             !method_checks(r, conn, method, &r->refused) &&
             r->refused.status == MHD_HTTP_CONTENT_TOO_LARGE)
-            return refuse(r, conn); /* now, before reading it (the connection then closes) */
+            return refuse_early(r, conn); /* now, before reading it */
         return MHD_YES;
     }
     if (r->auth_waiting) {
@@ -1695,6 +1751,11 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
             /* drain a refused request's body to answer it on this connection, within reason */
             r->discarded += n;
             return r->discarded > 16 * w->srv->cfg->max_body_bytes ? MHD_NO : MHD_YES;
+        }
+        if (!takes_body(w, url, method, mcp)) {
+            /* read and dropped, never held: a body where none is expected */
+            r->discarded += n;
+            return r->discarded > w->srv->cfg->max_body_bytes ? MHD_NO : MHD_YES;
         }
         if (!append_body(r, upload, n, w->srv->cfg->max_body_bytes)) {
             r->refused = (refusal_t){MHD_HTTP_CONTENT_TOO_LARGE, RPC_INVALID_REQUEST,
@@ -1738,6 +1799,8 @@ void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     conn_t *c = conn_of(conn);
     if (c) { /* keep-alive: the next request's clock starts now */
         c->answering = false;
+        c->head_done = false;
+        c->fresh = false;
         c->since_ms = now_ms();
     }
     if (!r)

@@ -191,6 +191,7 @@ static int start_daemon(server_t *srv, worker_t *w, char **err)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_MEMORY_PER_CONN,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, w,
         MHD_OPTION_NOTIFY_CONNECTION, http_connection, w,
+        MHD_OPTION_URI_LOG_CALLBACK, strict_target, w,
         MHD_OPTION_ARRAY, srv->tls_cert_pem ? tls : &tls[2],
         MHD_OPTION_END);
     if (!w->daemon) {
@@ -261,6 +262,8 @@ static void *worker_main(void *arg)
                 woken = read(w->wakefd, &v, sizeof v) > 0 || woken;
             } else if (tag == EV_FETCH) {
                 fetch_engine_socket(w->fetch, fd, evs[i].events); /* may finish tool calls */
+            } else if (tag == EV_LINGER) {
+                linger_event(w, (unsigned)fd);
             }
         }
         fetch_engine_timeout(w->fetch, now);
@@ -280,6 +283,7 @@ static void *worker_main(void *arg)
         MHD_run(w->daemon);
         if (now >= w->next_conn_check_ms) {
             http_close_slow(w, now);
+            linger_sweep(w, now, false);
             w->next_conn_check_ms = now + 250;
         }
         if (audit_due_in(w->audit, now) == 0)
@@ -345,13 +349,14 @@ server_t *server_new(const config_t *cfg, char **err)
         !(srv->audit = audit_open(cfg->audit_file, err)))
         goto fail;
     auth_wait_ready(srv->auth, (int)cfg->auth.jwks_timeout_ms);
+    srv->peers = peers_new(cfg->max_connections_per_address, cfg->per_address_exempt_loopback);
     srv->sessions =
         session_store_new(cfg->max_sessions, cfg->max_sessions_per_caller, cfg->session_idle_s);
     srv->workers = calloc((size_t)srv->n_workers, sizeof *srv->workers);
     srv->tasks = task_table_new(&cfg->tasks, task_kick, srv);
     if (srv->tasks)
         task_table_on_change(srv->tasks, task_changed, srv, &srv->task_listeners);
-    if (!srv->sessions || !srv->workers || !srv->tasks) {
+    if (!srv->sessions || !srv->workers || !srv->tasks || !srv->peers) {
         *err = strdup("out of memory");
         goto fail;
     }
@@ -397,6 +402,7 @@ void server_free(server_t *srv)
         worker_t *w = &srv->workers[i];
         if (w->daemon)
             MHD_stop_daemon(w->daemon); /* after http_abort_waiting: nothing is suspended */
+        linger_sweep(w, 0, true);       /* after the daemon: none is added now */
         fetch_engine_free(w->fetch);    /* after every call holding a transfer is gone */
         if (w->epfd >= 0)
             close(w->epfd);
@@ -422,6 +428,7 @@ void server_free(server_t *srv)
     }
     pthread_mutex_destroy(&srv->asks_mu);
     session_store_free(srv->sessions, drop_stream);
+    peers_free(srv->peers); /* after the daemons: every connection gave its count back */
     task_table_free(srv->tasks);
     auth_free(srv->auth);
     audit_close(srv->audit);

@@ -23,6 +23,9 @@ typedef struct stream stream_t;
 typedef struct req req_t;
 typedef struct chan chan_t;
 typedef struct worker worker_t;
+typedef struct peers peers_t;
+
+#define PEER_KEY_LEN 9 /* family, then the IPv4 address or the IPv6 /64 */
 
 /* One SSE response (sse.c): fed from any thread under mu, read by libmicrohttpd. */
 struct stream {
@@ -87,6 +90,13 @@ typedef struct conn {
     long long since_ms;     /* when the current request's clock started */
     bool answering;         /* the request is complete (or parked by us): no deadline */
     auth_memo_t memo;       /* the last token verified on this connection */
+    const char *target;     /* the current request's target as received (strict_target) */
+    size_t target_len;
+    bool target_ok;         /* it is in canonical origin-form */
+    bool linger;            /* answered early (400, 413): drain before the socket is closed */
+    bool head_done;         /* the current request's head arrived (the handler ran) */
+    bool fresh;             /* no request answered on it yet (header_timeout_s applies) */
+    unsigned char peer[PEER_KEY_LEN]; /* its count in srv->peers (peer[0] 0: not counted) */
     struct conn *prev, *next;
 } conn_t;
 
@@ -118,6 +128,8 @@ struct worker {
     atomic_bool auth_kick;  /* a key refetch ended: resume auth_waiters */
     struct running *tasks;  /* task rounds it runs, detached from any request (http.c) */
     atomic_bool task_kick;  /* a task it runs was cancelled: drop its round */
+    struct lingering *lingering; /* LINGER_SLOTS sockets being drained before close (linger.c) */
+    unsigned n_lingering;
 };
 
 struct server {
@@ -145,7 +157,37 @@ struct server {
     struct sockaddr_storage addr;
     bool loopback;          /* bound to a loopback address */
     char *tls_cert_pem, *tls_key_pem;
+    peers_t *peers;         /* connections per client address (peers.c) */
 };
+
+/* strict.c: the request head read one way only (RFC 9112) */
+/* Why the head of conn's request (c: its connection) is refused, a static string; NULL when
+ * fine. On the handler's first call, with its method and version. */
+const char *strict_head(struct MHD_Connection *conn, const conn_t *c, const char *method,
+                        const char *version);
+/* MHD_OPTION_URI_LOG_CALLBACK: records the target as received, before it is decoded. */
+void *strict_target(void *cls, const char *uri, struct MHD_Connection *conn);
+
+/* peers.c: connections per client address, any thread */
+peers_t *peers_new(unsigned max, bool exempt_loopback);
+void peers_free(peers_t *p);
+/* Counts a new connection from addr in key (PEER_KEY_LEN bytes); false when addr holds its
+ * max already (then nothing is counted). */
+bool peers_enter(peers_t *p, const struct sockaddr *addr, unsigned char *key);
+/* Gives back what peers_enter counted in key. */
+void peers_leave(peers_t *p, const unsigned char *key);
+
+/* linger.c: lingering close (worker thread) */
+#define LINGER_SLOTS 1024
+/* Whether libmicrohttpd's socket fd, about to be closed, should be drained first: we answered
+ * its request early, or bytes it sent are still unread. */
+bool linger_wanted(int fd, bool refused_early);
+/* Takes a duplicate of fd, shuts it down for writing and drains it from the worker's loop. */
+void linger_start(worker_t *w, int fd);
+/* EV_LINGER for slot: reads what is there; closes at the end of stream or the byte bound. */
+void linger_event(worker_t *w, unsigned slot);
+/* Closes the sockets past their time (all of them with all, and frees the slots). */
+void linger_sweep(worker_t *w, long long now_ms, bool all);
 
 /* http.c */
 enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char *url,
@@ -173,6 +215,7 @@ void http_broadcast(server_t *srv, const char *json);
 #define EV_MHD (1ULL << 32)
 #define EV_WAKE (2ULL << 32)
 #define EV_FETCH (3ULL << 32)
+#define EV_LINGER (4ULL << 32)
 
 /* sse.c */
 stream_t *sse_stream_new(worker_t *w, struct MHD_Connection *conn, const char *session);

@@ -111,6 +111,8 @@ void auth_set_policy_scopes(auth_t *a, json_t *scopes);
  * reference) when url is one of them. */
 bool auth_route(auth_t *a, const char *url, const char *method, const char *form_body,
                 size_t form_len, const char *basic_auth, int *status, json_t **body);
+/* Whether one of those routes reads a request body (the dev issuer's token endpoint). */
+bool auth_route_takes_body(const auth_t *a, const char *url, const char *method);
 
 /* The resource URL (our audience), for banners. */
 const char *auth_resource(const auth_t *a);

@@ -89,6 +89,9 @@ typedef struct config {
     char **allowed_hosts;   size_t n_allowed_hosts;
     unsigned max_connections;
     unsigned idle_timeout_s;    /* keep-alive / header / body idle timeout */
+    unsigned header_timeout_s;  /* a new connection's first request head must be whole by then */
+    unsigned max_connections_per_address; /* 0: no bound but max_connections */
+    bool per_address_exempt_loopback;     /* loopback peers are not counted */
     unsigned session_idle_s;
     unsigned max_sessions;
     unsigned max_sessions_per_caller; /* 0: no bound but max_sessions */

@@ -25,4 +25,19 @@ bool hdr_host_allowed(const char *host, bool loopback_server, char *const *list,
  * loopback servers accept http(s) origins on loopback names; everything else is refused. */
 bool hdr_origin_allowed(const char *origin, bool loopback_server, char *const *list, size_t n);
 
+/* A field name: one or more tchar (RFC 9110 section 5.6.2). */
+bool hdr_is_token(const char *s, size_t n);
+
+/* A field value of n bytes without control characters other than HTAB: no NUL, CR or LF. */
+bool hdr_value_clean(const char *v, size_t n);
+
+/* A raw request-target in canonical origin-form: starts with '/', path characters only (no
+ * percent-encoding: none of our routes needs one, and a decoded "/%6dcp" would be "/mcp" for
+ * us and another path for a proxy), no empty, "." or ".." segment (a trailing '/' is allowed);
+ * a query of visible ASCII without '#'. */
+bool hdr_target_canonical(const char *target);
+
+/* A Host value of n bytes made of authority characters only (reg-name, IP literal, port). */
+bool hdr_authority_ok(const char *v, size_t n);
+
 #endif

@@ -393,6 +393,7 @@ before(async () => {
   PC = await closedPort();
 
   main = await startLuamcp('main', {
+    max_connections_per_address: 0, // 200 calls at once, all from 127.0.0.1
     limits: { timeout_ms: 20000, cpu_ms: 250 },
     egress: {
       allow: ['a.test', 'b.test', 'c.test', 'wrong.test', 'meta.test', 'rogue.test', 'plain.test', 'closed.test',

@@ -61,7 +61,7 @@ const destroyAll = (socks) => socks.forEach((s) => { if (s.closedAt === null) { 
 
 describe('slowloris', () => {
   it('200 connections trickling headers: normal requests are served meanwhile; the server closes them within a few seconds', async (t) => {
-    const server = await start('slowloris', { idle_timeout_s: 2 });
+    const server = await start('slowloris', { idle_timeout_s: 2, max_connections_per_address: 0 });
     const before = await good(server);
     assert.ok(before);
     // a request head that never ends: one byte every 500 ms
@@ -111,7 +111,11 @@ describe('5,000 idle connections', () => {
   it('with max_connections = 6000: a normal client is answered while they are open; then the server closes them all', async (t) => {
     const limit = Number(readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+(\d+)/)[1]);
     assert.ok(limit >= 12000, `the descriptor limit is ${limit}: run this test through run.sh (ulimit -n 20000)`);
-    const server = await start('idle', { max_connections: 6000, idle_timeout_s: 12 });
+    // (all from 127.0.0.1: no per-address cap; header_timeout_s as long, so idle_timeout_s
+    // is what closes them)
+    const server = await start('idle', {
+      max_connections: 6000, idle_timeout_s: 12, header_timeout_s: 12, max_connections_per_address: 0,
+    });
     await good(server);
     // the sockets luamcp holds at rest (the call's connection closed: the count is steady)
     let base = -1;

@@ -22,6 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  "*"};
     (void)hdr_accept(s);
     (void)hdr_is_json(s);
+    /* the strict-reading checks take (pointer, length) with NULs inside, or a string */
+    (void)hdr_is_token(s, size);
+    (void)hdr_value_clean(s, size);
+    (void)hdr_authority_ok(s, size);
+    (void)hdr_target_canonical(s);
     for (int loop = 0; loop < 2; loop++) {
         /* no list, a list without "*", and one with it */
         (void)hdr_host_allowed(s, loop, NULL, 0);

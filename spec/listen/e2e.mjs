@@ -95,6 +95,7 @@ before(async () => {
   server = await startLuamcp(BIN, TMP, 'listen', {
     scripts: path.join(dir, 'scripts'),
     policies: path.join(dir, 'policies'),
+    max_connections_per_address: 0, // 500 listeners at once, all from 127.0.0.1
     auth: { resource: RESOURCE, leeway_s: 1, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
   }, { args: ['--admin-socket', path.join(TMP, 'admin.sock')] });
 });
@@ -368,7 +369,8 @@ describe('Mcp-Param headers', () => {
 
   it('sent twice, a header is refused (a proxy may have read the other one)', async () => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { _meta: meta(), name: 'regional', arguments: { region: 'eu-1' } } });
-    const raw = ['content-type', 'application/json', 'accept', 'application/json', 'mcp-protocol-version', MODERN,
+    // (a raw header list: node adds no Host, which an HTTP/1.1 request must have)
+    const raw = ['host', `127.0.0.1:${server.port}`, 'content-type', 'application/json', 'accept', 'application/json', 'mcp-protocol-version', MODERN,
       'mcp-method', 'tools/call', 'mcp-name', 'regional', 'authorization', `Bearer ${token}`,
       'mcp-param-region', 'eu-1', 'Mcp-Param-Region', 'us-1', 'content-length', String(Buffer.byteLength(body))];
     const res = await new Promise((resolve, reject) => {

@@ -70,11 +70,59 @@ static void test_origin(void)
     CHECK(hdr_origin_allowed("https://whatever", false, any, 1));
 }
 
+static void test_strict(void)
+{
+    CHECK(hdr_is_token("Content-Length", 14));
+    CHECK(hdr_is_token("X-A!#$%&'*+.^_`|~", 17));
+    CHECK(!hdr_is_token("Content-Length ", 15));
+    CHECK(!hdr_is_token("X A", 3));
+    CHECK(!hdr_is_token("X:A", 3));
+    CHECK(!hdr_is_token("", 0));
+    CHECK(!hdr_is_token("X\0A", 3));
+    CHECK(hdr_value_clean("echo", 4));
+    CHECK(hdr_value_clean("a\tb \x80", 5));
+    CHECK(!hdr_value_clean("echo\0.admin", 11));
+    CHECK(!hdr_value_clean("echo\r.admin", 11));
+    CHECK(!hdr_value_clean("echo\n", 5));
+    CHECK(!hdr_value_clean("\x7f", 1));
+    CHECK(hdr_target_canonical("/"));
+    CHECK(hdr_target_canonical("/mcp"));
+    CHECK(hdr_target_canonical("/mcp/"));
+    CHECK(hdr_target_canonical("/.well-known/oauth-protected-resource/mcp"));
+    CHECK(hdr_target_canonical("/authorize?redirect_uri=http%3A%2F%2Fx&state=a/b"));
+    CHECK(hdr_target_canonical("/mcp?"));
+    CHECK(!hdr_target_canonical(NULL));
+    CHECK(!hdr_target_canonical(""));
+    CHECK(!hdr_target_canonical("*"));
+    CHECK(!hdr_target_canonical("mcp"));
+    CHECK(!hdr_target_canonical("http://host/mcp"));
+    CHECK(!hdr_target_canonical("/%6dcp"));
+    CHECK(!hdr_target_canonical("/mcp%00"));
+    CHECK(!hdr_target_canonical("//mcp"));
+    CHECK(!hdr_target_canonical("/a//mcp"));
+    CHECK(!hdr_target_canonical("/./mcp"));
+    CHECK(!hdr_target_canonical("/x/../mcp"));
+    CHECK(!hdr_target_canonical("/mcp/.."));
+    CHECK(!hdr_target_canonical("/mcp/."));
+    CHECK(!hdr_target_canonical("/mcp "));
+    CHECK(!hdr_target_canonical("/mcp\\x"));
+    CHECK(!hdr_target_canonical("/mcp#frag"));
+    CHECK(!hdr_target_canonical("/mcp?a#b"));
+    CHECK(!hdr_target_canonical("/mcp?a b"));
+    CHECK(hdr_authority_ok("127.0.0.1:8080", 14));
+    CHECK(hdr_authority_ok("[::1]:8080", 10));
+    CHECK(hdr_authority_ok("mcp.example.com", 15));
+    CHECK(!hdr_authority_ok("a b", 3));
+    CHECK(!hdr_authority_ok("user@host", 9));
+    CHECK(!hdr_authority_ok("host/path", 9));
+}
+
 int main(void)
 {
     test_accept();
     test_content_type();
     test_host();
     test_origin();
+    test_strict();
     return check_report();
 }
