@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 ARGS ?=
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test bench bench-hardening clean
 
 all: build
 
@@ -35,6 +35,12 @@ bench: configure
 		[ package-lock.json -nt node_modules/.package-lock.json ]; then \
 		npm ci --no-audit --no-fund --loglevel=error; fi
 	./bench/run.sh ./$(BUILD)/luamcp
+
+# Echo before (d9da975) and after the sandbox and edge hardening, same run; draws bench/hardening.svg.
+bench-hardening: configure
+	@./.ci/install-deps wrk gnuplot-nox
+	@cmake --build $(BUILD) -j$(JOBS) --target luamcp -- --no-print-directory
+	./bench/hardening.sh ./$(BUILD)/luamcp $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
