@@ -1,0 +1,110 @@
+// Budgets no script can escape, end to end (issue 15): each attack runs as a tool call against
+// a real server with one worker, so the request after it is served by the same worker. Each
+// call must end within its budget plus slack with a clear error, the next call must be served
+// normally, /healthz must answer, and SIGTERM must end the server cleanly. The loader too: a
+// tool file whose top level never ends fails its reload in time, while `luamcp status`, later
+// reloads and shutdown keep working.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { admin, health, makeHome, run, startServer } from '../reload/lib.mjs';
+
+const CPU_MS = 300;
+const SLACK_MS = 4000; // ASan on a shared 2-core machine
+const ALLOW_ALL = 'mcp.policy { tool = "*", description = "every tool, to anyone (auth is off)" }\n';
+
+const tool = (name, body, schema = '{ type = "object" }') =>
+  `mcp.tool { name = ${JSON.stringify(name)}, description = "attack", inputSchema = ${schema}, ` +
+  `handler = function(args, ctx) ${body} end }\n`;
+
+// name -> [handler body, arguments]
+const ATTACKS = {
+  xpcall_handler: ['return tostring(xpcall(error, function() while true do end end))', {}],
+  xpcall_retry: ['local function h() while true do pcall(function() while true do end end) end end ' +
+    'while true do xpcall(function() while true do end end, h) end', {}],
+  coroutine_wrap: ['local function deep(n) if n == 0 then while true do end end ' +
+    'return coroutine.wrap(function() while true do pcall(deep, n - 1) end end)() end deep(3)', {}],
+  rep_nothing: ['local s = string.rep("", math.maxinteger) while true do s = s .. "" end', {}],
+  move_huge: ['table.move({}, 1, 1 << 50, 2) return "moved"', {}],
+  // any caller: a tool that searches with the caller's pattern
+  find_caller_pattern: ['return tostring(args.s:find(args.q))',
+    { s: 'a'.repeat(30), q: 'a*'.repeat(30) + 'b' }],
+};
+
+function home() {
+  const scripts = { 'echo.lua': tool('echo', 'return "ok"') };
+  for (const [name, [body]] of Object.entries(ATTACKS)) scripts[`${name}.lua`] = tool(name, body);
+  const h = makeHome('budgets', { scripts, policies: { 'all.lua': ALLOW_ALL }, conf: { workers: 1 } });
+  const text = h.confText.replace('workers = 1,', `workers = 1,\n  limits = { cpu_ms = ${CPU_MS} },`);
+  assert.notEqual(text, h.confText);
+  fs.writeFileSync(h.conf, text);
+  return h;
+}
+
+let id = 0;
+async function call(s, name, args = {}) {
+  const t0 = Date.now();
+  const res = await fetch(s.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name, arguments: args } }),
+    signal: AbortSignal.timeout(60000),
+  });
+  const doc = JSON.parse(await res.text());
+  return { status: res.status, doc, ms: Date.now() - t0 };
+}
+
+const servers = [];
+after(async () => { for (const s of servers) await s.stop(); });
+
+describe('budgets', () => {
+  it('every attack ends in time with a clear error; the same worker serves the next call', async () => {
+    const s = await startServer(home(), { stateless: true });
+    servers.push(s);
+    for (const [name, [, args]] of Object.entries(ATTACKS)) {
+      const r = await call(s, name, args);
+      assert.equal(r.status, 200, `${name}: ${JSON.stringify(r.doc)}`);
+      const result = r.doc.result;
+      assert.equal(result?.isError, true, `${name}: ${JSON.stringify(r.doc)}`);
+      assert.match(result.content[0].text, /exceeded its budget|budget exceeded/, name);
+      assert.ok(r.ms < CPU_MS + SLACK_MS, `${name} took ${r.ms} ms`);
+      const next = await call(s, 'echo');
+      assert.equal(next.doc.result?.content?.[0]?.text, 'ok', `after ${name}: ${JSON.stringify(next.doc)}`);
+      await health(s); // asserts 200
+    }
+    await s.stopClean();
+  });
+
+  it('a tool file whose top level never ends fails its reload in time; status, reloads and SIGTERM still work', async () => {
+    const h = home();
+    const s = await startServer(h, { stateless: true });
+    servers.push(s);
+    const bad = path.join(h.scripts, 'stuck.lua');
+    for (const top of [
+      'xpcall(error, function() while true do end end)',
+      'local s = ("a"):rep(40) s:find(("a*"):rep(40) .. "b")',
+      'table.move({}, 1, 1 << 50, 2)',
+      'while true do pcall(function() while true do end end) end',
+    ]) {
+      fs.writeFileSync(bad, `${top}\n${tool('stuck', 'return "never"')}`);
+      const t0 = Date.now();
+      const st = await admin(h.admin, 'reload');
+      const ms = Date.now() - t0;
+      assert.equal(st.ok, false, `${top}: ${JSON.stringify(st)}`);
+      assert.match(JSON.stringify(st), /budget/, top);
+      assert.ok(ms < CPU_MS * 2 + SLACK_MS, `the reload took ${ms} ms`); // two workers' bundles at most
+      const status = await run(['status', '--admin-socket', h.admin]);
+      assert.equal(status.code, 0, status.stderr);
+      const next = await call(s, 'echo');
+      assert.equal(next.doc.result?.content?.[0]?.text, 'ok');
+      await health(s);
+    }
+    fs.writeFileSync(bad, tool('stuck', 'return "fixed"'));
+    const st = await admin(h.admin, 'reload');
+    assert.equal(st.ok, true, JSON.stringify(st));
+    assert.equal((await call(s, 'stuck')).doc.result?.content?.[0]?.text, 'fixed');
+    await s.stopClean();
+  });
+});
