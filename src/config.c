@@ -41,6 +41,7 @@ void config_defaults(config_t *c)
     c->limits.timeout_ms = 30000;
     c->limits.instructions = 0;
     c->limits.memory_bytes = 64u << 20;
+    c->limits.max_result_bytes = CONFIG_MAX_RESULT_BYTES;
     c->egress.max_redirects = 3;
     c->egress.max_response_bytes = 8u << 20;
     c->egress.timeout_ms = 10000;
@@ -250,8 +251,11 @@ static int read_limits(reader_t *r, config_t *c)
         } else if (strcmp(k, "memory_mb") == 0) {
             rc = get_int(r, "limits.memory_mb", 4, 65536, &v);
             c->limits.memory_bytes = (size_t)v << 20;
+        } else if (strcmp(k, "max_result_bytes") == 0) {
+            rc = get_int(r, "limits.max_result_bytes", 1024, 1LL << 30, &v);
+            c->limits.max_result_bytes = (size_t)v;
         } else {
-            rc = fail(r, "limits", "unknown key '%s' (known: cpu_ms, timeout_ms, instructions, memory_mb)", k);
+            rc = fail(r, "limits", "unknown key '%s' (known: cpu_ms, timeout_ms, instructions, memory_mb, max_result_bytes)", k);
         }
         lua_pop(L, 1);
         if (rc)

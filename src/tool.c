@@ -323,17 +323,31 @@ static int ctx_remaining_ms(lua_State *L)
     return 1;
 }
 
+static size_t tool_max_result_bytes(const tool_call_t *call);
+
+/* Counts n bytes of a notification against limits.max_result_bytes (raises past it). */
+static void note_bytes(lua_State *L, tool_call_t *call, const char *fn, size_t n)
+{
+    size_t max = tool_max_result_bytes(call);
+    if (n > max || call->note_bytes > max - n)
+        luaL_error(L, "%s: the call's notifications would pass limits.max_result_bytes (%d)", fn,
+                   (int)(max > 0x7fffffff ? 0x7fffffff : max));
+    call->note_bytes += n;
+}
+
 static int ctx_log(lua_State *L)
 {
     tool_call_t *call = ctx_call(L);
     int lv = luaL_checkoption(L, 1, NULL, log_mcp_levels);
-    const char *msg = luaL_checkstring(L, 2);
+    size_t msg_len;
+    const char *msg = luaL_checklstring(L, 2, &msg_len);
     /* the server log has five levels: the three most severe are errors there */
     log_msg((enum log_level)(lv > LOG_ERROR ? LOG_ERROR : lv), "%s %s: %s",
             call->kind ? call->kind : "tool", call->tool_name, msg);
     if (call->log_level >= 0 && lv >= call->log_level) { /* the client asked for these */
         if (call->n_notes >= 1000)
             return luaL_error(L, "ctx.log: too many notifications in one call (1000)");
+        note_bytes(L, call, "ctx.log", msg_len + 128);
         call->n_notes++;
         json_t *data = json_string(msg);
         if (!data)
@@ -366,6 +380,7 @@ static int ctx_progress(lua_State *L)
         return 0;
     if (call->n_notes >= 1000)
         return luaL_error(L, "ctx.progress: too many notifications in one call (1000)");
+    note_bytes(L, call, "ctx.progress", (message ? strlen(message) : 0) + 128);
     call->n_notes++;
     json_t *params = json_pack("{sOsf}", "progressToken", call->progress_token, "progress",
                                (double)progress);
@@ -879,6 +894,20 @@ json_t *tool_error_result(const char *msg)
     return text_content(text, true);
 }
 
+/* limits.max_result_bytes of the call's vm: bounds its result's JSON and, together, the
+ * notifications it sends */
+static size_t tool_max_result_bytes(const tool_call_t *call)
+{
+    size_t max = vm_limits(call->vm)->max_result_bytes;
+    return max ? max : CONFIG_MAX_RESULT_BYTES;
+}
+
+static json_t *too_large(const tool_t *t)
+{
+    log_warn("tool %s: its result is larger than limits.max_result_bytes", t->name);
+    return tool_error_result("tool result is larger than limits.max_result_bytes");
+}
+
 static json_t *text_result(const char *s, size_t len)
 {
     json_t *text = json_stringn(s, len);
@@ -888,7 +917,7 @@ static json_t *text_result(const char *s, size_t len)
 }
 
 /* Adds structuredContent, checked against the output schema, plus its text rendering. */
-static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
+static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content, size_t *left)
 {
     if (t->output) {
         char buf[512];
@@ -903,6 +932,11 @@ static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
     }
     if (!content) {
         char *s = jsonio_dump(obj, NULL);
+        if (s && strlen(s) > *left) { /* the text copy counts too */
+            free(s);
+            json_decref(obj);
+            return too_large(t);
+        }
         content = json_pack("[{ssss}]", "type", "text", "text", s ? s : "");
         free(s);
     }
@@ -911,18 +945,22 @@ static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
 
 static json_t *convert_failed(const tool_t *t, char *why)
 {
+    if (why && strstr(why, CONV_TOO_LARGE)) {
+        free(why);
+        return too_large(t);
+    }
     log_error("tool %s: result not convertible: %s", t->name, why ? why : "?");
     free(why);
     return tool_error_result("tool returned a value that cannot be converted to an MCP result");
 }
 
-static json_t *result_table(lua_State *co, int idx, const tool_t *t)
+static json_t *result_table(lua_State *co, int idx, const tool_t *t, size_t *left)
 {
     char *why = NULL;
     json_t *content = NULL, *structured = NULL;
     json_t **content_slot = conv_anchor(co, NULL), **structured_slot = conv_anchor(co, NULL);
     if (lua_getfield(co, idx, "content") != LUA_TNIL) {
-        content = *content_slot = conv_to_json(co, -1, &why);
+        content = *content_slot = conv_to_json_max(co, -1, left, &why);
         if (!content || !json_is_array(content)) {
             lua_pop(co, 1);
             json_decref(conv_unanchor(content_slot));
@@ -934,7 +972,7 @@ static json_t *result_table(lua_State *co, int idx, const tool_t *t)
     bool is_error = lua_toboolean(co, -1);
     lua_pop(co, 1);
     if (lua_getfield(co, idx, "structuredContent") != LUA_TNIL) {
-        structured = *structured_slot = conv_to_json(co, -1, &why);
+        structured = *structured_slot = conv_to_json_max(co, -1, left, &why);
         if (!structured || !json_is_object(structured)) {
             lua_pop(co, 1);
             json_decref(conv_unanchor(content_slot));
@@ -947,7 +985,7 @@ static json_t *result_table(lua_State *co, int idx, const tool_t *t)
     conv_unanchor(structured_slot);
     json_t *res;
     if (structured && !is_error)
-        res = structured_result(t, structured, content);
+        res = structured_result(t, structured, content, left);
     else {
         res = json_pack("{so}", "content", content ? content : json_array());
         if (structured)
@@ -974,7 +1012,7 @@ static bool content_list(lua_State *co, int idx)
     return true;
 }
 
-static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
+static json_t *convert_results(lua_State *co, int nres, const tool_t *t, size_t *left)
 {
     int base = lua_gettop(co) - nres + 1;
     if (nres == 0 || lua_isnil(co, base)) {
@@ -991,6 +1029,8 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
     switch (lua_type(co, base)) {
     case LUA_TSTRING: {
         const char *s = lua_tolstring(co, base, &len);
+        if (len > *left)
+            return too_large(t);
         return text_result(s, len);
     }
     case LUA_TNUMBER:
@@ -1004,10 +1044,10 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
         return convert_failed(t, decl_fmt("handler returned a %s", luaL_typename(co, base)));
     }
     if (api_has_mt(co, base, API_RESULT_MT))
-        return result_table(co, base, t);
+        return result_table(co, base, t, left);
     bool item = api_has_mt(co, base, API_CONTENT_MT);
     if (item || content_list(co, base)) {
-        json_t *v = conv_to_json(co, base, &why);
+        json_t *v = conv_to_json_max(co, base, left, &why);
         if (!v)
             return convert_failed(t, why);
         if (item) {
@@ -1017,7 +1057,7 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
         }
         return json_pack("{so}", "content", v);
     }
-    json_t *v = conv_to_json(co, base, &why);
+    json_t *v = conv_to_json_max(co, base, left, &why);
     if (!v)
         return convert_failed(t, why);
     if (!json_is_object(v)) {
@@ -1025,7 +1065,7 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
         return convert_failed(t, strdup("handler returned a list; return an object, text or "
                                         "content items"));
     }
-    return structured_result(t, v, NULL);
+    return structured_result(t, v, NULL, left);
 }
 
 /* ---- running ---------------------------------------------------------------------------- */
@@ -1143,8 +1183,9 @@ static int convert_protected(lua_State *co)
 {
     conversion_t *c = lua_touserdata(co, 1);
     lua_remove(co, 1);
+    size_t left = tool_max_result_bytes(c->call);
     c->res = c->call->convert ? c->call->convert(co, c->nres, c->call)
-                              : convert_results(co, c->nres, c->call->tool);
+                              : convert_results(co, c->nres, c->call->tool, &left);
     return 0;
 }
 

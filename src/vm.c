@@ -128,6 +128,7 @@ vm_phase_t vm_phase(const vm_t *vm) { return vm->phase; }
 void vm_set_phase(vm_t *vm, vm_phase_t phase) { vm->phase = phase; }
 const char *vm_loading_file(const vm_t *vm) { return vm->loading_file; }
 size_t vm_memory(const vm_t *vm) { return vm->mem_used; }
+const config_limits_t *vm_limits(const vm_t *vm) { return &vm->limits; }
 
 void vm_set_call(vm_t *vm, void *call, unsigned long long serial)
 {

@@ -71,6 +71,9 @@ bool vm_charge(lua_State *L, long long steps);
 /* true once the running call's budget is spent (no script code may run any more). */
 bool vm_budget_spent(lua_State *L);
 
+/* The limits the vm was made with (borrowed). */
+const config_limits_t *vm_limits(const vm_t *vm);
+
 /* Memory in use by the state, in bytes. */
 size_t vm_memory(const vm_t *vm);
 /* The vm of a lua_State (any thread of it). */

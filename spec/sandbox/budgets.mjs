@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
+import { sseMessages } from '../lib/harness.mjs';
 import { admin, health, makeHome, run, startServer } from '../reload/lib.mjs';
 
 const CPU_MS = 300;
@@ -33,27 +34,39 @@ const ATTACKS = {
     { s: 'a'.repeat(30), q: 'a*'.repeat(30) + 'b' }],
 };
 
+// Results and notifications over limits.max_result_bytes (set to its default, 4 MiB, by name)
+const OVERSIZED = {
+  // one 1 MiB string referenced 200 times: a 200 MiB response before the bound
+  big_result: 'local s = ("x"):rep(1 << 20) local t = {} for i = 1, 200 do t[i] = s end return { items = t }',
+  big_text: 'return ("x"):rep(5 << 20)',
+  big_structured: 'return mcp.result { structuredContent = { a = ("x"):rep(3 << 20) } }',
+  big_progress: 'local m = ("x"):rep(1 << 20) for i = 1, 100 do ctx.progress(i, 100, m) end return "done"',
+};
+
 function home() {
   const scripts = { 'echo.lua': tool('echo', 'return "ok"') };
+  for (const [name, body] of Object.entries(OVERSIZED)) scripts[`${name}.lua`] = tool(name, body);
   for (const [name, [body]] of Object.entries(ATTACKS)) scripts[`${name}.lua`] = tool(name, body);
   const h = makeHome('budgets', { scripts, policies: { 'all.lua': ALLOW_ALL }, conf: { workers: 1 } });
-  const text = h.confText.replace('workers = 1,', `workers = 1,\n  limits = { cpu_ms = ${CPU_MS} },`);
+  const text = h.confText.replace('workers = 1,', `workers = 1,\n  limits = { cpu_ms = ${CPU_MS}, max_result_bytes = 4194304 },`);
   assert.notEqual(text, h.confText);
   fs.writeFileSync(h.conf, text);
   return h;
 }
 
 let id = 0;
-async function call(s, name, args = {}) {
+async function call(s, name, args = {}, meta = undefined) {
   const t0 = Date.now();
   const res = await fetch(s.url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name, arguments: args } }),
+    body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) } }),
     signal: AbortSignal.timeout(60000),
   });
-  const doc = JSON.parse(await res.text());
-  return { status: res.status, doc, ms: Date.now() - t0 };
+  const text = await res.text();
+  const sse = (res.headers.get('content-type') || '').startsWith('text/event-stream');
+  const messages = sse ? sseMessages(text) : [JSON.parse(text)];
+  return { status: res.status, doc: messages.at(-1), messages, bytes: text.length, ms: Date.now() - t0 };
 }
 
 const servers = [];
@@ -74,6 +87,28 @@ describe('budgets', () => {
       assert.equal(next.doc.result?.content?.[0]?.text, 'ok', `after ${name}: ${JSON.stringify(next.doc)}`);
       await health(s); // asserts 200
     }
+    await s.stopClean();
+  });
+
+  it('results and notifications stop at limits.max_result_bytes with a clear error', async () => {
+    const s = await startServer(home(), { stateless: true });
+    servers.push(s);
+    for (const name of ['big_result', 'big_text', 'big_structured']) {
+      const r = await call(s, name);
+      assert.equal(r.status, 200, name);
+      assert.equal(r.doc.result?.isError, true, `${name}: ${JSON.stringify(r.doc).slice(0, 300)}`);
+      assert.match(r.doc.result.content[0].text, /larger than limits\.max_result_bytes/, name);
+      assert.ok(r.bytes < 4096, `${name}: a ${r.bytes}-byte answer`);
+      assert.ok(r.ms < CPU_MS + SLACK_MS, `${name} took ${r.ms} ms`);
+      assert.equal((await call(s, 'echo')).doc.result?.content?.[0]?.text, 'ok');
+    }
+    const r = await call(s, 'big_progress', {}, { progressToken: 'p1' });
+    assert.equal(r.doc.result?.isError, true, JSON.stringify(r.doc).slice(0, 300));
+    assert.ok(r.bytes < (4 << 20) + 65536, `a ${r.bytes}-byte answer`);
+    for (let i = 0; i < 250 && !/max_result_bytes/.test(s.log); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(s.log, /ctx\.progress: the call's notifications would pass limits\.max_result_bytes/);
+    assert.equal((await call(s, 'echo')).doc.result?.content?.[0]?.text, 'ok');
+    await health(s);
     await s.stopClean();
   });
 
