@@ -112,6 +112,20 @@ describe('budgets', () => {
     await s.stopClean();
   });
 
+  it('luamcp check refuses a schema pattern that is not regular, and says why', async () => {
+    const h = home();
+    fs.writeFileSync(path.join(h.scripts, 'backref.lua'),
+      tool('backref', 'return "x"', '{ type = "object", properties = { q = { type = "string", pattern = "^(a*)*\\\\1$" } } }'));
+    const r = await run(['check', '--config', h.conf]);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(r.stdout + r.stderr, /backref\.lua.*pattern: the back-reference \\1 is not allowed/);
+    fs.writeFileSync(path.join(h.scripts, 'backref.lua'),
+      tool('backref', 'return "x"', '{ type = "object", properties = { q = { type = "string", pattern = "^(a{1,100}){1,100}$" } } }'));
+    const r2 = await run(['check', '--config', h.conf]);
+    assert.notEqual(r2.code, 0, r2.stdout);
+    assert.match(r2.stdout + r2.stderr, /counted repetitions expand to more than 2000 atoms/);
+  });
+
   it('a tool file whose top level never ends fails its reload in time; status, reloads and SIGTERM still work', async () => {
     const h = home();
     const s = await startServer(h, { stateless: true });
