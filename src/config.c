@@ -589,11 +589,37 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     luaL_error(L, "configuration file runs too long");
 }
 
+#define CONFIG_MEMORY_MAX (64u << 20)
+
+/* ... and a heap cap while it runs: `s = s .. s` forty times is forty instructions. */
+typedef struct config_heap {
+    size_t used;
+    bool capped;
+} config_heap_t;
+
+static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    config_heap_t *h = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        h->used -= old;
+        return NULL;
+    }
+    if (h->capped && nsize > old && h->used + (nsize - old) > CONFIG_MEMORY_MAX)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        h->used = h->used - old + nsize;
+    return p;
+}
+
 int config_load_file(config_t *c, const char *path, char **err)
 {
     reader_t r = {.path = path};
     int rc = -1;
-    r.L = luaL_newstate();
+    config_heap_t heap = {0, false};
+    r.L = lua_newstate(config_alloc, &heap);
     if (!r.L) {
         *err = strdup("out of memory");
         return -1;
@@ -611,8 +637,13 @@ int config_load_file(config_t *c, const char *path, char **err)
     lua_insert(r.L, -3); /* stack: env, chunk, env */
     lua_setupvalue(r.L, -2, 1);
     lua_sethook(r.L, budget_hook, LUA_MASKCOUNT, 10000000);
-    if (lua_pcall(r.L, 0, 1, 0) != LUA_OK) {
-        fail(&r, "run", "%s", lua_tostring(r.L, -1));
+    heap.capped = true;
+    int run_rc = lua_pcall(r.L, 0, 1, 0);
+    heap.capped = false;
+    lua_sethook(r.L, NULL, 0, 0);
+    if (run_rc != LUA_OK) {
+        fail(&r, "run", "%s", run_rc == LUA_ERRMEM ? "uses more than 64 MiB of memory"
+                                                   : lua_tostring(r.L, -1));
         goto done;
     }
     /* stack: env, result. A returned table wins; otherwise the globals it set. */

@@ -126,6 +126,21 @@ describe('budgets', () => {
     assert.match(r2.stdout + r2.stderr, /counted repetitions expand to more than 2000 atoms/);
   });
 
+  it('a configuration file is bounded too: time and memory', async () => {
+    const h = home();
+    for (const [code, why] of [
+      ['local s = "x" for i = 1, 40 do s = s .. s end', /uses more than 64 MiB of memory/],
+      ['while true do end', /runs too long/],
+    ]) {
+      fs.writeFileSync(h.conf, `${code}\n${h.confText}`);
+      const t0 = Date.now();
+      const r = await run(['check', '--config', h.conf]);
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stdout + r.stderr, why);
+      assert.ok(Date.now() - t0 < 20000, `check took ${Date.now() - t0} ms`);
+    }
+  });
+
   it('a tool file whose top level never ends fails its reload in time; status, reloads and SIGTERM still work', async () => {
     const h = home();
     const s = await startServer(h, { stateless: true });
