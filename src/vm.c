@@ -517,9 +517,14 @@ static vm_status_t run(vm_t *vm, lua_State *co, int nargs, int *nres, bool resum
         b->instructions = vm->instr_used;
         b->cpu_ns += now_ns() - t0;
     }
-    if (rc == LUA_OK)
+    if (rc == LUA_OK && !vm->budget_hit)
         return VM_OK;
     if (vm->budget_hit) { /* raised, or yielded from the hook: co is never resumed */
+        if (rc == LUA_OK && !resume) { /* a tail call returned past the kill: vm_pcall pops */
+            vm_host_begin(vm);
+            lua_pushnil(co);
+            vm_host_end(vm);
+        }
         char buf[160];
         snprintf(buf, sizeof buf, "exceeded its budget (cpu_ms=%d, instructions=%lld)",
                  vm->limits.cpu_ms, vm->limits.instructions);

@@ -200,6 +200,66 @@ static void test_c_functions(void)
            VM_ERROR, "pattern too complex");
 }
 
+/* Loads code as a script chunk onto a new thread of vm (anchored on the main stack). */
+static lua_State *chunk_thread(vm_t *vm, const char *code)
+{
+    lua_State *L = vm_lua(vm);
+    if (luaL_loadbufferx(L, code, strlen(code), "=attack", "t") != LUA_OK)
+        return NULL;
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "luamcp.base");
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_setupvalue(L, -2, 1);
+    lua_State *co = lua_newthread(L);
+    lua_insert(L, -2);
+    lua_xmove(L, co, 1);
+    return co;
+}
+
+/* A call's thread, kept by a script while the host holds it suspended (it waits on a backend),
+ * is resumed by a later call: it must run under that call's budget, not free. */
+static int stale_thread_child(void)
+{
+    char *err = NULL, *msg = NULL, *trace = NULL;
+    vm_t *vm = vm_new(&limits, NULL, &err);
+    lua_State *first = vm ? chunk_thread(vm, "coroutine.yield((coroutine.running())) "
+                                             "while true do end") : NULL;
+    int nres = 0;
+    vm_status_t st0 = first ? vm_resume(vm, first, 0, &nres, &msg, &trace) : VM_ERROR;
+    if (st0 != VM_YIELD || nres != 1) {
+        fprintf(stderr, "    the first run: status %d, %d results: %s\n", st0, nres, msg ? msg : "");
+        return 1;
+    }
+    lua_State *later = chunk_thread(vm, "local co = ... return coroutine.resume(co)");
+    lua_xmove(first, later, 1); /* the first thread, as the later chunk's argument */
+    long long t0 = now_ms();
+    vm_status_t st = vm_resume(vm, later, 1, &nres, &msg, &trace);
+    int bad = st != VM_TIMEOUT || now_ms() - t0 > CPU_MS + SLACK_MS;
+    if (bad)
+        fprintf(stderr, "    status %d: %s\n", st, msg ? msg : "");
+    free(msg);
+    free(trace);
+    vm_free(vm);
+    return bad;
+}
+
+static void test_stale_thread(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(ALARM_S);
+        _exit(stale_thread_child());
+    }
+    int ws = 0;
+    waitpid(pid, &ws, 0);
+    if (!CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0))
+        fprintf(stderr, "    a kept call thread resumed later %s\n",
+                WIFSIGNALED(ws) ? "hung (killed by the alarm)" : "was not stopped");
+}
+
 /* The pattern functions give what Lua 5.4's give (expected values written from its manual
  * and checked against lua5.4). */
 static void test_pattern_semantics(void)
@@ -287,5 +347,6 @@ int main(void)
     test_pattern_semantics();
     test_handlers_and_wrappers();
     test_c_functions();
+    test_stale_thread();
     return check_report();
 }
