@@ -255,7 +255,10 @@ static int read_limits(reader_t *r, config_t *c)
             rc = get_int(r, "limits.max_result_bytes", 1024, 1LL << 30, &v);
             c->limits.max_result_bytes = (size_t)v;
         } else {
-            rc = fail(r, "limits", "unknown key '%s' (known: cpu_ms, timeout_ms, instructions, memory_mb, max_result_bytes)", k);
+            rc = fail(r, "limits",
+                      "unknown key '%s' (known: cpu_ms, timeout_ms, instructions, memory_mb, "
+                      "max_result_bytes)",
+                      k);
         }
         lua_pop(L, 1);
         if (rc)
@@ -642,8 +645,8 @@ int config_load_file(config_t *c, const char *path, char **err)
     heap.capped = false;
     lua_sethook(r.L, NULL, 0, 0);
     if (run_rc != LUA_OK) {
-        fail(&r, "run", "%s", run_rc == LUA_ERRMEM ? "uses more than 64 MiB of memory"
-                                                   : lua_tostring(r.L, -1));
+        fail(&r, "run", "%s",
+             run_rc == LUA_ERRMEM ? "uses more than 64 MiB of memory" : lua_tostring(r.L, -1));
         goto done;
     }
     /* stack: env, result. A returned table wins; otherwise the globals it set. */

@@ -51,10 +51,10 @@ static int sbx_xpcall(lua_State *L)
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_pushvalue(L, 2);
     lua_pushcclosure(L, guarded_handler, 1);
-    lua_replace(L, 2);     /* stack: f, handler, args... */
+    lua_replace(L, 2); /* stack: f, handler, args... */
     lua_pushboolean(L, 1);
     lua_pushvalue(L, 1);
-    lua_rotate(L, 3, 2);   /* stack: f, handler, true, f, args... */
+    lua_rotate(L, 3, 2); /* stack: f, handler, true, f, args... */
     int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, xpcall_done);
     return xpcall_done(L, status, 2);
 }
@@ -177,8 +177,7 @@ static int sbx_remove(lua_State *L)
     lua_Integer size = luaL_len(L, 1);
     lua_Integer pos = luaL_optinteger(L, 2, size);
     if (pos != size)
-        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2,
-                      "position out of bounds");
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
     lua_geti(L, 1, pos); /* the result */
     for (lua_Integer k = 0; pos < size; pos++, k++) {
         tick(L, k, "table.remove");

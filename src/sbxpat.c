@@ -11,17 +11,17 @@
 #include "luamcp/vm.h"
 
 #define MAX_CAPTURES 32
-#define MAX_DEPTH 200      /* recursion of the matcher ("pattern too complex") */
-#define CHARGE_STEPS 4096  /* matcher steps between budget checks */
-#define CAP_OPEN (-1)
+#define MAX_DEPTH    200  /* recursion of the matcher ("pattern too complex") */
+#define CHARGE_STEPS 4096 /* matcher steps between budget checks */
+#define CAP_OPEN     (-1)
 #define CAP_POSITION (-2)
-#define SPECIALS "^$*+?.([%-"
+#define SPECIALS     "^$*+?.([%-"
 
 typedef struct matcher {
     lua_State *L;
     const char *s0, *s_end, *p_end; /* subject and pattern (Lua strings: NUL follows the end) */
-    int depth;                       /* recursion left */
-    int level;                       /* captures open or closed */
+    int depth;                      /* recursion left */
+    int level;                      /* captures open or closed */
     long steps;
     struct {
         const char *at;
@@ -73,17 +73,38 @@ static bool in_class(int c, int cl)
 {
     bool r;
     switch (tolower(cl)) {
-    case 'a': r = isalpha(c); break;
-    case 'c': r = iscntrl(c); break;
-    case 'd': r = isdigit(c); break;
-    case 'g': r = isgraph(c); break;
-    case 'l': r = islower(c); break;
-    case 'p': r = ispunct(c); break;
-    case 's': r = isspace(c); break;
-    case 'u': r = isupper(c); break;
-    case 'w': r = isalnum(c); break;
-    case 'x': r = isxdigit(c); break;
-    default: return cl == c;
+    case 'a':
+        r = isalpha(c);
+        break;
+    case 'c':
+        r = iscntrl(c);
+        break;
+    case 'd':
+        r = isdigit(c);
+        break;
+    case 'g':
+        r = isgraph(c);
+        break;
+    case 'l':
+        r = islower(c);
+        break;
+    case 'p':
+        r = ispunct(c);
+        break;
+    case 's':
+        r = isspace(c);
+        break;
+    case 'u':
+        r = isupper(c);
+        break;
+    case 'w':
+        r = isalnum(c);
+        break;
+    case 'x':
+        r = isxdigit(c);
+        break;
+    default:
+        return cl == c;
     }
     return isupper(cl) ? !r : r;
 }
@@ -118,10 +139,14 @@ static bool single(const matcher_t *m, const char *s, const char *p, const char 
         return false;
     int c = (unsigned char)*s;
     switch (*p) {
-    case '.': return true;
-    case '%': return in_class(c, (unsigned char)p[1]);
-    case '[': return in_set(c, p, ep - 1);
-    default: return (unsigned char)*p == c;
+    case '.':
+        return true;
+    case '%':
+        return in_class(c, (unsigned char)p[1]);
+    case '[':
+        return in_set(c, p, ep - 1);
+    default:
+        return (unsigned char)*p == c;
     }
 }
 
@@ -339,8 +364,7 @@ static int push_captures(matcher_t *m, const char *s, const char *e)
 
 /* ---- the functions ---------------------------------------------------------------------- */
 
-static void prepare(matcher_t *m, lua_State *L, const char *s, size_t ls, const char *p,
-                    size_t lp)
+static void prepare(matcher_t *m, lua_State *L, const char *s, size_t ls, const char *p, size_t lp)
 {
     m->L = L;
     m->s0 = s;
@@ -413,8 +437,14 @@ static int find_or_match(lua_State *L, bool find)
     return 1;
 }
 
-static int sbx_find(lua_State *L) { return find_or_match(L, true); }
-static int sbx_match(lua_State *L) { return find_or_match(L, false); }
+static int sbx_find(lua_State *L)
+{
+    return find_or_match(L, true);
+}
+static int sbx_match(lua_State *L)
+{
+    return find_or_match(L, false);
+}
 
 typedef struct gmatch_state {
     const char *at, *last, *p;
@@ -512,8 +542,9 @@ static int sbx_gsub(lua_State *L)
     const char *p = luaL_checklstring(L, 2, &lp);
     int tr = lua_type(L, 3);
     lua_Integer max = luaL_optinteger(L, 4, (lua_Integer)ls + 1);
-    luaL_argexpected(L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION ||
-                            tr == LUA_TTABLE, 3, "string/function/table");
+    luaL_argexpected(
+        L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION || tr == LUA_TTABLE, 3,
+        "string/function/table");
     bool anchor = *p == '^';
     if (anchor) {
         p++;
@@ -553,8 +584,10 @@ static int sbx_gsub(lua_State *L)
 
 void sbx_patch_patterns(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"find", sbx_find},     {"match", sbx_match},
-                                   {"gmatch", sbx_gmatch}, {"gsub", sbx_gsub},
+    static const luaL_Reg fns[] = {{"find", sbx_find},
+                                   {"match", sbx_match},
+                                   {"gmatch", sbx_gmatch},
+                                   {"gsub", sbx_gsub},
                                    {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -493,9 +493,11 @@ static const char *escape_problem(char next, char *buf, size_t cap)
     if (next >= '1' && next <= '9') {
         /* regexec backtracks over back-references, in exponential time, outside any budget:
          * a caller could hang a worker with one argument */
-        snprintf(buf, cap, "the back-reference \\%c is not allowed: a pattern must be a regular "
-                           "expression (matching one with back-references can take exponential "
-                           "time)", next);
+        snprintf(buf, cap,
+                 "the back-reference \\%c is not allowed: a pattern must be a regular "
+                 "expression (matching one with back-references can take exponential "
+                 "time)",
+                 next);
         return buf;
     }
     char shown[8]; /* a byte that is not printable ASCII is shown as \xNN: the message stays UTF-8 */
@@ -565,7 +567,8 @@ static size_t pattern_weight(const char *p, size_t len, size_t *i, int depth)
                 if (p[*i] == ',')
                     comma = true;
                 else if (p[*i] >= '0' && p[*i] <= '9')
-                    *(comma ? &n : &m) = saturating_mul(*(comma ? &n : &m), 10) + (size_t)(p[*i] - '0');
+                    *(comma ? &n : &m) =
+                        saturating_mul(*(comma ? &n : &m), 10) + (size_t)(p[*i] - '0');
             }
             (*i)++;
             size_t rep = comma && n ? n : m + (comma ? 1 : 0);
@@ -660,7 +663,8 @@ static int compile_pattern(compile_ctx *cc, schema_t *node, const json_t *schema
                                             "undefined");
     size_t at = 0;
     if (pattern_weight(text, len, &at, 0) > PATTERN_WEIGHT_MAX)
-        return compile_error(cc, "pattern", "its counted repetitions expand to more than %d "
+        return compile_error(cc, "pattern",
+                             "its counted repetitions expand to more than %d "
                              "atoms (as \"(a{1,100}){1,100}\" does); simplify it",
                              PATTERN_WEIGHT_MAX);
     int rc = regcomp(&node->pattern, text, REG_EXTENDED | REG_NOSUB);
