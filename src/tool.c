@@ -335,6 +335,17 @@ static void note_bytes(lua_State *L, tool_call_t *call, const char *fn, size_t n
     call->note_bytes += n;
 }
 
+/* conv_to_json for what a call sends the client besides its result (requests to it): counted
+ * with its notifications against limits.max_result_bytes. */
+static json_t *outgoing_json(lua_State *L, tool_call_t *call, int idx, char **why)
+{
+    size_t max = tool_max_result_bytes(call);
+    size_t left = max > call->note_bytes ? max - call->note_bytes : 0, before = left;
+    json_t *v = conv_to_json_max(L, idx, &left, why);
+    call->note_bytes += before - left;
+    return v;
+}
+
 static int ctx_log(lua_State *L)
 {
     tool_call_t *call = ctx_call(L);
@@ -474,7 +485,7 @@ static int ctx_ask(lua_State *L, const char *method, unsigned cap, const char *w
         return luaL_error(L, "ctx.%s cannot be used inside a coroutine the script created or "
                              "a function that cannot yield", what);
     char *why = NULL;
-    json_t *params = conv_to_json(L, 1, &why);
+    json_t *params = outgoing_json(L, call, 1, &why);
     if (!params || !json_is_object(params)) {
         json_decref(params);
         lua_pushfstring(L, "ctx.%s: %s", what, why ? why : "expected a table");
@@ -610,7 +621,7 @@ static void record_input(lua_State *L, tool_call_t *call, const char *fn, const 
                          int idx)
 {
     char *why = NULL;
-    json_t *req = conv_to_json(L, idx, &why);
+    json_t *req = outgoing_json(L, call, idx, &why);
     const char *m = json_string_value(json_object_get(req, "method"));
     json_t *params = json_object_get(req, "params");
     if (!req || !m || (params && !json_is_object(params))) {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { sseMessages } from '../lib/harness.mjs';
+import { modernCall, sseMessages } from '../lib/harness.mjs';
 import { admin, health, makeHome, run, startServer } from '../reload/lib.mjs';
 
 const CPU_MS = 300;
@@ -40,6 +40,7 @@ const OVERSIZED = {
   big_result: 'local s = ("x"):rep(1 << 20) local t = {} for i = 1, 200 do t[i] = s end return { items = t }',
   big_text: 'return ("x"):rep(5 << 20)',
   big_structured: 'return mcp.result { structuredContent = { a = ("x"):rep(3 << 20) } }',
+  big_elicit: 'ctx.elicit { message = ("x"):rep(5 << 20), requestedSchema = { type = "object", properties = {} } } return "asked"',
   big_progress: 'local m = ("x"):rep(1 << 20) for i = 1, 100 do ctx.progress(i, 100, m) end return "done"',
 };
 
@@ -102,11 +103,17 @@ describe('budgets', () => {
       assert.ok(r.ms < CPU_MS + SLACK_MS, `${name} took ${r.ms} ms`);
       assert.equal((await call(s, 'echo')).doc.result?.content?.[0]?.text, 'ok');
     }
+    // a request to the client (here an input request of a 2026-07-28 result) counts too
+    const ask = await modernCall(s.url.href, 'tools/call', { name: 'big_elicit', arguments: {} }, { caps: { elicitation: {} } });
+    assert.equal(ask.status, 200);
+    assert.equal(ask.body.result?.isError, true, JSON.stringify(ask.body).slice(0, 300));
+    assert.ok(JSON.stringify(ask.body).length < 4096);
     const r = await call(s, 'big_progress', {}, { progressToken: 'p1' });
     assert.equal(r.doc.result?.isError, true, JSON.stringify(r.doc).slice(0, 300));
     assert.ok(r.bytes < (4 << 20) + 65536, `a ${r.bytes}-byte answer`);
     for (let i = 0; i < 250 && !/max_result_bytes/.test(s.log); i++) await new Promise((r) => setTimeout(r, 20));
     assert.match(s.log, /ctx\.progress: the call's notifications would pass limits\.max_result_bytes/);
+    assert.match(s.log, /elicitation-1 must be .*larger than the size limit/);
     assert.equal((await call(s, 'echo')).doc.result?.content?.[0]?.text, 'ok');
     await health(s);
     await s.stopClean();
