@@ -257,6 +257,109 @@ static void test_stale_thread(void)
                 WIFSIGNALED(ws) ? "hung (killed by the alarm)" : "was not stopped");
 }
 
+/* A small fuzzer of the sandbox's library: calls of its functions with extreme arguments,
+ * generated from a fixed seed, each wrapped as a script would (in a loop, under pcall). Each
+ * run must end within its budget plus slack, whatever it returns. One child runs them all,
+ * saying which one it runs, so a hang names its snippet. FUZZ_N=5000 FUZZ_SEED=7 for longer or
+ * other runs. */
+static const char *const fuzz_fns[] = {
+    "string.rep",     "string.format",  "string.byte",   "string.char",  "string.find",
+    "string.match",   "string.gsub",    "string.gmatch", "string.pack",  "string.unpack",
+    "string.sub",     "string.reverse", "string.upper",  "table.concat", "table.insert",
+    "table.remove",   "table.move",     "table.sort",    "table.unpack", "utf8.char",
+    "utf8.codepoint", "utf8.len",       "utf8.offset",   "math.fmod",    "math.tointeger",
+    "select",         "tostring",       "tonumber",      "pcall",        "xpcall",
+    "coroutine.wrap", "setmetatable",   "next",          "ipairs",       "rawlen",
+    "os.date"};
+static const char *const fuzz_args[] = {
+    "0",
+    "-1",
+    "1",
+    "2",
+    "math.maxinteger",
+    "math.mininteger",
+    "1 << 31",
+    "1 << 50",
+    "1e308",
+    "0/0",
+    "''",
+    "'x'",
+    "('a'):rep(200)",
+    "('a*'):rep(20) .. 'b'",
+    "'%'",
+    "'['",
+    "'('",
+    "'%b()'",
+    "'%f[%w]'",
+    "'%1'",
+    "'(a*)*b'",
+    "'i16'",
+    "'s1'",
+    "'%99d'",
+    "'%c%c%c'",
+    "{}",
+    "{1, 2, 3}",
+    "setmetatable({}, {__len = function() return 1 << 50 end})",
+    "setmetatable({}, {__index = rawlen, __len = function() return 1 << 40 end})",
+    "function() while true do end end",
+    "function(...) return ... end",
+    "nil",
+    "true",
+    "string.rep",
+    "coroutine.running()"};
+
+static unsigned fuzz_next(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 16) & 0x7fff;
+}
+
+static int fuzz_child(int n)
+{
+    config_limits_t l = limits;
+    l.cpu_ms = 50;
+    char *err = NULL, out[512], code[1024];
+    vm_t *vm = vm_new(&l, NULL, &err);
+    if (!vm)
+        return 1;
+    unsigned seed = getenv("FUZZ_SEED") ? (unsigned)atoi(getenv("FUZZ_SEED")) : 15u;
+    size_t nf = sizeof fuzz_fns / sizeof *fuzz_fns, na = sizeof fuzz_args / sizeof *fuzz_args;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        int k = snprintf(code, sizeof code, "for _ = 1, 3 do pcall(%s",
+                         fuzz_fns[fuzz_next(&seed) % nf]);
+        for (unsigned a = fuzz_next(&seed) % 5; a > 0; a--)
+            k += snprintf(code + k, sizeof code - (size_t)k, ", %s",
+                          fuzz_args[fuzz_next(&seed) % na]);
+        snprintf(code + k, sizeof code - (size_t)k, ") end return 'done'");
+        fprintf(stderr, "\r    fuzz %d: %-200.200s", i, code); /* named if it hangs */
+        long long t0 = now_ms();
+        run(vm, code, out, sizeof out);
+        if (now_ms() - t0 > l.cpu_ms + SLACK_MS) {
+            fprintf(stderr, "\n    took %lld ms\n", now_ms() - t0);
+            bad = 1;
+        }
+    }
+    fprintf(stderr, "\r%-220s\r", "");
+    vm_free(vm);
+    return bad;
+}
+
+static void test_fuzz(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(getenv("FUZZ_N") ? 600 : ALARM_S * 3);
+        _exit(fuzz_child(getenv("FUZZ_N") ? atoi(getenv("FUZZ_N")) : 400));
+    }
+    int ws = 0;
+    waitpid(pid, &ws, 0);
+    if (!CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0))
+        fprintf(stderr, "\n    the fuzz run %s\n",
+                WIFSIGNALED(ws) ? "hung or crashed (see the snippet above)" : "overran");
+}
+
 /* The pattern functions give what Lua 5.4's give (expected values written from its manual
  * and checked against lua5.4). */
 static void test_pattern_semantics(void)
@@ -343,5 +446,6 @@ int main(void)
     test_handlers_and_wrappers();
     test_c_functions();
     test_stale_thread();
+    test_fuzz();
     return check_report();
 }
