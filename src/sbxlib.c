@@ -16,7 +16,7 @@ static int budget_error(lua_State *L, const char *fn)
 /* Charges one element of a loop; raises when the budget is spent. */
 static void tick(lua_State *L, lua_Integer i, const char *fn)
 {
-    if ((i & (CHARGE_EVERY - 1)) == 0 && !vm_charge(L, CHARGE_EVERY))
+    if (i > 0 && (i & (CHARGE_EVERY - 1)) == 0 && !vm_charge(L, CHARGE_EVERY))
         budget_error(L, fn);
 }
 
