@@ -1200,6 +1200,36 @@ static int convert_protected(lua_State *co)
     return 0;
 }
 
+/* An upper estimate of v's JSON text, counted until it passes max (then max + 1). For the
+ * results of prompts and resources, whose converters (catalog.c) copy strings themselves: the
+ * answer is refused before it is written out. */
+static size_t json_size_past(const json_t *v, size_t max)
+{
+    size_t n = 0, i;
+    const char *key;
+    json_t *item;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return json_string_length(v) + 3;
+    case JSON_ARRAY:
+        json_array_foreach((json_t *)v, i, item) {
+            n += json_size_past(item, max) + 1;
+            if (n > max)
+                return max + 1;
+        }
+        return n + 2;
+    case JSON_OBJECT:
+        json_object_foreach((json_t *)v, key, item) {
+            n += strlen(key) + 4 + json_size_past(item, max);
+            if (n > max)
+                return max + 1;
+        }
+        return n + 2;
+    default:
+        return 24;
+    }
+}
+
 static json_t *convert(tool_call_t *call, lua_State *co, int nres)
 {
     conversion_t c = {call, nres, NULL};
@@ -1213,6 +1243,18 @@ static json_t *convert(tool_call_t *call, lua_State *co, int nres)
     vm_host_end(call->vm);
     char *msg = NULL;
     vm_status_t st = room ? vm_pcall(call->vm, co, nres + 1, &msg, &call->budget) : VM_NOMEM;
+    size_t max = tool_max_result_bytes(call);
+    if (st == VM_OK && c.res && call->convert && json_size_past(c.res, max) > max) {
+        json_decref(c.res);
+        log_warn("%s %s: its result is larger than limits.max_result_bytes", call->kind,
+                 call->tool_name);
+        call->rpc_error = -32603;
+        snprintf(call->rpc_message, sizeof call->rpc_message,
+                 "Internal error: %s '%.200s' returned a result larger than "
+                 "limits.max_result_bytes",
+                 call->kind, call->tool_name);
+        return json_null();
+    }
     if (st == VM_OK && c.res)
         return c.res;
     json_decref(c.res);

@@ -14,7 +14,8 @@ import { admin, health, makeHome, run, startServer } from '../reload/lib.mjs';
 
 const CPU_MS = 300;
 const SLACK_MS = 4000; // ASan on a shared 2-core machine
-const ALLOW_ALL = 'mcp.policy { tool = "*", description = "every tool, to anyone (auth is off)" }\n';
+const ALLOW_ALL = 'mcp.policy { tool = "*", description = "every tool, to anyone (auth is off)" }\n' +
+  'mcp.policy { prompt = "*", description = "every prompt" }\n';
 
 const tool = (name, body, schema = '{ type = "object" }') =>
   `mcp.tool { name = ${JSON.stringify(name)}, description = "attack", inputSchema = ${schema}, ` +
@@ -47,6 +48,8 @@ const OVERSIZED = {
 function home() {
   const scripts = { 'echo.lua': tool('echo', 'return "ok"') };
   for (const [name, body] of Object.entries(OVERSIZED)) scripts[`${name}.lua`] = tool(name, body);
+  scripts['big_prompt.lua'] = 'mcp.prompt { name = "big_prompt", description = "200 MiB", handler = function() ' +
+    'local s = ("x"):rep(1 << 20) local t = {} for i = 1, 200 do t[i] = s end return t end }\n';
   for (const [name, [body]] of Object.entries(ATTACKS)) scripts[`${name}.lua`] = tool(name, body);
   const h = makeHome('budgets', { scripts, policies: { 'all.lua': ALLOW_ALL }, conf: { workers: 1 } });
   const text = h.confText.replace('workers = 1,', `workers = 1,\n  limits = { cpu_ms = ${CPU_MS}, max_result_bytes = 4194304 },`);
@@ -108,6 +111,15 @@ describe('budgets', () => {
     assert.equal(ask.status, 200);
     assert.equal(ask.body.result?.isError, true, JSON.stringify(ask.body).slice(0, 300));
     assert.ok(JSON.stringify(ask.body).length < 4096);
+    // a prompt's result too (its converter copies strings itself: refused before it is sent)
+    const pr = await fetch(s.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'prompts/get', params: { name: 'big_prompt' } }),
+    });
+    const prText = await pr.text();
+    assert.ok(prText.length < 4096, `a ${prText.length}-byte answer to prompts/get`);
+    assert.match(prText, /larger than limits\.max_result_bytes/);
     const r = await call(s, 'big_progress', {}, { progressToken: 'p1' });
     assert.equal(r.doc.result?.isError, true, JSON.stringify(r.doc).slice(0, 300));
     assert.ok(r.bytes < (4 << 20) + 65536, `a ${r.bytes}-byte answer`);
