@@ -43,6 +43,7 @@ void config_defaults(config_t *c)
     c->limits.timeout_ms = 30000;
     c->limits.instructions = 0;
     c->limits.memory_bytes = 64u << 20;
+    c->limits.max_result_bytes = CONFIG_MAX_RESULT_BYTES;
     c->egress.max_redirects = 3;
     c->egress.max_response_bytes = 8u << 20;
     c->egress.timeout_ms = 10000;
@@ -252,8 +253,14 @@ static int read_limits(reader_t *r, config_t *c)
         } else if (strcmp(k, "memory_mb") == 0) {
             rc = get_int(r, "limits.memory_mb", 4, 65536, &v);
             c->limits.memory_bytes = (size_t)v << 20;
+        } else if (strcmp(k, "max_result_bytes") == 0) {
+            rc = get_int(r, "limits.max_result_bytes", 1024, 1LL << 30, &v);
+            c->limits.max_result_bytes = (size_t)v;
         } else {
-            rc = fail(r, "limits", "unknown key '%s' (known: cpu_ms, timeout_ms, instructions, memory_mb)", k);
+            rc = fail(r, "limits",
+                      "unknown key '%s' (known: cpu_ms, timeout_ms, instructions, memory_mb, "
+                      "max_result_bytes)",
+                      k);
         }
         lua_pop(L, 1);
         if (rc)
@@ -591,11 +598,37 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     luaL_error(L, "configuration file runs too long");
 }
 
+#define CONFIG_MEMORY_MAX (64u << 20)
+
+/* ... and a heap cap while it runs: `s = s .. s` forty times is forty instructions. */
+typedef struct config_heap {
+    size_t used;
+    bool capped;
+} config_heap_t;
+
+static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    config_heap_t *h = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        h->used -= old;
+        return NULL;
+    }
+    if (h->capped && nsize > old && h->used + (nsize - old) > CONFIG_MEMORY_MAX)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        h->used = h->used - old + nsize;
+    return p;
+}
+
 int config_load_file(config_t *c, const char *path, char **err)
 {
     reader_t r = {.path = path};
     int rc = -1;
-    r.L = luaL_newstate();
+    config_heap_t heap = {0, false};
+    r.L = lua_newstate(config_alloc, &heap);
     if (!r.L) {
         *err = strdup("out of memory");
         return -1;
@@ -613,8 +646,13 @@ int config_load_file(config_t *c, const char *path, char **err)
     lua_insert(r.L, -3); /* stack: env, chunk, env */
     lua_setupvalue(r.L, -2, 1);
     lua_sethook(r.L, budget_hook, LUA_MASKCOUNT, 10000000);
-    if (lua_pcall(r.L, 0, 1, 0) != LUA_OK) {
-        fail(&r, "run", "%s", lua_tostring(r.L, -1));
+    heap.capped = true;
+    int run_rc = lua_pcall(r.L, 0, 1, 0);
+    heap.capped = false;
+    lua_sethook(r.L, NULL, 0, 0);
+    if (run_rc != LUA_OK) {
+        fail(&r, "run", "%s",
+             run_rc == LUA_ERRMEM ? "uses more than 64 MiB of memory" : lua_tostring(r.L, -1));
         goto done;
     }
     /* stack: env, result. A returned table wins; otherwise the globals it set. */

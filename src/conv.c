@@ -36,6 +36,7 @@ typedef struct {
     const void *visiting[CONV_MAX_DEPTH]; /* tables on the current path (cycle check) */
     int array_mt;                         /* stack slots of the marker metatables */
     int object_mt;
+    size_t *left; /* what the JSON text may still take (conv_to_json_max), NULL: no bound */
 } conv_ctx;
 
 /* ---- UTF-8 and error paths ------------------------------------------------------------- */
@@ -332,6 +333,21 @@ static table_shape classify(conv_ctx *c, int idx, size_t *count)
 
 static json_t *value_to_json(conv_ctx *c, int idx);
 
+/* Counts n bytes of JSON text against the bound, before the value is built: a result that
+ * references one large string many times stops at the bound instead of being copied. */
+static bool take(conv_ctx *c, size_t n)
+{
+    if (!c->left)
+        return true;
+    if (n > *c->left) {
+        *c->left = 0;
+        record_error(c, "%s", CONV_TOO_LARGE);
+        return false;
+    }
+    *c->left -= n;
+    return true;
+}
+
 static json_t *array_to_json(conv_ctx *c, int idx, size_t count)
 {
     lua_State *L = c->L;
@@ -378,6 +394,8 @@ static json_t *object_to_json(conv_ctx *c, int idx)
             record_error(c, "object key is not valid UTF-8 (bad byte at offset %zu)", bad_at);
             goto fail;
         }
+        if (!take(c, key_len + 4)) /* "key": and a comma */
+            goto fail;
         path_push_key(c, key, key_len);
         json_t *member = value_to_json(c, lua_gettop(L));
         path_pop(c);
@@ -412,6 +430,8 @@ static json_t *table_to_json(conv_ctx *c, int idx)
             return NULL;
         }
     }
+    if (!take(c, 2))
+        return NULL;
     if (!lua_checkstack(c->L, 3)) { /* key, value, and one slot for a child */
         record_error(c, "Lua stack exhausted");
         return NULL;
@@ -434,6 +454,8 @@ static json_t *number_to_json(conv_ctx *c, int idx)
 {
     json_t *v;
 
+    if (!take(c, 24))
+        return NULL;
     if (lua_isinteger(c->L, idx)) {
         v = json_integer((json_int_t)lua_tointeger(c->L, idx));
     } else {
@@ -458,6 +480,8 @@ static json_t *string_to_json(conv_ctx *c, int idx)
     size_t len, bad_at;
     const char *s = lua_tolstring(c->L, idx, &len);
 
+    if (!take(c, len + 3)) /* quotes and a comma; escapes are not counted */
+        return NULL;
     if (!utf8_valid(s, len, &bad_at)) {
         record_error(c, "string is not valid UTF-8 (bad byte at offset %zu)", bad_at);
         return NULL;
@@ -480,6 +504,8 @@ static json_t *value_to_json(conv_ctx *c, int idx)
     lua_State *L = c->L;
     json_t *v;
 
+    if (!take(c, 6)) /* false, */
+        return NULL;
     switch (lua_type(L, idx)) {
     case LUA_TNIL: /* only reachable at the top: tables cannot hold nil */
         v = json_null();
@@ -508,8 +534,13 @@ static json_t *value_to_json(conv_ctx *c, int idx)
 
 json_t *conv_to_json(lua_State *L, int idx, char **err)
 {
+    return conv_to_json_max(L, idx, NULL, err);
+}
+
+json_t *conv_to_json_max(lua_State *L, int idx, size_t *left, char **err)
+{
     int top = lua_gettop(L);
-    conv_ctx c = {.L = L, .err = err};
+    conv_ctx c = {.L = L, .err = err, .left = left};
 
     if (err != NULL)
         *err = NULL;

@@ -485,11 +485,21 @@ static const char *escape_problem(char next, char *buf, size_t cap)
 {
     bool alnum = (next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') ||
                  (next >= '0' && next <= '9');
-    bool same_meaning = alnum ? strchr("wWsSbB123456789", next) != NULL
+    bool same_meaning = alnum ? strchr("wWsSbB", next) != NULL
                               : strchr("<>`'", next) == NULL; /* \< etc. are GNU anchors */
 
     if (same_meaning)
         return NULL;
+    if (next >= '1' && next <= '9') {
+        /* regexec backtracks over back-references, in exponential time, outside any budget:
+         * a caller could hang a worker with one argument */
+        snprintf(buf, cap,
+                 "the back-reference \\%c is not allowed: a pattern must be a regular "
+                 "expression (matching one with back-references can take exponential "
+                 "time)",
+                 next);
+        return buf;
+    }
     char shown[8]; /* a byte that is not printable ASCII is shown as \xNN: the message stays UTF-8 */
     if ((unsigned char)next >= 0x20 && (unsigned char)next < 0x7f)
         snprintf(shown, sizeof shown, "%c", next);
@@ -535,6 +545,61 @@ static const char *pattern_dialect_problem(const char *p, size_t len, char *buf,
 }
 
 #define PATTERN_MAX 512
+#define PATTERN_WEIGHT_MAX 2000 /* atoms regcomp builds once {m,n} are expanded */
+
+static size_t saturating_mul(size_t a, size_t b)
+{
+    return a && b > (PATTERN_WEIGHT_MAX + 1) / a ? PATTERN_WEIGHT_MAX + 1 : a * b;
+}
+
+/* The number of atoms the regex p[*i..] (up to an unmatched ')') has once regcomp expands its
+ * counted repetitions: "(a{1,100}){1,100}" is 512 bytes at most, but 10,000 atoms, and then
+ * regexec's work per input byte grows with them. An upper estimate; it saturates. */
+static size_t pattern_weight(const char *p, size_t len, size_t *i, int depth)
+{
+    size_t total = 0, atom = 0;
+    while (*i < len && p[*i] != ')' && total <= PATTERN_WEIGHT_MAX) {
+        char c = p[(*i)++];
+        if (c == '{') {
+            size_t m = 0, n = 0;
+            bool comma = false;
+            for (; *i < len && p[*i] != '}'; (*i)++) {
+                if (p[*i] == ',')
+                    comma = true;
+                else if (p[*i] >= '0' && p[*i] <= '9')
+                    *(comma ? &n : &m) =
+                        saturating_mul(*(comma ? &n : &m), 10) + (size_t)(p[*i] - '0');
+            }
+            (*i)++;
+            size_t rep = comma && n ? n : m + (comma ? 1 : 0);
+            total += saturating_mul(atom, rep ? rep - 1 : 0);
+            atom = saturating_mul(atom, rep);
+            continue;
+        }
+        if (c == '*' || c == '+' || c == '?' || c == '|' || c == '^' || c == '$')
+            continue;
+        atom = 1;
+        if (c == '\\') {
+            (*i)++;
+        } else if (c == '[') {
+            if (*i < len && p[*i] == '^')
+                (*i)++;
+            if (*i < len && p[*i] == ']')
+                (*i)++;
+            while (*i < len && p[*i] != ']') {
+                if (p[*i] == '[' && *i + 1 < len && is_class_opener(p[*i + 1]))
+                    *i = skip_bracket_class(p, len, *i);
+                (*i)++;
+            }
+            (*i)++;
+        } else if (c == '(' && depth < 64) {
+            atom = pattern_weight(p, len, i, depth + 1);
+            (*i)++; /* its ')' */
+        }
+        total += atom;
+    }
+    return total;
+}
 
 /* True when a quantifier (* + ? or {m,n}) directly follows another, outside brackets. */
 static bool stacked_quantifier(const char *p, size_t len)
@@ -574,7 +639,7 @@ static bool stacked_quantifier(const char *p, size_t len)
 static int compile_pattern(compile_ctx *cc, schema_t *node, const json_t *schema)
 {
     const json_t *v = json_object_get(schema, "pattern");
-    char problem_buf[128], regex_error[128];
+    char problem_buf[192], regex_error[128];
 
     if (v == NULL)
         return 0;
@@ -596,6 +661,12 @@ static int compile_pattern(compile_ctx *cc, schema_t *node, const json_t *schema
         return compile_error(cc, "pattern", "a quantifier follows a quantifier (as in \"a++\"), "
                                             "which POSIX extended regular expressions leave "
                                             "undefined");
+    size_t at = 0;
+    if (pattern_weight(text, len, &at, 0) > PATTERN_WEIGHT_MAX)
+        return compile_error(cc, "pattern",
+                             "its counted repetitions expand to more than %d "
+                             "atoms (as \"(a{1,100}){1,100}\" does); simplify it",
+                             PATTERN_WEIGHT_MAX);
     int rc = regcomp(&node->pattern, text, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         regerror(rc, &node->pattern, regex_error, sizeof regex_error);

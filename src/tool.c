@@ -337,17 +337,42 @@ static int ctx_remaining_ms(lua_State *L)
     return 1;
 }
 
+static size_t tool_max_result_bytes(const tool_call_t *call);
+
+/* Counts n bytes of a notification against limits.max_result_bytes (raises past it). */
+static void note_bytes(lua_State *L, tool_call_t *call, const char *fn, size_t n)
+{
+    size_t max = tool_max_result_bytes(call);
+    if (n > max || call->note_bytes > max - n)
+        luaL_error(L, "%s: the call's notifications would pass limits.max_result_bytes (%d)", fn,
+                   (int)(max > 0x7fffffff ? 0x7fffffff : max));
+    call->note_bytes += n;
+}
+
+/* conv_to_json for what a call sends the client besides its result (requests to it): counted
+ * with its notifications against limits.max_result_bytes. */
+static json_t *outgoing_json(lua_State *L, tool_call_t *call, int idx, char **why)
+{
+    size_t max = tool_max_result_bytes(call);
+    size_t left = max > call->note_bytes ? max - call->note_bytes : 0, before = left;
+    json_t *v = conv_to_json_max(L, idx, &left, why);
+    call->note_bytes += before - left;
+    return v;
+}
+
 static int ctx_log(lua_State *L)
 {
     tool_call_t *call = ctx_call(L);
     int lv = luaL_checkoption(L, 1, NULL, log_mcp_levels);
-    const char *msg = luaL_checkstring(L, 2);
+    size_t msg_len;
+    const char *msg = luaL_checklstring(L, 2, &msg_len);
     /* the server log has five levels: the three most severe are errors there */
     log_msg((enum log_level)(lv > LOG_ERROR ? LOG_ERROR : lv), "%s %s: %s",
             call->kind ? call->kind : "tool", call->tool_name, msg);
     if (call->log_level >= 0 && lv >= call->log_level) { /* the client asked for these */
         if (call->n_notes >= 1000)
             return luaL_error(L, "ctx.log: too many notifications in one call (1000)");
+        note_bytes(L, call, "ctx.log", msg_len + 128);
         call->n_notes++;
         json_t *data = json_string(msg);
         if (!data)
@@ -380,6 +405,7 @@ static int ctx_progress(lua_State *L)
         return 0;
     if (call->n_notes >= 1000)
         return luaL_error(L, "ctx.progress: too many notifications in one call (1000)");
+    note_bytes(L, call, "ctx.progress", (message ? strlen(message) : 0) + 128);
     call->n_notes++;
     json_t *params = json_pack("{sOsf}", "progressToken", call->progress_token, "progress",
                                (double)progress);
@@ -473,7 +499,7 @@ static int ctx_ask(lua_State *L, const char *method, unsigned cap, const char *w
         return luaL_error(L, "ctx.%s cannot be used inside a coroutine the script created or "
                              "a function that cannot yield", what);
     char *why = NULL;
-    json_t *params = conv_to_json(L, 1, &why);
+    json_t *params = outgoing_json(L, call, 1, &why);
     if (!params || !json_is_object(params)) {
         json_decref(params);
         lua_pushfstring(L, "ctx.%s: %s", what, why ? why : "expected a table");
@@ -609,7 +635,7 @@ static void record_input(lua_State *L, tool_call_t *call, const char *fn, const 
                          int idx)
 {
     char *why = NULL;
-    json_t *req = conv_to_json(L, idx, &why);
+    json_t *req = outgoing_json(L, call, idx, &why);
     const char *m = json_string_value(json_object_get(req, "method"));
     json_t *params = json_object_get(req, "params");
     if (!req || !m || (params && !json_is_object(params))) {
@@ -897,6 +923,20 @@ json_t *tool_error_result(const char *msg)
     return text_content(text, true);
 }
 
+/* limits.max_result_bytes of the call's vm: bounds its result's JSON and, together, the
+ * notifications it sends */
+static size_t tool_max_result_bytes(const tool_call_t *call)
+{
+    size_t max = vm_limits(call->vm)->max_result_bytes;
+    return max ? max : CONFIG_MAX_RESULT_BYTES;
+}
+
+static json_t *too_large(const tool_t *t)
+{
+    log_warn("tool %s: its result is larger than limits.max_result_bytes", t->name);
+    return tool_error_result("tool result is larger than limits.max_result_bytes");
+}
+
 static json_t *text_result(const char *s, size_t len)
 {
     json_t *text = json_stringn(s, len);
@@ -906,7 +946,7 @@ static json_t *text_result(const char *s, size_t len)
 }
 
 /* Adds structuredContent, checked against the output schema, plus its text rendering. */
-static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
+static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content, size_t *left)
 {
     if (t->output) {
         char buf[512];
@@ -921,6 +961,11 @@ static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
     }
     if (!content) {
         char *s = jsonio_dump(obj, NULL);
+        if (s && strlen(s) > *left) { /* the text copy counts too */
+            free(s);
+            json_decref(obj);
+            return too_large(t);
+        }
         content = json_pack("[{ssss}]", "type", "text", "text", s ? s : "");
         free(s);
     }
@@ -929,18 +974,22 @@ static json_t *structured_result(const tool_t *t, json_t *obj, json_t *content)
 
 static json_t *convert_failed(const tool_t *t, char *why)
 {
+    if (why && strstr(why, CONV_TOO_LARGE)) {
+        free(why);
+        return too_large(t);
+    }
     log_error("tool %s: result not convertible: %s", t->name, why ? why : "?");
     free(why);
     return tool_error_result("tool returned a value that cannot be converted to an MCP result");
 }
 
-static json_t *result_table(lua_State *co, int idx, const tool_t *t)
+static json_t *result_table(lua_State *co, int idx, const tool_t *t, size_t *left)
 {
     char *why = NULL;
     json_t *content = NULL, *structured = NULL;
     json_t **content_slot = conv_anchor(co, NULL), **structured_slot = conv_anchor(co, NULL);
     if (lua_getfield(co, idx, "content") != LUA_TNIL) {
-        content = *content_slot = conv_to_json(co, -1, &why);
+        content = *content_slot = conv_to_json_max(co, -1, left, &why);
         if (!content || !json_is_array(content)) {
             lua_pop(co, 1);
             json_decref(conv_unanchor(content_slot));
@@ -952,7 +1001,7 @@ static json_t *result_table(lua_State *co, int idx, const tool_t *t)
     bool is_error = lua_toboolean(co, -1);
     lua_pop(co, 1);
     if (lua_getfield(co, idx, "structuredContent") != LUA_TNIL) {
-        structured = *structured_slot = conv_to_json(co, -1, &why);
+        structured = *structured_slot = conv_to_json_max(co, -1, left, &why);
         if (!structured || !json_is_object(structured)) {
             lua_pop(co, 1);
             json_decref(conv_unanchor(content_slot));
@@ -965,7 +1014,7 @@ static json_t *result_table(lua_State *co, int idx, const tool_t *t)
     conv_unanchor(structured_slot);
     json_t *res;
     if (structured && !is_error)
-        res = structured_result(t, structured, content);
+        res = structured_result(t, structured, content, left);
     else {
         res = json_pack("{so}", "content", content ? content : json_array());
         if (structured)
@@ -992,7 +1041,7 @@ static bool content_list(lua_State *co, int idx)
     return true;
 }
 
-static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
+static json_t *convert_results(lua_State *co, int nres, const tool_t *t, size_t *left)
 {
     int base = lua_gettop(co) - nres + 1;
     if (nres == 0 || lua_isnil(co, base)) {
@@ -1009,6 +1058,8 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
     switch (lua_type(co, base)) {
     case LUA_TSTRING: {
         const char *s = lua_tolstring(co, base, &len);
+        if (len > *left)
+            return too_large(t);
         return text_result(s, len);
     }
     case LUA_TNUMBER:
@@ -1022,10 +1073,10 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
         return convert_failed(t, decl_fmt("handler returned a %s", luaL_typename(co, base)));
     }
     if (api_has_mt(co, base, API_RESULT_MT))
-        return result_table(co, base, t);
+        return result_table(co, base, t, left);
     bool item = api_has_mt(co, base, API_CONTENT_MT);
     if (item || content_list(co, base)) {
-        json_t *v = conv_to_json(co, base, &why);
+        json_t *v = conv_to_json_max(co, base, left, &why);
         if (!v)
             return convert_failed(t, why);
         if (item) {
@@ -1035,7 +1086,7 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
         }
         return json_pack("{so}", "content", v);
     }
-    json_t *v = conv_to_json(co, base, &why);
+    json_t *v = conv_to_json_max(co, base, left, &why);
     if (!v)
         return convert_failed(t, why);
     if (!json_is_object(v)) {
@@ -1043,7 +1094,7 @@ static json_t *convert_results(lua_State *co, int nres, const tool_t *t)
         return convert_failed(t, strdup("handler returned a list; return an object, text or "
                                         "content items"));
     }
-    return structured_result(t, v, NULL);
+    return structured_result(t, v, NULL, left);
 }
 
 /* ---- running ---------------------------------------------------------------------------- */
@@ -1164,9 +1215,40 @@ static int convert_protected(lua_State *co)
 {
     conversion_t *c = lua_touserdata(co, 1);
     lua_remove(co, 1);
+    size_t left = tool_max_result_bytes(c->call);
     c->res = c->call->convert ? c->call->convert(co, c->nres, c->call)
-                              : convert_results(co, c->nres, c->call->tool);
+                              : convert_results(co, c->nres, c->call->tool, &left);
     return 0;
+}
+
+/* An upper estimate of v's JSON text, counted until it passes max (then max + 1). For the
+ * results of prompts and resources, whose converters (catalog.c) copy strings themselves: the
+ * answer is refused before it is written out. */
+static size_t json_size_past(const json_t *v, size_t max)
+{
+    size_t n = 0, i;
+    const char *key;
+    json_t *item;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return json_string_length(v) + 3;
+    case JSON_ARRAY:
+        json_array_foreach((json_t *)v, i, item) {
+            n += json_size_past(item, max) + 1;
+            if (n > max)
+                return max + 1;
+        }
+        return n + 2;
+    case JSON_OBJECT:
+        json_object_foreach((json_t *)v, key, item) {
+            n += strlen(key) + 4 + json_size_past(item, max);
+            if (n > max)
+                return max + 1;
+        }
+        return n + 2;
+    default:
+        return 24;
+    }
 }
 
 static json_t *convert(tool_call_t *call, lua_State *co, int nres)
@@ -1182,6 +1264,18 @@ static json_t *convert(tool_call_t *call, lua_State *co, int nres)
     vm_host_end(call->vm);
     char *msg = NULL;
     vm_status_t st = room ? vm_pcall(call->vm, co, nres + 1, &msg, &call->budget) : VM_NOMEM;
+    size_t max = tool_max_result_bytes(call);
+    if (st == VM_OK && c.res && call->convert && json_size_past(c.res, max) > max) {
+        json_decref(c.res);
+        log_warn("%s %s: its result is larger than limits.max_result_bytes", call->kind,
+                 call->tool_name);
+        call->rpc_error = -32603;
+        snprintf(call->rpc_message, sizeof call->rpc_message,
+                 "Internal error: %s '%.200s' returned a result larger than "
+                 "limits.max_result_bytes",
+                 call->kind, call->tool_name);
+        return json_null();
+    }
     if (st == VM_OK && c.res)
         return c.res;
     json_decref(c.res);

@@ -9,6 +9,7 @@
 
 #include "luamcp/api.h"
 #include "luamcp/log.h"
+#include "luamcp/sbxlib.h"
 #include "luamcp/smallmem.h"
 #include "luamcp/treefile.h"
 
@@ -24,6 +25,7 @@ struct vm {
     long long instr_used;
     long long deadline_ns;
     bool budget_hit;    /* once set, the hook raises on every instruction until unwound */
+    lua_State *running; /* the thread run() resumed (the call's own), NULL between runs */
     vm_phase_t phase;
     const char *loading_file;
     char *lib_dir;
@@ -64,23 +66,60 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* ---- budget ---------------------------------------------------------------------------- */
 
+static bool over_budget(vm_t *vm, long long steps)
+{
+    vm->instr_used += steps;
+    return (vm->limits.instructions > 0 && vm->instr_used > vm->limits.instructions) ||
+           now_ns() > vm->deadline_ns;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* From here on every instruction of this thread and of the call's own thread traps. */
+static void spend(vm_t *vm, lua_State *L)
+{
+    vm->budget_hit = true;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    if (vm->running && vm->running != L)
+        lua_sethook(vm->running, budget_hook, LUA_MASKCOUNT, 1);
+}
+
+/* The kill must reach the host whatever the script wraps around it. On the call's own thread,
+ * when it can yield, the hook yields it: only the host resumed it, so no pcall, xpcall or
+ * coroutine of the script sees that, and run() never resumes it again. Elsewhere (a coroutine
+ * the script made, a message handler, a callback of a C function) it raises; the hook stays
+ * armed on every instruction of this thread and of the call's thread, so whatever catches the
+ * error traps at its very next instruction, and the sandbox's xpcall runs no script handler
+ * once the budget is spent (sbx_xpcall): each catch unwinds a level, never re-enters one. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     vm_t *vm = vm_of(L);
     if (!vm->budget_hit) {
-        vm->instr_used += HOOK_EVERY;
-        bool over = (vm->limits.instructions > 0 && vm->instr_used > vm->limits.instructions) ||
-                    now_ns() > vm->deadline_ns;
-        if (!over)
+        if (!over_budget(vm, HOOK_EVERY))
             return;
-        vm->budget_hit = true;
+        spend(vm, L);
     }
-    /* Re-arm on every instruction: a pcall in the script may catch this error, but the very
-     * next instruction outside it raises again, so the kill always reaches the host. */
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    if (L == vm->running && lua_isyieldable(L)) {
+        lua_yield(L, 0);
+        return;
+    }
     luaL_error(L, "budget exceeded");
 }
+
+bool vm_charge(lua_State *L, long long steps)
+{
+    vm_t *vm = vm_of(L);
+    if (!vm->running)
+        return true; /* host code between runs: no budget to charge */
+    if (!vm->budget_hit && !over_budget(vm, steps))
+        return true;
+    spend(vm, L);
+    return false;
+}
+
+bool vm_budget_spent(lua_State *L) { return vm_of(L)->budget_hit; }
 
 /* ---- sandbox --------------------------------------------------------------------------- */
 
@@ -90,6 +129,7 @@ vm_phase_t vm_phase(const vm_t *vm) { return vm->phase; }
 void vm_set_phase(vm_t *vm, vm_phase_t phase) { vm->phase = phase; }
 const char *vm_loading_file(const vm_t *vm) { return vm->loading_file; }
 size_t vm_memory(const vm_t *vm) { return vm->mem_used; }
+const config_limits_t *vm_limits(const vm_t *vm) { return &vm->limits; }
 
 void vm_set_call(vm_t *vm, void *call, unsigned long long serial)
 {
@@ -547,6 +587,7 @@ static void build_base(lua_State *L)
         vm_freeze(L);
         lua_setfield(L, -2, libs[i].name);
     }
+    sbx_patch_libs(L); /* stack: G, base — functions that would run long in C, bounded */
     /* os: the clock only */
     luaL_requiref(L, "os", luaopen_os, 0);
     lua_newtable(L);
@@ -667,25 +708,36 @@ static vm_status_t run(vm_t *vm, lua_State *co, int nargs, int *nres, bool resum
                        vm_budget_t *b)
 {
     *msg = NULL;
+    lua_State *outer = vm->running;
+    vm->running = co;
     arm_budget(vm, co, b);
     long long t0 = now_ns();
     int rc = resume ? lua_resume(co, vm->L, nargs, nres) : lua_pcall(co, nargs, 0, 0);
-    lua_sethook(co, NULL, 0, 0);
+    /* The hook stays on co: should a script ever resume this thread (coroutine.running() kept
+     * in a global), it runs under that call's budget, not free. */
+    vm->running = outer;
     if (b) {
         b->instructions = vm->instr_used;
         b->cpu_ns += now_ns() - t0;
     }
-    if (rc == LUA_OK)
+    if (rc == LUA_OK && !vm->budget_hit)
         return VM_OK;
-    if (rc == LUA_YIELD)
-        return VM_YIELD;
-    if (vm->budget_hit) {
+    if (vm->budget_hit) { /* raised, or yielded from the hook: co is never resumed */
+        if (rc == LUA_OK && !resume) { /* a tail call returned past the kill: vm_pcall pops */
+            vm_host_begin(vm);
+            lua_pushnil(co);
+            vm_host_end(vm);
+        }
         char buf[160];
         snprintf(buf, sizeof buf, "exceeded its budget (cpu_ms=%d, instructions=%lld)",
                  vm->limits.cpu_ms, vm->limits.instructions);
         *msg = strdup(buf);
+        if (rc == LUA_YIELD && nres)
+            *nres = 0;
         return VM_TIMEOUT;
     }
+    if (rc == LUA_YIELD)
+        return VM_YIELD;
     if (rc == LUA_ERRMEM || vm->mem_hit) {
         char buf[120];
         snprintf(buf, sizeof buf, "ran out of memory (memory_mb=%zu)",

@@ -6,12 +6,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#define CONFIG_MAX_RESULT_BYTES (4u << 20) /* limits.max_result_bytes when not set (or 0) */
+
 typedef struct config_limits {
     int cpu_ms;             /* time one call may spend running Lua, milliseconds (summed over
                                its resumptions when it waits for backends) */
     int timeout_ms;         /* wall-clock time of one call, waiting included */
     long long instructions; /* VM instructions per call; 0 = only the time budget */
     size_t memory_bytes;    /* cap on one Lua state's heap */
+    size_t max_result_bytes; /* a call's result as JSON, and its notifications together */
 } config_limits_t;
 
 /* Tasks (the io.modelcontextprotocol/tasks extension of 2026-07-28): a tool call that goes on

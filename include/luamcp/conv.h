@@ -39,6 +39,12 @@ int conv_push_json(lua_State *L, const json_t *v, char **err);
  * Leaves the stack as it found it. Never raises except on allocation failure. */
 json_t *conv_to_json(lua_State *L, int idx, char **err);
 
+/* conv_to_json, counting the JSON text it makes against *left (bytes; an upper estimate that
+ * leaves escapes out), decremented as it goes: past it, NULL with *err = CONV_TOO_LARGE (and
+ * *left = 0), before the rest is built. One left can bound several conversions together. */
+#define CONV_TOO_LARGE "larger than the size limit"
+json_t *conv_to_json_max(lua_State *L, int idx, size_t *left, char **err);
+
 /* For host code that builds JSON while it reads Lua values that may raise (metamethods, memory):
  * pushes a box owning v (released when collected, if still there); take v back with
  * conv_unanchor once nothing can raise any more. */

@@ -90,6 +90,7 @@ typedef struct tool_call {
     bool asking;
     json_t *answer;
     unsigned n_notes;        /* notifications emitted so far (bounded per call) */
+    size_t note_bytes;       /* their text so far (bounded by limits.max_result_bytes) */
 
     /* the 2026-07-28 era: requests to the client are input requests of the result (MRTR) */
     bool modern;

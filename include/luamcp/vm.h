@@ -64,6 +64,16 @@ vm_status_t vm_resume_budget(vm_t *vm, lua_State *co, int nargs, int *nres, char
  * script returned (its metamethods run, and may fail). *msg says why when not VM_OK. */
 vm_status_t vm_pcall(vm_t *vm, lua_State *co, int nargs, char **msg, vm_budget_t *b);
 
+/* For C functions that loop without running Lua code (the sandbox's string and table
+ * functions): charges steps to the running call's budget. false once it is spent: the caller
+ * then raises, and every later instruction of the call traps too. */
+bool vm_charge(lua_State *L, long long steps);
+/* true once the running call's budget is spent (no script code may run any more). */
+bool vm_budget_spent(lua_State *L);
+
+/* The limits the vm was made with (borrowed). */
+const config_limits_t *vm_limits(const vm_t *vm);
+
 /* Memory in use by the state, in bytes. */
 size_t vm_memory(const vm_t *vm);
 /* The vm of a lua_State (any thread of it). */

@@ -467,6 +467,15 @@ static void test_pattern_bounds(void)
     char big[700];
     snprintf(big, sizeof big, "{\"pattern\": \"%0600d\"}", 0);
     EXPECT_BAD_SCHEMA_PREFIX(big, "pattern: longer than 512 bytes");
+    /* not regular: glibc's regexec backtracks over back-references, exponentially (issue 15) */
+    EXPECT_BAD_SCHEMA_PREFIX("{\"pattern\": \"^(a*)*\\\\1$\"}",
+                             "pattern: the back-reference \\1 is not allowed");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"pattern\": \"(x)[a]\\\\9\"}",
+                             "pattern: the back-reference \\9 is not allowed");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"pattern\": \"(a{1,100}){1,100}\"}",
+                             "pattern: its counted repetitions expand to more than 2000 atoms");
+    EXPECT_BAD_SCHEMA_PREFIX("{\"pattern\": \"((a|b){50}c){50}\"}",
+                             "pattern: its counted repetitions expand");
     /* quantifiers after escapes and inside brackets are not stacked */
     char *err = NULL;
     schema_t *ok = compile_text("{\"pattern\": \"^a+\\\\+[+*]?b{2}$\"}", &err);
@@ -474,6 +483,19 @@ static void test_pattern_bounds(void)
         fprintf(stderr, "    %s\n", err ? err : "?");
     schema_free(ok);
     free(err);
+    /* ordinary counted repetitions stay allowed, and "\\." is no back-reference */
+    static const char *const fine[] = {
+        "{\"pattern\": \"^[0-9]{4}-[0-9]{2}-[0-9]{2}$\"}",
+        "{\"pattern\": \"^([a-z]{1,20}\\\\.){1,10}[a-z]{2,63}$\"}",
+        "{\"pattern\": \"^[[:alnum:]_]{1,1000}$\"}", NULL};
+    for (int i = 0; fine[i]; i++) {
+        err = NULL;
+        ok = compile_text(fine[i], &err);
+        if (!CHECK(ok != NULL))
+            fprintf(stderr, "    %s: %s\n", fine[i], err ? err : "?");
+        schema_free(ok);
+        free(err);
+    }
 }
 
 static void test_bad_nested_schemas(void)
