@@ -675,7 +675,7 @@ static void run_check(const policy_rule_t *r, vm_t *vm, const char *tool_name,
     lua_State *L = vm_lua(vm);
     int top = lua_gettop(L);
     vm_host_begin(vm); /* these pushes run unprotected: they must not meet the cap */
-    lua_State *co = lua_newthread(L); /* anchored on L's stack while it runs */
+    lua_State *co = vm_new_thread(L); /* anchored on L's stack while it runs */
     lua_rawgeti(co, LUA_REGISTRYINDEX, r->check_ref);
     if (caller)
         api_push_caller(co, caller);

@@ -258,6 +258,42 @@ static int sbx_sort(lua_State *L)
     return 0;
 }
 
+/* ---- coroutines ------------------------------------------------------------------------ */
+
+/* coroutine.resume and coroutine.close over Lua's own (upvalue 1), refusing the host's threads:
+ * a script reaches its call's thread through coroutine.running() and could keep it for a later
+ * call to resume or close while the host still waits on it (see vm_new_thread). */
+static int host_thread_refused(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTHREAD);
+    return vm_is_host_thread(L, 1);
+}
+
+static int call_original(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static int sbx_resume(lua_State *L)
+{
+    if (host_thread_refused(L)) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "cannot resume a call's own thread (only the server runs it)");
+        return 2;
+    }
+    return call_original(L);
+}
+
+static int sbx_close(lua_State *L)
+{
+    if (host_thread_refused(L))
+        return luaL_error(L, "cannot close a call's own thread (only the server runs it)");
+    return call_original(L);
+}
+
 /* ---- patching --------------------------------------------------------------------------- */
 
 /* stack: ... -> ..., the library table as luaL_requiref left it in the registry */
@@ -282,5 +318,13 @@ void sbx_patch_libs(lua_State *L)
     lua_pushcfunction(L, sbx_rep);
     lua_setfield(L, -2, "rep");
     sbx_patch_patterns(L);
+    lua_pop(L, 1);
+    push_loaded(L, "coroutine");
+    static const luaL_Reg co_fns[] = {{"resume", sbx_resume}, {"close", sbx_close}};
+    for (size_t i = 0; i < sizeof co_fns / sizeof co_fns[0]; i++) {
+        lua_getfield(L, -1, co_fns[i].name);
+        lua_pushcclosure(L, co_fns[i].func, 1);
+        lua_setfield(L, -2, co_fns[i].name);
+    }
     lua_pop(L, 1);
 }

@@ -1433,7 +1433,7 @@ static json_t *run(vm_t *vm, int handler_ref, json_t *args, tool_call_t *call)
     lua_State *L = vm_lua(vm);
     int top = lua_gettop(L);
     vm_host_begin(vm); /* these pushes run unprotected: they must not meet the cap */
-    lua_State *co = lua_newthread(L);
+    lua_State *co = vm_new_thread(L);
     lua_pushvalue(L, -1);
     call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* held while the handler runs or waits */
     lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);

@@ -636,12 +636,45 @@ static void build_base(lua_State *L)
     lua_pop(L, 2);
 }
 
+static const char host_threads_key = 0; /* its address keys the registry's table */
+
 static int build_state(lua_State *L)
 {
     lua_pushlightuserdata(L, vm_of(L));
     lua_setfield(L, LUA_REGISTRYINDEX, "luamcp.vm");
+    lua_newtable(L); /* the host's threads, weak-keyed: see vm_new_thread */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &host_threads_key);
     build_base(L);
     return 0;
+}
+
+lua_State *vm_new_thread(lua_State *L)
+{
+    lua_State *co = lua_newthread(L);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &host_threads_key) == LUA_TTABLE) {
+        lua_pushvalue(L, -2);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    return co;
+}
+
+bool vm_is_host_thread(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &host_threads_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return false;
+    }
+    lua_pushvalue(L, idx);
+    bool host = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    return host;
 }
 
 vm_t *vm_new(const config_limits_t *limits, const char *lib_dir, char **err)
@@ -785,7 +818,7 @@ int vm_load_file(vm_t *vm, const char *path, vm_phase_t phase, char **err)
     vm_push_script_env(L, path);
     lua_setupvalue(L, -2, 1);
 
-    lua_State *co = lua_newthread(L);
+    lua_State *co = vm_new_thread(L);
     lua_insert(L, -2);
     lua_xmove(L, co, 1); /* stack: thread; co: chunk */
     vm->phase = phase;

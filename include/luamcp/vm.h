@@ -107,4 +107,13 @@ void vm_push_script_env(lua_State *L, const char *file);
  * pushing nothing, when no script is running (the host itself, or mcp.so in specs). */
 bool vm_push_owner_file(lua_State *L);
 
+/* lua_newthread for the host: a thread a call, a policy check or a load runs on, pushed on L.
+ * Such threads are marked, and the sandbox's coroutine.resume and coroutine.close refuse them:
+ * coroutine.running() hands a script its call's thread, which another call must never resume
+ * or close (it would run or end the first call's handler while the host waits on it). */
+lua_State *vm_new_thread(lua_State *L);
+
+/* Whether the value at idx is a thread made by vm_new_thread. */
+bool vm_is_host_thread(lua_State *L, int idx);
+
 #endif

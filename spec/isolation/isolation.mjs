@@ -105,4 +105,31 @@ describe('isolation', () => {
     await health(s);
     await s.stopClean();
   });
+
+  it("no call resumes or closes another call's thread", async () => {
+    // park keeps its own thread in a file global, then waits (mcp.sleep yields to the host);
+    // hijack, another caller's call on the same worker, tries to run and to end it
+    const HIJACK =
+      tool('park', 'parked = coroutine.running() mcp.sleep(1) return "parked done"') +
+      tool('hijack', 'local ok, err = coroutine.resume(parked, "forged") ' +
+        'local cok, cerr = pcall(coroutine.close, parked) ' +
+        'return tostring(ok) .. " " .. tostring(err) .. " | " .. tostring(cok) .. " " .. tostring(cerr)');
+    const home = makeHome('isolation-threads', {
+      scripts: { 'hijack.lua': HIJACK },
+      policies: { 'all.lua': 'mcp.policy { tools = { "park", "hijack" }, description = "open" }\n' },
+      conf: { workers: 1 },
+    });
+    const s = await startServer(home, { stateless: true });
+    servers.push(s);
+    const parked = call(s, 'park');
+    await new Promise((r) => setTimeout(r, 300)); // park is waiting on its sleep
+    const h = await call(s, 'hijack');
+    assert.match(h.text, /^false cannot resume a call's own thread/, JSON.stringify(h.doc));
+    assert.match(h.text, /\| false .*cannot close a call's own thread/, JSON.stringify(h.doc));
+    const p = await parked;
+    assert.equal(p.text, 'parked done', `the owner's call ends normally: ${JSON.stringify(p.doc)}`);
+    assert.equal((await call(s, 'park')).text, 'parked done');
+    await health(s);
+    await s.stopClean();
+  });
 });

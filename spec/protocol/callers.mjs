@@ -78,6 +78,9 @@ before(async () => {
     auth: { resource: RESOURCE, issuers: [{ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, algorithms: ['RS256'] }] },
     limits: { timeout_ms: 8000 },
     egress: { allow: ['127.0.0.1'], allow_http: true, allow_private: ['127.0.0.1/32'] },
+    // every caller here connects from 127.0.0.1: the GET flood is about the stream tables,
+    // not the per-address connection cap (spec/edge/flood.mjs tests that)
+    max_connections_per_address: 0,
   });
 });
 
