@@ -258,7 +258,8 @@ static const char *subject_for(lua_State *L, int idx, fetch_t *f, tool_call_t *c
 
 /* A header a script may not set: Host (it would front another name past the egress
  * allowlist: the host comes from the URL), the hop-by-hop ones (RFC 9110 7.6.1: the host owns
- * the connection) and Content-Length (the body's length is the body's). */
+ * the connection), Content-Length (the body's length is the body's) and Accept-Encoding (a
+ * body curl does not decode would pass the credential scrub compressed). */
 static const char *forbidden_header(const char *name)
 {
     static const char *const hop[] = {"Connection", "Keep-Alive", "TE", "Trailer",
@@ -267,6 +268,9 @@ static const char *forbidden_header(const char *name)
         return "cannot be set by a script (the host comes from the URL)";
     if (strcasecmp(name, "Content-Length") == 0)
         return "cannot be set by a script (it is the body's length)";
+    if (strcasecmp(name, "Accept-Encoding") == 0)
+        return "cannot be set by a script (the host asks for and decodes compressed answers, "
+               "so that their size is bounded and their echo of a credential scrubbed)";
     if (strncasecmp(name, "Proxy-", 6) == 0)
         return "is hop-by-hop: the host manages the connection";
     for (int i = 0; hop[i]; i++)

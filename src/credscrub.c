@@ -17,6 +17,8 @@ typedef struct form {
 struct credscrub {
     form_t *forms;
     size_t n, cap;
+    form_t *values; /* the values themselves, for the escape-aware pass (json_pass) */
+    size_t nv;
 };
 
 /* Adds text (takes ownership) unless it is too short or already there. */
@@ -138,6 +140,13 @@ static bool add_value(credscrub_t *c, const char *v)
     size_t n = strlen(v), len = 0;
     if (n < 4)
         return true;
+    form_t *grown = realloc(c->values, (c->nv + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    c->values = grown;
+    if (!(c->values[c->nv].text = strdup(v)))
+        return false;
+    c->values[c->nv++].len = n;
     bool ok = add(c, strdup(v), n, 4) && add(c, reversed(v, n), n, MIN_FORM) &&
               add(c, hex(v, n, false), 2 * n, MIN_FORM) && add(c, hex(v, n, true), 2 * n, MIN_FORM);
     char *p = ok ? percent(v, n, true, &len) : NULL;
@@ -173,7 +182,12 @@ void credscrub_free(credscrub_t *c)
         memset(c->forms[i].text, 0, c->forms[i].len);
         free(c->forms[i].text);
     }
+    for (size_t i = 0; i < c->nv; i++) {
+        memset(c->values[i].text, 0, c->values[i].len);
+        free(c->values[i].text);
+    }
     free(c->forms);
+    free(c->values);
     free(c);
 }
 
@@ -206,6 +220,77 @@ static char *replace(const char *src, size_t n, const form_t *f, size_t *out_len
     return out;
 }
 
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+        return (ch | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/* The length of v (n bytes) at p when each of its bytes may also be written as a JSON escape
+ * — \u00hh in either case, or \" \\ \/ — as encoders choose per byte (Go escapes & < >, others
+ * every non-alphanumeric): no fixed form covers the mixes, and a script's mcp.json.decode or
+ * r:json() would undo them. 0 when v is not there. */
+static size_t json_match(const char *p, const char *end, const char *v, size_t n)
+{
+    const char *q = p;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (q < end && *q == '\\' && end - q >= 6 && q[1] == 'u' && q[2] == '0' && q[3] == '0' &&
+            hexval(q[4]) >= 0 && hexval(q[5]) >= 0 && hexval(q[4]) * 16 + hexval(q[5]) == ch)
+            q += 6;
+        else if (q < end && *q == '\\' && end - q >= 2 && (unsigned char)q[1] == ch &&
+                 (ch == '"' || ch == '\\' || ch == '/'))
+            q += 2;
+        else if (q < end && (unsigned char)*q == ch)
+            q++;
+        else
+            return 0;
+    }
+    return (size_t)(q - p);
+}
+
+/* Every escape-aware match of v in src (n bytes) masked, into a new buffer; NULL when none.
+ * Only texts holding a backslash can hold an escaped form (the plain one is a form already). */
+static char *json_pass(const char *src, size_t n, const form_t *v, size_t *out_len, bool *oom)
+{
+    if (!memchr(src, '\\', n))
+        return NULL;
+    char *out = NULL, *o = NULL;
+    const char *p = src, *end = src + n, *copied = src;
+    while (p < end) {
+        size_t m = ((unsigned char)*p == (unsigned char)v->text[0] || *p == '\\')
+                       ? json_match(p, end, v->text, v->len) : 0;
+        if (!m) {
+            p++;
+            continue;
+        }
+        if (!out) { /* a masked match never grows the text by more than MASK_LEN per value byte */
+            out = malloc(n + (n / v->len + 1) * MASK_LEN + 1);
+            if (!out) {
+                *oom = true;
+                return NULL;
+            }
+            o = out;
+        }
+        memcpy(o, copied, (size_t)(p - copied));
+        o += p - copied;
+        memcpy(o, MASK, MASK_LEN);
+        o += MASK_LEN;
+        p += m;
+        copied = p;
+    }
+    if (!out)
+        return NULL;
+    memcpy(o, copied, (size_t)(end - copied));
+    o += end - copied;
+    *o = '\0';
+    *out_len = (size_t)(o - out);
+    return out;
+}
+
 char *credscrub_apply(const credscrub_t *c, const char *buf, size_t len, size_t *out_len)
 {
     char *cur = NULL;
@@ -214,6 +299,15 @@ char *credscrub_apply(const credscrub_t *c, const char *buf, size_t len, size_t 
     for (size_t i = 0; c && i < c->n && !oom; i++) {
         size_t n = 0;
         char *next = replace(cur ? cur : buf, cur_len, &c->forms[i], &n, &oom);
+        if (next) {
+            free(cur);
+            cur = next;
+            cur_len = n;
+        }
+    }
+    for (size_t i = 0; c && i < c->nv && !oom; i++) {
+        size_t n = 0;
+        char *next = json_pass(cur ? cur : buf, cur_len, &c->values[i], &n, &oom);
         if (next) {
             free(cur);
             cur = next;

@@ -26,7 +26,7 @@ static bool on_path(const char *program, char *out, size_t size)
         path = "/usr/local/bin:/usr/bin:/bin";
     while (*path) {
         size_t len = strcspn(path, ":");
-        int n = snprintf(out, size, "%.*s/%s", (int)len, len ? path : ".", program);
+        int n = snprintf(out, size, "%.*s/%s", len ? (int)len : 1, len ? path : ".", program);
         if (n > 0 && (size_t)n < size && is_file(out) && access(out, X_OK) == 0)
             return true;
         path += len + (path[len] == ':');

@@ -71,6 +71,11 @@ const credForms = (tok) => {
     encodeURIComponent(tok), encodeURIComponent(tok).toLowerCase(), tok.replace(/\//g, '\\/'),
     Buffer.from(`Bearer ${tok}`).toString('base64'), Buffer.from(`{"t":"${tok}"}`).toString('base64'),
     Buffer.from(`xx${tok}`).toString('base64url'), b.toString('base64'),
+    // JSON escapes an encoder picks per byte, which a script's mcp.json.decode or r:json() undoes:
+    // every non-alphanumeric as \u00hh (lower and upper case), and Go's mix (+ escaped, / as \/)
+    tok.replace(/[^A-Za-z0-9]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+    tok.replace(/[^A-Za-z0-9]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}`),
+    tok.replace(/\+/g, '\\u002b').replace(/\//g, '\\/'),
   ];
 };
 let tagSeq = 0;
@@ -1158,6 +1163,7 @@ describe('headers and methods a script may not send', () => {
     'Transfer-Encoding': [{ headers: { 'Transfer-Encoding': 'chunked' } }, 'header Transfer-Encoding is hop-by-hop'],
     Upgrade: [{ headers: { Upgrade: 'websocket' } }, 'header Upgrade is hop-by-hop'],
     'Content-Length': [{ headers: { 'Content-Length': '5' } }, 'header Content-Length cannot be set by a script'],
+    'Accept-Encoding (a compressed echo would pass the scrub)': [{ headers: { 'Accept-Encoding': 'gzip' } }, 'header Accept-Encoding cannot be set by a script'],
     'a name with a space': [{ headers: { 'X A': 'v' } }, "header name 'X A' is not a token"],
     'CR LF in a value': [{ headers: { 'X-A': 'v\r\nX-Injected: 1' } }, 'header X-A: a value cannot hold NUL, CR or LF'],
     'LF alone in a value': [{ headers: { 'X-A': 'v\nX-Injected: 1' } }, 'header X-A: a value cannot hold NUL, CR or LF'],
