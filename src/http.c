@@ -1505,15 +1505,16 @@ void http_connection(void *cls, struct MHD_Connection *conn, void **socket_conte
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && c) {
         /* libmicrohttpd closes the socket right after this: drain it first if the client
          * may still be sending (not while stopping: the daemon's stop frees the slots) */
-        if (!atomic_load(&w->srv->stopping) && linger_wanted(c->fd, c->linger))
-            linger_start(w, c->fd);
+        bool lingers = !atomic_load(&w->srv->stopping) && linger_wanted(c->fd, c->linger) &&
+                       linger_start(w, c->fd, c->peer); /* keeps the address counted */
         if (c->prev)
             c->prev->next = c->next;
         else
             w->conns = c->next;
         if (c->next)
             c->next->prev = c->prev;
-        peers_leave(w->srv->peers, c->peer);
+        if (!lingers)
+            peers_leave(w->srv->peers, c->peer);
         auth_memo_clear(&c->memo);
         free(c);
         *socket_context = NULL;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -24,6 +25,7 @@ struct lingering {
     int fd; /* -1: free */
     size_t drained;
     long long until_ms;
+    unsigned char peer[PEER_KEY_LEN]; /* its address's count, given back when it closes */
 };
 
 bool linger_wanted(int fd, bool refused_early)
@@ -40,34 +42,37 @@ static void finish(worker_t *w, struct lingering *l)
     close(l->fd);
     l->fd = -1;
     w->n_lingering--;
+    peers_leave(w->srv->peers, l->peer);
 }
 
-void linger_start(worker_t *w, int fd)
+bool linger_start(worker_t *w, int fd, const unsigned char *peer)
 {
     if (!w->lingering) {
         if (!(w->lingering = calloc(LINGER_SLOTS, sizeof *w->lingering)))
-            return;
+            return false;
         for (unsigned i = 0; i < LINGER_SLOTS; i++)
             w->lingering[i].fd = -1;
     }
     if (w->n_lingering >= LINGER_SLOTS)
-        return; /* a flood of them: closed at once, as before */
+        return false; /* a flood of them: closed at once, as before */
     unsigned i = 0;
     while (w->lingering[i].fd >= 0)
         i++;
     int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0)
-        return;
+        return false;
     int flags = fcntl(dup_fd, F_GETFL);
     fcntl(dup_fd, F_SETFL, flags | O_NONBLOCK);
     shutdown(dup_fd, SHUT_WR); /* after what libmicrohttpd wrote: our answer, then FIN */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = EV_LINGER | i};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, dup_fd, &ev) != 0) {
         close(dup_fd);
-        return;
+        return false;
     }
-    w->lingering[i] = (struct lingering){dup_fd, 0, now_ms() + LINGER_MS};
+    w->lingering[i] = (struct lingering){dup_fd, 0, now_ms() + LINGER_MS, {0}};
+    memcpy(w->lingering[i].peer, peer, PEER_KEY_LEN);
     w->n_lingering++;
+    return true;
 }
 
 void linger_event(worker_t *w, unsigned slot)

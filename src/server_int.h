@@ -182,8 +182,10 @@ void peers_leave(peers_t *p, const unsigned char *key);
 /* Whether libmicrohttpd's socket fd, about to be closed, should be drained first: we answered
  * its request early, or bytes it sent are still unread. */
 bool linger_wanted(int fd, bool refused_early);
-/* Takes a duplicate of fd, shuts it down for writing and drains it from the worker's loop. */
-void linger_start(worker_t *w, int fd);
+/* Takes a duplicate of fd, shuts it down for writing and drains it from the worker's loop;
+ * true when it did, and then the connection's address count (peer) is given back when the
+ * drain ends, so lingering sockets count against max_connections_per_address too. */
+bool linger_start(worker_t *w, int fd, const unsigned char *peer);
 /* EV_LINGER for slot: reads what is there; closes at the end of stream or the byte bound. */
 void linger_event(worker_t *w, unsigned slot);
 /* Closes the sockets past their time (all of them with all, and frees the slots). */

@@ -111,6 +111,23 @@ describe('per-address cap', () => {
     await server.stop();
   });
 
+  it('sockets the server lingers on (after an early 413) still count against the cap until the drain ends', async () => {
+    const server = await start('cap-linger', { max_connections_per_address: 4, max_body_bytes: 1024 });
+    // each announces a body far over max_body_bytes, gets its 413, and then keeps the socket open
+    // sending nothing: the server drains it (up to 2 s) after the 413, holding a descriptor
+    const socks = await openSockets(server.port, 4, (s) => s.write(
+      `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{`));
+    try {
+      await sleep(300); // the 413s are out, the sockets linger
+      const r = await rawExchange(server.port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      assert.ok(r.closedByServer && r.statuses.length === 0, `a fifth connection while 4 linger: ${JSON.stringify(r)}`);
+    } finally {
+      destroyAll(socks);
+    }
+    await waitFor('the counts given back', async () => { try { return !!(await good(server)); } catch { return false; } }, 10000, 100);
+    await server.stop();
+  });
+
   it('per_address_exempt_loopback = true: loopback is not counted', async () => {
     const server = await start('exempt', { max_connections_per_address: 10, per_address_exempt_loopback: true });
     const socks = await openSockets(server.port, 30);
