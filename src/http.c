@@ -1505,7 +1505,7 @@ void http_connection(void *cls, struct MHD_Connection *conn, void **socket_conte
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && c) {
         /* libmicrohttpd closes the socket right after this: drain it first if the client
          * may still be sending (not while stopping: the daemon's stop frees the slots) */
-        bool lingers = !atomic_load(&w->srv->stopping) && linger_wanted(c->fd, c->linger) &&
+        bool lingers = !atomic_load(&w->srv->stopping) && linger_wanted(c->fd, c->linger || c->started) &&
                        linger_start(w, c->fd, c->peer); /* keeps the address counted */
         if (c->prev)
             c->prev->next = c->next;
@@ -1794,12 +1794,12 @@ enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char 
 void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                     enum MHD_RequestTerminationCode toe)
 {
-    (void)toe;
     worker_t *w = cls;
     req_t *r = *req_cls;
     conn_t *c = conn_of(conn);
     if (c) { /* keep-alive: the next request's clock starts now */
         c->answering = false;
+        c->started = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK; /* an error: still lingers */
         c->head_done = false;
         c->fresh = false;
         c->since_ms = now_ms();

@@ -94,6 +94,9 @@ typedef struct conn {
     size_t target_len;
     bool target_ok;         /* it is in canonical origin-form */
     bool linger;            /* answered early (400, 413): drain before the socket is closed */
+    bool started;           /* a request line arrived and its request has not completed: a
+                             * close now (libmicrohttpd's own 431, a timeout) may leave a body
+                             * on its way, so it lingers too */
     bool head_done;         /* the current request's head arrived (the handler ran) */
     bool fresh;             /* no request answered on it yet (header_timeout_s applies) */
     unsigned char peer[PEER_KEY_LEN]; /* its count in srv->peers (peer[0] 0: not counted) */

@@ -154,6 +154,7 @@ void *strict_target(void *cls, const char *uri, struct MHD_Connection *conn)
         c->target_len = uri ? strlen(uri) : 0;
         /* now: libmicrohttpd decodes it in place after this */
         c->target_ok = uri && hdr_target_canonical(uri);
+        c->started = true;
     }
     return NULL; /* the handler's first call still finds *req_cls NULL */
 }

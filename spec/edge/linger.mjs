@@ -73,3 +73,24 @@ describe('oversized bodies get a readable 413', () => {
     });
   }
 });
+
+describe('a request head too large gets a readable 431', () => {
+  it(`HTTP, a 64 KiB header and a 4 MiB body behind it: ${ROUNDS} of ${ROUNDS}`, async () => {
+    const bad = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const r = await curl(plain.url, false, ['-H', `X-Big: ${'y'.repeat(64 << 10)}`]);
+      if (r.rc !== 0 || r.code !== '431') bad.push(`round ${i}: curl exit ${r.rc}, status ${r.code}`);
+    }
+    assert.deepEqual(bad, [], bad.join('\n'));
+    assert.ok(await good(plain));
+  });
+  it(`HTTPS, the same: ${ROUNDS} of ${ROUNDS}`, async () => {
+    const bad = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const r = await curl(`https://localhost:${tls.port}/mcp`, false, ['-H', `X-Big: ${'y'.repeat(64 << 10)}`,
+        '--cacert', cert, '--resolve', `localhost:${tls.port}:127.0.0.1`]);
+      if (r.rc !== 0 || r.code !== '431') bad.push(`round ${i}: curl exit ${r.rc}, status ${r.code}`);
+    }
+    assert.deepEqual(bad, [], bad.join('\n'));
+  });
+});
