@@ -367,6 +367,8 @@ static bool push_caller_env(lua_State *L)
 
 /* load(chunk [, name [, mode [, env]]]) — text chunks only, and env defaults to the caller's
  * script environment rather than the shared base. */
+#define LOAD_MAX_BYTES (1u << 20)
+
 static int sandbox_load(lua_State *L)
 {
     size_t len;
@@ -375,6 +377,15 @@ static int sandbox_load(lua_State *L)
     const char *mode = luaL_optstring(L, 3, "t");
     if (strcmp(mode, "t") != 0)
         return luaL_error(L, "load: only text chunks are allowed (mode \"t\")");
+    /* Compiling runs in C, outside the count hook: bound it, and charge it (a step a byte). */
+    if (len > LOAD_MAX_BYTES) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "load: a chunk is at most 1 MiB (this one is %I bytes)",
+                        (lua_Integer)len);
+        return 2;
+    }
+    if (!vm_charge(L, (long long)len))
+        return luaL_error(L, "budget exceeded (in load)");
     if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
         luaL_pushfail(L);
         lua_insert(L, -2);

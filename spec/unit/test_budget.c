@@ -182,6 +182,10 @@ static void test_c_functions(void)
            "  __len = function() return 1 << 30 end}))",
            VM_TIMEOUT, "budget");
     attack("string.format width", "return string.format('%99999d', 1)", VM_ERROR, "invalid");
+    attack("load of a chunk over 1 MiB", "return select(2, load(('x = 1 '):rep(200000)))", VM_OK,
+           "load: a chunk is at most 1 MiB (this one is 1200000 bytes)");
+    attack("load in a loop", "local c = ('x = 1 '):rep(170000) while true do load(c) end",
+           TIMEOUT);
     attack("find backtracking", "return ('a'):rep(30):find(('a*'):rep(30) .. 'b')", TIMEOUT);
     attack("match backtracking", "return ('a'):rep(40):match(('a-'):rep(40) .. 'b')", TIMEOUT);
     attack("gmatch backtracking", "for x in ('a'):rep(30):gmatch(('a?'):rep(30) .. 'b') do end",
