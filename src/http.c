@@ -1213,6 +1213,100 @@ static const char *bearer_token(req_t *r, struct MHD_Connection *conn)
     return r->bearer;
 }
 
+/* A response (to a request of ours) or a notification: routed to the call it refers to, if
+ * the caller owns one, and answered 202. */
+static enum MHD_Result take_non_request(req_t *r, struct MHD_Connection *conn, json_t *msg,
+                                        const rpc_msg_t *m)
+{
+    if (m->kind == RPC_RESPONSE && !route_answer(r, msg))
+        return fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
+                    "Bad Request: no request of this session waits for this response", NULL,
+                    NULL);
+    if (m->kind == RPC_NOTIFICATION && strcmp(m->method, "notifications/cancelled") == 0 &&
+        !r->w->srv->cfg->stateless)
+        route_cancel(r, m->params);
+    r->answered = true;
+    return queue(conn, MHD_HTTP_ACCEPTED, NULL, 0, NULL, NULL, NULL);
+}
+
+/* The handler waits for backends: the connection is parked (or becomes a stream when the call
+ * already talks to the client) and the worker serves others meanwhile. */
+static enum MHD_Result park(req_t *r, struct MHD_Connection *conn, rpc_env_t *env,
+                            const rpc_msg_t *m, int accept)
+{
+    r->pending = env->pending;
+    r->accept = accept;
+    keep_notes(r, env->notifications);
+    rpc_pending_on_wake(r->pending, tool_wake, r);
+    r->next_waiter = r->w->tool_waiters;
+    r->w->tool_waiters = r;
+    if (!r->w->srv->cfg->stateless) { /* so notifications/cancelled can find it */
+        char key[48];
+        call_key_of(m->id, key, sizeof key);
+        if (key[0] && remember_key(r, key))
+            snprintf(r->call_key, sizeof r->call_key, "%s", key);
+    }
+    if (r->outbox || r->detach) /* it already talks to the client: a stream now */
+        return start_stream(r, conn);
+    r->suspended = true;
+    MHD_suspend_connection(conn);
+    return MHD_YES;
+}
+
+/* 2026-07-28 gives some errors their HTTP status; 0 for the others (and for results). */
+static unsigned modern_error_status(json_t *resp)
+{
+    json_int_t code = json_integer_value(json_object_get(json_object_get(resp, "error"), "code"));
+    if (code == RPC_METHOD_NOT_FOUND)
+        return MHD_HTTP_NOT_FOUND;
+    if (code == RPC_MISSING_CAPABILITY || code == RPC_HEADER_MISMATCH ||
+        code == RPC_UNSUPPORTED_VERSION)
+        return MHD_HTTP_BAD_REQUEST;
+    return 0;
+}
+
+/* A policy wants more scopes: step-up, 403 insufficient_scope with the scopes to ask for
+ * (RFC 6750); takes resp. */
+static enum MHD_Result step_up(req_t *r, struct MHD_Connection *conn, rpc_env_t *env,
+                               json_t *resp)
+{
+    json_decref(env->notifications);
+    free(r->challenge);
+    r->challenge = auth_scope_challenge(r->w->srv->auth, env->challenge);
+    r->answered = true;
+    return queue_json(conn, MHD_HTTP_FORBIDDEN, resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                      r->challenge);
+}
+
+/* initialize succeeded: its session, owned by the caller, into sid. false when none can be
+ * made, with the refusal queued in *rc (resp and the notifications dropped). */
+static bool open_session(req_t *r, struct MHD_Connection *conn, rpc_env_t *env, json_t *resp,
+                         char sid[SESSION_ID_LEN + 1], enum MHD_Result *rc)
+{
+    server_t *srv = r->w->srv;
+    unsigned char owner[SESSION_OWNER_LEN];
+    auth_caller_owner(r->caller, owner);
+    int made = session_create(srv->sessions, env->negotiated, owner, sid);
+    if (made == 0) {
+        session_set_client_caps(srv->sessions, sid, env->client_caps);
+        return true;
+    }
+    json_decref(resp);
+    json_decref(env->notifications);
+    if (made == SESSION_CALLER_FULL) {
+        log_info("initialize refused: the caller holds max_sessions_per_caller (%u) sessions",
+                 srv->cfg->max_sessions_per_caller);
+        *rc = fail(r, conn, MHD_HTTP_TOO_MANY_REQUESTS, RPC_INTERNAL_ERROR,
+                   "Too Many Requests: this caller holds as many sessions as it may "
+                   "(max_sessions_per_caller); end one with DELETE or let one expire",
+                   NULL, NULL);
+    } else {
+        *rc = fail(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, RPC_INTERNAL_ERROR,
+                   "Service Unavailable: too many sessions", NULL, NULL);
+    }
+    return false;
+}
+
 static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
 {
     server_t *srv = r->w->srv;
@@ -1269,18 +1363,8 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
     }
     if (!init && !mod.on && !session_check(r, conn, &sess, &rc))
         goto done;
-    if (m.kind == RPC_RESPONSE && !route_answer(r, msg)) {
-        rc = fail(r, conn, MHD_HTTP_BAD_REQUEST, RPC_INVALID_REQUEST,
-                  "Bad Request: no request of this session waits for this response", NULL,
-                  NULL);
-        goto done;
-    }
-    if (m.kind == RPC_NOTIFICATION && strcmp(m.method, "notifications/cancelled") == 0 &&
-        !srv->cfg->stateless)
-        route_cancel(r, m.params);
     if (m.kind != RPC_REQUEST) {
-        r->answered = true;
-        rc = queue(conn, MHD_HTTP_ACCEPTED, NULL, 0, NULL, NULL, NULL);
+        rc = take_non_request(r, conn, msg, &m);
         goto done;
     }
     rpc_env_t env = {.cfg = srv->cfg, .bundle = r->w->bundle, .caller = r->caller,
@@ -1313,12 +1397,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
     }
     if (resp && mod.on) {
         modernize(resp, m.method);
-        /* this era gives some errors their HTTP status */
-        json_int_t code = json_integer_value(json_object_get(json_object_get(resp, "error"), "code"));
-        unsigned status = code == RPC_METHOD_NOT_FOUND ? MHD_HTTP_NOT_FOUND
-                          : code == RPC_MISSING_CAPABILITY || code == RPC_HEADER_MISMATCH ||
-                                    code == RPC_UNSUPPORTED_VERSION
-                              ? MHD_HTTP_BAD_REQUEST : 0;
+        unsigned status = modern_error_status(resp);
         if (status) {
             json_decref(env.notifications);
             r->answered = true;
@@ -1327,26 +1406,7 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         }
     }
     if (!resp && env.pending) {
-        /* the handler waits for backends: park the connection, serve others meanwhile */
-        r->pending = env.pending;
-        r->accept = accept;
-        keep_notes(r, env.notifications);
-        rpc_pending_on_wake(r->pending, tool_wake, r);
-        r->next_waiter = r->w->tool_waiters;
-        r->w->tool_waiters = r;
-        if (!srv->cfg->stateless) { /* so notifications/cancelled can find it */
-            char key[48];
-            call_key_of(m.id, key, sizeof key);
-            if (key[0] && remember_key(r, key))
-                snprintf(r->call_key, sizeof r->call_key, "%s", key);
-        }
-        if (r->outbox || r->detach) { /* it already talks to the client: a stream now */
-            rc = start_stream(r, conn);
-            goto done;
-        }
-        r->suspended = true;
-        MHD_suspend_connection(conn);
-        rc = MHD_YES;
+        rc = park(r, conn, &env, &m, accept);
         goto done;
     }
     if (resp && r->detach && (accept & ACCEPT_SSE)) {
@@ -1361,39 +1421,15 @@ static enum MHD_Result mcp_post(req_t *r, struct MHD_Connection *conn)
         goto done;
     }
     if (env.challenge[0]) {
-        /* a policy wants more scopes: step-up (403 insufficient_scope, RFC 6750) */
-        json_decref(env.notifications);
-        free(r->challenge);
-        r->challenge = auth_scope_challenge(srv->auth, env.challenge);
-        r->answered = true;
-        rc = queue_json(conn, MHD_HTTP_FORBIDDEN, resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                        r->challenge);
+        rc = step_up(r, conn, &env, resp);
         goto done;
     }
     char sid[SESSION_ID_LEN + 1];
     bool with_sid = false;
     if (init && env.negotiated && !srv->cfg->stateless) {
-        unsigned char owner[SESSION_OWNER_LEN];
-        auth_caller_owner(r->caller, owner);
-        int made = session_create(srv->sessions, env.negotiated, owner, sid);
-        if (made != 0) {
-            json_decref(resp);
-            json_decref(env.notifications);
-            if (made == SESSION_CALLER_FULL) {
-                log_info("initialize refused: the caller holds max_sessions_per_caller (%u) "
-                         "sessions", srv->cfg->max_sessions_per_caller);
-                rc = fail(r, conn, MHD_HTTP_TOO_MANY_REQUESTS, RPC_INTERNAL_ERROR,
-                          "Too Many Requests: this caller holds as many sessions as it may "
-                          "(max_sessions_per_caller); end one with DELETE or let one expire",
-                          NULL, NULL);
-            } else {
-                rc = fail(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, RPC_INTERNAL_ERROR,
-                          "Service Unavailable: too many sessions", NULL, NULL);
-            }
+        if (!open_session(r, conn, &env, resp, sid, &rc))
             goto done;
-        }
         with_sid = true;
-        session_set_client_caps(srv->sessions, sid, env.client_caps);
     }
     rc = answer(r, conn, resp, env.notifications, accept, with_sid ? sid : NULL);
 done:
