@@ -49,7 +49,13 @@ mcp.tool { name = "vg_error", description = "raises an error", inputSchema = { t
   handler = function() error({ "a table as the error" }) end }
 `;
 
+// Each step is written to stderr as it starts (t.diagnostic only shows at the end): a run that
+// once hung with no output names where it stopped.
+const T0 = Date.now();
+const step = (what) => process.stderr.write(`valgrind.mjs: +${Date.now() - T0} ms: ${what}\n`);
+
 it('luamcp under valgrind memcheck: no memory error, no definite leak, exit status 0', { timeout: 240000 }, async (t) => {
+  step('writing the wrapper and the home');
   // the binary behind a wrapper, so the harness starts it as usual
   const wrapper = path.join(TMP, 'luamcp-valgrind.sh');
   writeFileSync(wrapper, `#!/bin/sh\nexec "${VALGRIND}" --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no --num-callers=30 "${BIN}" "$@"\n`);
@@ -60,6 +66,7 @@ it('luamcp under valgrind memcheck: no memory error, no definite leak, exit stat
   writeFileSync(path.join(home, 'scripts', 'vg_extra.lua'), EXTRA);
   mkdirSync(path.join(home, 'policies'));
   writeFileSync(path.join(home, 'policies', 'all.lua'), 'mcp.policy { tool = "*", scopes = { "mcp:tools" } }\n');
+  step('generating the RSA key');
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(path.join(home, 'jwks.json'), JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'vg', alg: 'RS256', use: 'sig' }] }));
   const mint = (claims = {}) => {
@@ -70,7 +77,9 @@ it('luamcp under valgrind memcheck: no memory error, no definite leak, exit stat
   };
   const token = mint();
 
+  step('starting the backend');
   const backend = await startBackend((rec) => ({ status: 200, body: { seen: rec.headers['x-call'] } }));
+  step('starting luamcp under valgrind');
   const t0 = Date.now();
   const server = await startLuamcp(wrapper, TMP, 'valgrind', {
     scripts: path.join(home, 'scripts'),
@@ -82,6 +91,7 @@ it('luamcp under valgrind memcheck: no memory error, no definite leak, exit stat
     egress: { allow: ['127.0.0.1'], allow_http: true, allow_private: ['127.0.0.1/32'] },
   });
   t.diagnostic(`started under valgrind in ${Date.now() - t0} ms`);
+  step('started; the scenario');
   try {
     const send = (method, params, { sid, accept = 'application/json', tok = token, id = true } = {}) =>
       new Promise((resolve, reject) => {
@@ -175,6 +185,7 @@ it('luamcp under valgrind memcheck: no memory error, no definite leak, exit stat
     void stream; // left open: SIGTERM ends it
 
     // SIGTERM, and valgrind's verdict (its leak check takes a while: wait up to 90 s)
+    step('SIGTERM');
     const t1 = Date.now();
     server.proc.kill('SIGTERM');
     const done = await Promise.race([server.proc.exit, sleep(90000, null, { ref: false })]);
